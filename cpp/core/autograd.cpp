@@ -1,0 +1,261 @@
+#include "core/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/errors.h"
+#include "ops/arith.h"
+#include "ops/copy.h"
+
+namespace lamina {
+
+namespace {
+thread_local bool grad_enabled = true;
+}
+
+bool GradMode::is_enabled() { return grad_enabled; }
+void GradMode::set_enabled(bool enabled) { grad_enabled = enabled; }
+
+const Tensor& SavedTensor::get() const {
+  if (tensor_.defined() && tensor_.version() != version_)
+    throw RuntimeError(detail::concat(
+        "one of the tensors needed for gradient computation has been modified by an in-place "
+        "operation (saved at version ", version_, ", now version ", tensor_.version(), ")"));
+  return tensor_;
+}
+
+void release_node(std::shared_ptr<Node>&& node) {
+  thread_local std::vector<std::shared_ptr<Node>> pending;
+  thread_local bool draining = false;
+  if (!node) return;
+  if (node.use_count() > 1) {
+    node.reset();
+    return;
+  }
+  pending.push_back(std::move(node));
+  if (draining) return;
+  draining = true;
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    n.reset();
+  }
+  draining = false;
+}
+
+Node::~Node() {
+  VjpFn fn = std::move(vjp);
+  fn = nullptr;
+  for (Edge& e : next) release_node(std::move(e.node));
+}
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(const char* name, const std::vector<Tensor>& inputs, Tensor& out, VjpFn vjp) {
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->vjp = std::move(vjp);
+  node->next.reserve(inputs.size());
+  node->inputs.reserve(inputs.size());
+  for (const Tensor& t : inputs) {
+    Edge e;
+    if (t.defined() && t.requires_grad()) {
+      if (t.is_leaf()) e.leaf = t.impl_ptr();
+      else e.node = t.grad_fn();
+    }
+    node->next.push_back(std::move(e));
+    node->inputs.push_back(t.defined() ? InputMeta{t.shape(), t.dtype()} : InputMeta{{}, DType::Float32});
+  }
+  out.impl()->grad_fn = std::move(node);
+  out.impl()->requires_grad = true;
+}
+
+void retain_grad(const Tensor& t) {
+  check<RuntimeError>(t.requires_grad(), "retain_grad: the tensor does not require grad");
+  if (t.is_leaf()) return;
+  t.grad_fn()->retained_output = t.impl_ptr();
+}
+
+namespace {
+
+Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? add(acc, g) : g; }
+
+// Makes a gradient fit the input it flows into: same dtype, and its own memory when it
+// becomes a leaf's .grad (so later in-place updates of .grad touch nothing else).
+Tensor conform(const Tensor& g, const InputMeta& meta, const char* node_name) {
+  if (g.shape() != meta.shape)
+    throw RuntimeError(detail::concat("backward of ", node_name, " produced a gradient of shape ",
+                                      shape_str(g.shape()), " for an input of shape ",
+                                      shape_str(meta.shape)));
+  return g.dtype() == meta.dtype ? g : astype(g, meta.dtype);
+}
+
+Tensor own(const Tensor& g) {
+  if (g.is_contiguous() && g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 &&
+      g.offset() == 0)
+    return g;
+  return clone(g);
+}
+
+struct Engine {
+  bool retain_graph;
+  bool create_graph;
+  // grad() mode: capture gradients here instead of accumulating into .grad.
+  std::unordered_map<TensorImpl*, size_t> capture_leaf;
+  std::unordered_map<Node*, size_t> capture_node;
+  std::vector<Tensor> captured;
+
+  void deliver_leaf(const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
+    auto it = capture_leaf.find(leaf.get());
+    if (it != capture_leaf.end()) {
+      captured[it->second] = accumulate(captured[it->second], g);
+      return;
+    }
+    if (!capture_leaf.empty() || !capture_node.empty()) return;
+    if (!leaf->requires_grad) return;
+    Tensor prev(leaf->grad);
+    Tensor next = prev.defined() ? add(prev, g) : (create_graph ? g : own(g));
+    if (!create_graph) next = next.detach();
+    leaf->grad = next.impl_ptr();
+  }
+
+  void run(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads) {
+    check<ValueError>(roots.size() == grads.size(), "backward: got ", roots.size(), " tensors but ",
+                      grads.size(), " gradients");
+    std::unordered_map<Node*, int> deps;
+    std::unordered_map<Node*, Tensor> buffer;
+    std::vector<Node*> stack;
+    std::unordered_set<Node*> seen;
+
+    for (size_t i = 0; i < roots.size(); ++i) {
+      const Tensor& r = roots[i];
+      check<RuntimeError>(r.requires_grad(),
+                          "element ", i, " of tensors does not require grad and does not have a grad_fn");
+      Tensor g = grads[i];
+      check<ValueError>(g.shape() == r.shape(), "backward: gradient of shape ", shape_str(g.shape()),
+                        " does not match the tensor's shape ", shape_str(r.shape()));
+      if (g.dtype() != r.dtype()) g = astype(g, r.dtype());
+      if (r.is_leaf()) {
+        deliver_leaf(r.impl_ptr(), g);
+        continue;
+      }
+      Node* n = r.grad_fn().get();
+      buffer[n] = accumulate(buffer[n], g);
+      if (seen.insert(n).second) stack.push_back(n);
+    }
+    std::vector<Node*> order = stack;
+    while (!stack.empty()) {
+      Node* n = stack.back();
+      stack.pop_back();
+      for (const Edge& e : n->next) {
+        if (!e.node) continue;
+        ++deps[e.node.get()];
+        if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+      }
+    }
+    std::vector<Node*> ready;
+    for (Node* n : order)
+      if (deps[n] == 0) ready.push_back(n);
+
+    GradModeGuard mode(create_graph);
+    while (!ready.empty()) {
+      Node* n = ready.back();
+      ready.pop_back();
+      auto it = buffer.find(n);
+      Tensor g;
+      if (it != buffer.end()) {
+        g = std::move(it->second);
+        buffer.erase(it);
+      }
+      std::vector<Tensor> input_grads;
+      if (g.defined()) {
+        if (auto out = n->retained_output.lock()) {
+          Tensor prev(out->grad);
+          out->grad = (prev.defined() ? add(prev, g) : clone(g)).impl_ptr();
+        }
+        auto cap = capture_node.find(n);
+        if (cap != capture_node.end()) captured[cap->second] = accumulate(captured[cap->second], g);
+        if (n->released)
+          throw RuntimeError(detail::concat(
+              "backward of ", n->name, ": trying to backward through the graph a second time; "
+              "pass retain_graph=True the first time"));
+        try {
+          input_grads = n->vjp(g);
+        } catch (const RuntimeError& e) {
+          throw RuntimeError(detail::concat("backward of ", n->name, ": ", e.what()));
+        }
+        if (!retain_graph) {
+          n->vjp = nullptr;
+          n->released = true;
+        }
+      }
+      for (size_t i = 0; i < n->next.size(); ++i) {
+        const Edge& e = n->next[i];
+        Tensor gi = i < input_grads.size() ? input_grads[i] : Tensor();
+        if (gi.defined() && e.valid()) gi = conform(gi, n->inputs[i], n->name);
+        if (e.node) {
+          if (gi.defined()) buffer[e.node.get()] = accumulate(buffer[e.node.get()], gi);
+          if (--deps[e.node.get()] == 0) ready.push_back(e.node.get());
+        } else if (e.leaf && gi.defined()) {
+          deliver_leaf(e.leaf, gi);
+        }
+      }
+    }
+  }
+};
+
+std::vector<Tensor> ones_like_all(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads) {
+  if (!grads.empty()) return grads;
+  std::vector<Tensor> out;
+  for (const Tensor& r : roots) {
+    check<RuntimeError>(r.numel() == 1, "grad can be implicitly created only for scalar outputs, got shape ",
+                        shape_str(r.shape()));
+    out.push_back(full_like_value(r, 1.0));
+  }
+  return out;
+}
+
+}  // namespace
+
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
+              bool create_graph) {
+  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}};
+  engine.run(roots, ones_like_all(roots, grads));
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& roots, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grads, bool retain_graph, bool create_graph,
+                         bool allow_unused) {
+  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}};
+  engine.captured.resize(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    check<RuntimeError>(t.requires_grad(), "grad: input ", i, " does not require grad");
+    if (t.is_leaf()) engine.capture_leaf[t.impl()] = i;
+    else engine.capture_node[t.grad_fn().get()] = i;
+  }
+  engine.run(roots, ones_like_all(roots, grads));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!engine.captured[i].defined()) {
+      check<RuntimeError>(allow_unused, "grad: input ", i,
+                          " was not used in the graph; pass allow_unused=True");
+      continue;
+    }
+    if (!create_graph) engine.captured[i] = engine.captured[i].detach();
+  }
+  return engine.captured;
+}
+
+}  // namespace lamina

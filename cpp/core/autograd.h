@@ -1,0 +1,85 @@
+// Reverse-mode autograd: the Node an op records, the saved tensors it keeps, grad mode,
+// and the engine that walks the graph backwards without recursion.
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace lamina {
+
+// Gradient recording is per thread, like PyTorch's.
+struct GradMode {
+  static bool is_enabled();
+  static void set_enabled(bool enabled);
+};
+
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool enabled) : prev_(GradMode::is_enabled()) { GradMode::set_enabled(enabled); }
+  ~GradModeGuard() { GradMode::set_enabled(prev_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Where a gradient flows: into another node, or into a leaf's .grad.
+struct Edge {
+  std::shared_ptr<Node> node;
+  std::shared_ptr<TensorImpl> leaf;
+  bool valid() const { return node || leaf; }
+};
+
+// A tensor kept for backward, with the version it had; reading it after an in-place
+// change is an error rather than a silently wrong gradient.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t) : tensor_(t), version_(t.defined() ? t.version() : 0) {}
+  const Tensor& get() const;
+
+ private:
+  Tensor tensor_;
+  uint64_t version_ = 0;
+};
+
+using VjpFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+struct InputMeta {
+  Shape shape;
+  DType dtype;
+};
+
+struct Node {
+  const char* name = "?";
+  std::vector<Edge> next;         // one per op input
+  std::vector<InputMeta> inputs;  // what each input gradient must look like
+  VjpFn vjp;                      // returns one gradient per input (undefined = zero)
+  std::weak_ptr<TensorImpl> retained_output;  // set by Tensor.retain_grad()
+  bool released = false;
+  ~Node();
+};
+
+// True when an op on these inputs must record a node.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+bool needs_grad(const std::vector<Tensor>& inputs);
+// Records `out`'s history: a node named `name` over `inputs` with the given vjp.
+void record(const char* name, const std::vector<Tensor>& inputs, Tensor& out, VjpFn vjp);
+
+// Accumulates d(roots)/d(leaves) into each leaf's .grad.
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
+              bool create_graph);
+// Returns d(roots)/d(inputs) without touching any .grad (torch.autograd.grad).
+std::vector<Tensor> grad(const std::vector<Tensor>& roots, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grads, bool retain_graph, bool create_graph,
+                         bool allow_unused);
+void retain_grad(const Tensor& t);
+
+// Destroying a long chain of nodes would recurse once per node; this hands the last
+// reference to a loop instead.
+void release_node(std::shared_ptr<Node>&& node);
+
+}  // namespace lamina

@@ -1,0 +1,151 @@
+#include "core/parallel.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/errors.h"
+
+namespace lamina {
+
+namespace {
+
+thread_local bool inside_pool_task = false;
+
+int default_threads() {
+  if (const char* env = std::getenv("LAMINA_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : int(hw);
+}
+
+class Pool {
+ public:
+  explicit Pool(int threads) { resize(threads); }
+  ~Pool() { stop_workers(); }
+
+  int size() const { return int(workers_.size()) + 1; }
+
+  void resize(int threads) {
+    std::lock_guard<std::mutex> busy(run_mutex_);
+    stop_workers();
+    stopping_ = false;
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  }
+
+  // Returns false when another thread holds the pool; the caller then runs inline.
+  bool try_run(int64_t begin, int64_t end, int64_t chunks,
+               const std::function<void(int64_t, int64_t)>& fn) {
+    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fn_ = &fn;
+      begin_ = begin;
+      end_ = end;
+      chunks_ = chunks;
+      next_chunk_.store(0);
+      remaining_.store(chunks);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    inside_pool_task = true;
+    work();
+    inside_pool_task = false;
+    // Workers join a job only under mutex_ while fn_ is set, so once fn_ is cleared with
+    // no worker inside, none can read this job's fields while the next job writes them.
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (remaining_.load() == 0 && active_.load() == 0) {
+          fn_ = nullptr;
+          return true;
+        }
+      }
+      std::this_thread::yield();
+    }
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      int64_t c = next_chunk_.fetch_add(1);
+      if (c >= chunks_) return;
+      int64_t n = end_ - begin_;
+      (*fn_)(begin_ + n * c / chunks_, begin_ + n * (c + 1) / chunks_);
+      remaining_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  void worker_loop(int) {
+    inside_pool_task = true;
+    uint64_t seen = 0;
+    for (;;) {
+      bool have_work = false;
+      for (int spin = 0; spin < 20000 && !have_work; ++spin)
+        have_work = generation_.load(std::memory_order_acquire) != seen || stopping_.load();
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_.load();
+      if (!fn_) continue;
+      active_.fetch_add(1);
+      lock.unlock();
+      work();
+      active_.fetch_sub(1);
+    }
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex run_mutex_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> generation_{0};
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t begin_ = 0, end_ = 0, chunks_ = 0;
+  std::atomic<int> active_{0};
+  std::atomic<int64_t> next_chunk_{0};
+  std::atomic<int64_t> remaining_{0};
+};
+
+Pool& pool() {
+  static Pool* p = new Pool(default_threads());  // never destroyed: workers may outlive static teardown
+  return *p;
+}
+
+}  // namespace
+
+int get_num_threads() { return pool().size(); }
+
+void set_num_threads(int n) {
+  check<ValueError>(n >= 1 && n <= 1024, "set_num_threads: expected 1..1024 threads, got ", n);
+  pool().resize(n);
+}
+
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& fn) {
+  int64_t n = end - begin;
+  if (n <= 0) return;
+  grain = grain < 1 ? 1 : grain;
+  int threads = inside_pool_task ? 1 : pool().size();
+  int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  if (chunks <= 1 || !pool().try_run(begin, end, chunks, fn)) fn(begin, end);
+}
+
+}  // namespace lamina

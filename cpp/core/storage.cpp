@@ -1,0 +1,56 @@
+#include "core/storage.h"
+
+#include <cstdlib>
+
+#include "core/errors.h"
+
+namespace lamina {
+
+std::string Device::str() const {
+  return type == Type::CPU ? "cpu" : "cuda:" + std::to_string(index);
+}
+
+Device Device::parse(const std::string& spec) {
+  if (spec == "cpu") return Device{};
+  if (spec == "cuda") return Device{Type::CUDA, 0};
+  if (spec.rfind("cuda:", 0) == 0) {
+    std::string num = spec.substr(5);
+    check<ValueError>(!num.empty() && num.find_first_not_of("0123456789") == std::string::npos &&
+                          num.size() < 6,
+                      "invalid device '", spec, "'");
+    return Device{Type::CUDA, std::stoi(num)};
+  }
+  throw ValueError("invalid device '" + spec + "': expected 'cpu', 'cuda' or 'cuda:N'");
+}
+
+std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  if (device.type != Device::Type::CPU)
+    throw RuntimeError("this build of Lamina has no CUDA support");
+  std::shared_ptr<Storage> s(new Storage());
+  s->nbytes_ = nbytes;
+  s->device_ = device;
+  if (nbytes > 0) {
+    constexpr size_t kAlign = 64;
+    if (nbytes > SIZE_MAX - kAlign) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
+    size_t rounded = (nbytes + kAlign - 1) / kAlign * kAlign;
+    s->data_ = std::aligned_alloc(kAlign, rounded);
+    if (!s->data_) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
+  }
+  return s;
+}
+
+std::shared_ptr<Storage> Storage::wrap(void* data, size_t nbytes, std::shared_ptr<void> owner,
+                                       Device device) {
+  std::shared_ptr<Storage> s(new Storage());
+  s->data_ = data;
+  s->nbytes_ = nbytes;
+  s->device_ = device;
+  s->owner_ = std::move(owner);
+  return s;
+}
+
+Storage::~Storage() {
+  if (!owner_) std::free(data_);
+}
+
+}  // namespace lamina

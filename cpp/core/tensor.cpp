@@ -1,0 +1,66 @@
+#include "core/tensor.h"
+
+#include "core/autograd.h"
+#include "core/errors.h"
+
+namespace lamina {
+
+TensorImpl::~TensorImpl() { release_node(std::move(grad_fn)); }
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  int64_t n = checked_numel(shape, "empty");
+  size_t isz = dtype_size(dtype);
+  if (n > 0 && uint64_t(n) > SIZE_MAX / isz)
+    throw MemoryError("empty: shape " + shape_str(shape) + " needs more bytes than addressable");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::allocate(size_t(n) * isz, device);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::view_of(const Tensor& base, Shape shape, Shape strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.impl_->storage;
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  impl->dtype = base.impl_->dtype;
+  return Tensor(std::move(impl));
+}
+
+int64_t Tensor::size(int64_t axis) const {
+  return impl_->shape[size_t(normalize_axis(axis, ndim(), "size"))];
+}
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : impl_->shape) n *= d;
+  return n;
+}
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (size_t i = impl_->shape.size(); i-- > 0;) {
+    if (impl_->shape[i] == 1) continue;
+    if (impl_->strides[i] != expected) return false;
+    expected *= impl_->shape[i];
+  }
+  return true;
+}
+
+void Tensor::set_requires_grad(bool value) {
+  if (!value && !is_leaf())
+    throw RuntimeError("requires_grad can only be cleared on a leaf tensor; use detach()");
+  if (value && !is_floating(dtype()))
+    throw TypeError(std::string("only floating-point tensors can require gradients, got ") +
+                    dtype_name(dtype()));
+  impl_->requires_grad = value;
+}
+
+Tensor Tensor::detach() const {
+  return view_of(*this, impl_->shape, impl_->strides, impl_->offset);
+}
+
+}  // namespace lamina

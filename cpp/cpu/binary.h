@@ -1,0 +1,16 @@
+#pragma once
+#include "core/tensor.h"
+
+namespace lamina::cpu {
+
+// One line per op in binary.cpp's table: the functor that computes it.
+enum class BinaryOp {
+  Add, Sub, Mul, Div, FloorDiv, Mod, Pow, Maximum, Minimum, Atan2,
+  Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd, LogicalOr, LogicalXor,
+};
+
+// out = op(a, b); a and b have the compute dtype, broadcast to out's shape. Comparisons
+// and logical ops write bool, the rest write the compute dtype.
+void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b);
+
+}  // namespace lamina::cpu

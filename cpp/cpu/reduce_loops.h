@@ -1,0 +1,66 @@
+// Reduction iteration: the input is viewed as [kept axes..., reduced axes...]; each
+// output element folds its reduced sub-block with a Reducer. Outputs are split across
+// the thread pool, so no two threads write the same element.
+#pragma once
+#include <array>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/tensor.h"
+
+namespace lamina::cpu {
+
+struct ReduceGeometry {
+  Shape kept_shape, kept_strides;        // input strides of kept axes (elements)
+  Shape reduced_shape, reduced_strides;  // input strides of reduced axes (elements)
+  int64_t reduced_count = 1;
+};
+
+ReduceGeometry reduce_geometry(const Tensor& in, const std::vector<int64_t>& axes);
+
+// Reducer: Acc init() const; void add(Acc&, In value, int64_t index_in_block) const;
+// Out finish(const Acc&, int64_t count) const. `out` is contiguous with kept_shape.
+template <class In, class Out, class Reducer>
+void reduce_kernel(const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes, const Reducer& r) {
+  ReduceGeometry g = reduce_geometry(in, axes);
+  const In* base = in.data<In>();
+  Out* o = out.data<Out>();
+  int64_t outputs = 1;
+  for (int64_t d : g.kept_shape) outputs *= d;
+  const int64_t nk = int64_t(g.kept_shape.size()), nr = int64_t(g.reduced_shape.size());
+  const bool inner_contiguous = nr > 0 && g.reduced_strides[nr - 1] == 1;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(g.reduced_count, 1));
+  parallel_for(0, outputs, grain, [&](int64_t lo, int64_t hi) {
+    std::vector<int64_t> ridx(size_t(nr));
+    for (int64_t oi = lo; oi < hi; ++oi) {
+      int64_t off = 0, rest = oi;
+      for (int64_t d = nk - 1; d >= 0; --d) {
+        off += (rest % g.kept_shape[d]) * g.kept_strides[d];
+        rest /= g.kept_shape[d];
+      }
+      auto acc = r.init();
+      if (g.reduced_count > 0) {
+        std::fill(ridx.begin(), ridx.end(), 0);
+        const int64_t inner = nr > 0 ? g.reduced_shape[nr - 1] : 1;
+        const int64_t inner_stride = nr > 0 ? g.reduced_strides[nr - 1] : 0;
+        int64_t pos = 0, roff = 0;
+        while (pos < g.reduced_count) {
+          const In* p = base + off + roff;
+          if (inner_contiguous) r.add_run(acc, p, inner, pos);
+          else
+            for (int64_t i = 0; i < inner; ++i) r.add(acc, p[i * inner_stride], pos + i);
+          pos += inner;
+          for (int64_t d = nr - 2; d >= 0; --d) {
+            roff += g.reduced_strides[d];
+            if (++ridx[d] < g.reduced_shape[d]) break;
+            roff -= ridx[d] * g.reduced_strides[d];
+            ridx[d] = 0;
+          }
+        }
+      }
+      o[oi] = r.finish(acc, g.reduced_count);
+    }
+  });
+}
+
+}  // namespace lamina::cpu

@@ -1,0 +1,116 @@
+#include "cpu/unary.h"
+
+#include <cmath>
+#include <type_traits>
+
+#include "core/errors.h"
+#include "cpu/loops.h"
+
+namespace lamina::cpu {
+
+namespace {
+
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+
+template <class T>
+T stable_sigmoid(T x) {
+  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+  T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+template <class T>
+T stable_softplus(T x) {  // log(1 + e^x) without overflow
+  return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
+}
+
+template <class T, class Out = T, class F>
+void run(const Tensor& out, const Tensor& a, F f) {
+  unary_kernel<T, Out>(out, a, f);
+}
+
+template <class T>
+void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
+  switch (op) {
+    case UnaryOp::Exp: return run<T>(out, a, [](T x) { return std::exp(x); });
+    case UnaryOp::Log: return run<T>(out, a, [](T x) { return std::log(x); });
+    case UnaryOp::Log1p: return run<T>(out, a, [](T x) { return std::log1p(x); });
+    case UnaryOp::Expm1: return run<T>(out, a, [](T x) { return std::expm1(x); });
+    case UnaryOp::Sqrt: return run<T>(out, a, [](T x) { return std::sqrt(x); });
+    case UnaryOp::Rsqrt: return run<T>(out, a, [](T x) { return T(1) / std::sqrt(x); });
+    case UnaryOp::Sin: return run<T>(out, a, [](T x) { return std::sin(x); });
+    case UnaryOp::Cos: return run<T>(out, a, [](T x) { return std::cos(x); });
+    case UnaryOp::Tanh: return run<T>(out, a, [](T x) { return std::tanh(x); });
+    case UnaryOp::Sigmoid: return run<T>(out, a, [](T x) { return stable_sigmoid(x); });
+    case UnaryOp::LeakyRelu: return run<T>(out, a, [p](T x) { return x > 0 ? x : x * p; });
+    case UnaryOp::Elu: return run<T>(out, a, [p](T x) { return x > 0 ? x : p * std::expm1(x); });
+    case UnaryOp::Selu:
+      return run<T>(out, a, [](T x) {
+        return T(kSeluScale) * (x > 0 ? x : T(kSeluAlpha) * std::expm1(x));
+      });
+    case UnaryOp::GeluErf:
+      return run<T>(out, a, [](T x) { return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2))); });
+    case UnaryOp::GeluTanh:
+      return run<T>(out, a, [](T x) {
+        const T c = T(0.7978845608028654);  // sqrt(2 / pi)
+        return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
+      });
+    case UnaryOp::Silu: return run<T>(out, a, [](T x) { return x * stable_sigmoid(x); });
+    case UnaryOp::Softplus: return run<T>(out, a, [](T x) { return stable_softplus(x); });
+    case UnaryOp::Erf: return run<T>(out, a, [](T x) { return std::erf(x); });
+    case UnaryOp::Reciprocal: return run<T>(out, a, [](T x) { return T(1) / x; });
+    case UnaryOp::Floor: return run<T>(out, a, [](T x) { return std::floor(x); });
+    case UnaryOp::Ceil: return run<T>(out, a, [](T x) { return std::ceil(x); });
+    case UnaryOp::Round: return run<T>(out, a, [](T x) { return std::nearbyint(x); });
+    case UnaryOp::IsNan: return run<T, bool>(out, a, [](T x) { return x != x; });
+    case UnaryOp::IsInf: return run<T, bool>(out, a, [](T x) { return std::isinf(x); });
+    case UnaryOp::IsFinite: return run<T, bool>(out, a, [](T x) { return std::isfinite(x); });
+    default: break;
+  }
+  throw RuntimeError("unary kernel: unsupported op");
+}
+
+template <class T>
+void dispatch(UnaryOp op, const Tensor& out, const Tensor& a, double param) {
+  switch (op) {
+    case UnaryOp::Neg:
+      if constexpr (std::is_same_v<T, bool>) break;
+      else if constexpr (std::is_unsigned_v<T>) return run<T>(out, a, [](T x) { return T(0 - x); });
+      else if constexpr (std::is_integral_v<T>)
+        return run<T>(out, a, [](T x) { return T(0 - static_cast<std::make_unsigned_t<T>>(x)); });
+      else return run<T>(out, a, [](T x) { return -x; });
+    case UnaryOp::Abs:
+      if constexpr (std::is_same_v<T, bool> || std::is_unsigned_v<T>) return run<T>(out, a, [](T x) { return x; });
+      else if constexpr (std::is_integral_v<T>)
+        return run<T>(out, a, [](T x) { return x < 0 ? T(0 - static_cast<std::make_unsigned_t<T>>(x)) : x; });
+      else return run<T>(out, a, [](T x) { return std::abs(x); });
+    case UnaryOp::Sign:
+      return run<T>(out, a, [](T x) -> T {
+        if constexpr (std::is_floating_point_v<T>) {
+          if (x != x) return x;
+        }
+        return T((T(0) < x) - (x < T(0)));
+      });
+    case UnaryOp::Relu: return run<T>(out, a, [](T x) { return x > T(0) ? x : T(0); });
+    case UnaryOp::Square:
+      if constexpr (std::is_same_v<T, bool>) return run<T>(out, a, [](T x) { return x; });
+      else return run<T>(out, a, [](T x) { return T(x * x); });
+    case UnaryOp::LogicalNot: return run<T, bool>(out, a, [](T x) { return x == T(0); });
+    default:
+      if constexpr (std::is_floating_point_v<T>) return float_ops<T>(op, out, a, T(param));
+      else if (op == UnaryOp::IsNan || op == UnaryOp::IsInf) return run<T, bool>(out, a, [](T) { return false; });
+      else if (op == UnaryOp::IsFinite) return run<T, bool>(out, a, [](T) { return true; });
+      else if (op == UnaryOp::Floor || op == UnaryOp::Ceil || op == UnaryOp::Round)
+        return run<T>(out, a, [](T x) { return x; });
+  }
+  throw TypeError("unary kernel: op not defined for this dtype");
+}
+
+}  // namespace
+
+void unary(UnaryOp op, const Tensor& out, const Tensor& a, double param) {
+  visit_compute_dtype(a.dtype(), [&](auto tag) { dispatch<decltype(tag)>(op, out, a, param); });
+}
+
+}  // namespace lamina::cpu

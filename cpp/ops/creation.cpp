@@ -1,0 +1,158 @@
+#include "ops/creation.h"
+
+#include <cmath>
+
+#include "core/errors.h"
+#include "core/parallel.h"
+#include "core/random.h"
+#include "cpu/convert.h"
+#include "cpu/copy.h"
+#include "ops/copy.h"
+
+namespace lamina {
+
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor out = Tensor::empty(shape, dtype, device);
+  cpu::fill(out, value);
+  return out;
+}
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor full_like_value(const Tensor& like, double value) {
+  return full(like.shape(), value, like.dtype(), like.device());
+}
+Tensor scalar_tensor(double value, DType dtype) { return full({}, value, dtype); }
+
+namespace {
+
+// Fills a contiguous tensor from f(i) (double) in parallel.
+template <class F>
+Tensor generate(const Shape& shape, DType dtype, F f) {
+  Tensor out = Tensor::empty(shape, dtype);
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* o = out.data<T>();
+    parallel_for(0, out.numel(), 16384, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) o[i] = cpu::convert<T>(f(i));
+    });
+  });
+  return out;
+}
+
+// Element i of a draw uses word i % 4 of Philox block (start + i / 4).
+template <class F>
+Tensor draw(const Shape& shape, DType dtype, F from_words) {
+  int64_t n = checked_numel(shape, "random");
+  uint64_t start = Generator::global().reserve(uint64_t(n + 1) / 2 + 1);
+  uint64_t seed = Generator::global().initial_seed();
+  Tensor out = Tensor::empty(shape, dtype);
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* o = out.data<T>();
+    parallel_for(0, (n + 1) / 2, 8192, [&](int64_t lo, int64_t hi) {
+      for (int64_t pair = lo; pair < hi; ++pair) {
+        auto w = Philox::block(seed, 0, start + uint64_t(pair));
+        double v0, v1;
+        from_words(w, v0, v1);
+        o[2 * pair] = cpu::convert<T>(v0);
+        if (2 * pair + 1 < n) o[2 * pair + 1] = cpu::convert<T>(v1);
+      }
+    });
+  });
+  return out;
+}
+
+void check_float(DType dtype, const char* op) {
+  check<TypeError>(is_floating(dtype), op, ": dtype must be floating point, got ", dtype_name(dtype));
+}
+
+}  // namespace
+
+Tensor arange(double start, double stop, double step, DType dtype) {
+  check<ValueError>(step != 0 && std::isfinite(step) && std::isfinite(start) && std::isfinite(stop),
+                    "arange: start, stop and step must be finite and step non-zero");
+  double count = std::ceil((stop - start) / step);
+  check<ValueError>(count < 9.0e18, "arange: too many elements");
+  int64_t n = count > 0 ? int64_t(count) : 0;
+  return generate({n}, dtype, [&](int64_t i) { return start + double(i) * step; });
+}
+
+Tensor linspace(double start, double stop, int64_t num, bool endpoint, DType dtype) {
+  check<ValueError>(num >= 0, "linspace: num must be non-negative, got ", num);
+  double div = endpoint ? double(num - 1) : double(num);
+  double step = div > 0 ? (stop - start) / div : 0.0;
+  return generate({num}, dtype, [&](int64_t i) {
+    return (endpoint && i == num - 1) ? stop : start + double(i) * step;
+  });
+}
+
+Tensor eye(int64_t n, int64_t m, int64_t k, DType dtype) {
+  check<ValueError>(n >= 0 && m >= 0, "eye: sizes must be non-negative, got (", n, ", ", m, ")");
+  Tensor out = zeros({n, m}, dtype);
+  Tensor diag = Tensor::view_of(out, {std::max<int64_t>(0, std::min(n - std::max<int64_t>(-k, 0), m - std::max<int64_t>(k, 0)))},
+                                {m + 1}, k >= 0 ? k : -k * m);
+  cpu::fill(diag, 1.0);
+  return out;
+}
+
+Tensor rand(const Shape& shape, DType dtype) { return uniform(shape, 0.0, 1.0, dtype); }
+
+Tensor uniform(const Shape& shape, double low, double high, DType dtype) {
+  check_float(dtype, "uniform");
+  check<ValueError>(low <= high, "uniform: low (", low, ") must not exceed high (", high, ")");
+  double span = high - low;
+  return draw(shape, dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
+    v0 = low + span * uniform_from_bits(w[0], w[1]);
+    v1 = low + span * uniform_from_bits(w[2], w[3]);
+  });
+}
+
+Tensor randn(const Shape& shape, DType dtype) { return normal(shape, 0.0, 1.0, dtype); }
+
+Tensor normal(const Shape& shape, double mean, double std, DType dtype) {
+  check_float(dtype, "normal");
+  check<ValueError>(std >= 0, "normal: std must be non-negative, got ", std);
+  return draw(shape, dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
+    double u1 = 1.0 - uniform_from_bits(w[0], w[1]);  // (0, 1]: log is finite
+    double u2 = uniform_from_bits(w[2], w[3]);
+    double r = std::sqrt(-2.0 * std::log(u1));
+    v0 = mean + std * r * std::cos(2.0 * M_PI * u2);
+    v1 = mean + std * r * std::sin(2.0 * M_PI * u2);
+  });
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
+  check<ValueError>(low < high, "randint: low (", low, ") must be less than high (", high, ")");
+  check<TypeError>(dtype != DType::Bool, "randint: dtype must be numeric");
+  double span = double(high) - double(low);
+  return draw(shape, dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
+    v0 = double(low) + std::floor(span * uniform_from_bits(w[0], w[1]));
+    v1 = double(low) + std::floor(span * uniform_from_bits(w[2], w[3]));
+  });
+}
+
+Tensor randperm(int64_t n) {
+  check<ValueError>(n >= 0, "randperm: n must be non-negative, got ", n);
+  Tensor keys = rand({n}, DType::Float64);
+  Tensor out = Tensor::empty({n}, DType::Int64);
+  int64_t* o = out.data<int64_t>();
+  const double* u = keys.data<double>();
+  for (int64_t i = 0; i < n; ++i) o[i] = i;
+  for (int64_t i = n - 1; i > 0; --i) {
+    int64_t j = std::min<int64_t>(i, int64_t(u[i] * double(i + 1)));
+    std::swap(o[i], o[j]);
+  }
+  return out;
+}
+
+Tensor dropout_mask(const Tensor& like, double p) {
+  check<ValueError>(p >= 0 && p < 1, "dropout: rate must be in [0, 1), got ", p);
+  double scale = 1.0 / (1.0 - p);
+  DType dtype = is_floating(like.dtype()) ? like.dtype() : DType::Float32;
+  return draw(like.shape(), dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
+    v0 = uniform_from_bits(w[0], w[1]) >= p ? scale : 0.0;
+    v1 = uniform_from_bits(w[2], w[3]) >= p ? scale : 0.0;
+  });
+}
+
+}  // namespace lamina

@@ -1,0 +1,28 @@
+// Python <-> Tensor conversion shared by the binding files.
+#pragma once
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <optional>
+
+#include "core/tensor.h"
+
+namespace lamina::py {
+
+namespace nb = nanobind;
+
+// Any tensor-like object (Tensor, numpy array, DLPack producer, nested lists, scalar)
+// as a new Tensor. Python floats become float32 and ints int64 unless dtype is given;
+// numpy arrays keep their dtype.
+Tensor to_tensor(nb::handle obj, std::optional<DType> dtype = std::nullopt, bool copy = true);
+// The operand of a binary op next to `other`: Python scalars are "weak" and take
+// other's dtype when they fit its kind (x_float32 * 2.0 stays float32).
+Tensor operand(nb::handle obj, const Tensor& other);
+// A zero-copy numpy view of a CPU tensor that keeps the storage alive.
+nb::object to_numpy(const Tensor& t);
+nb::ndarray<> to_ndarray(const Tensor& t);
+DType dtype_arg(nb::handle h);  // "float32", lamina dtype string, numpy dtype or type
+std::optional<DType> optional_dtype(nb::handle h);
+Shape shape_arg(nb::handle h, const char* op);  // int or sequence of ints
+
+}  // namespace lamina::py
