@@ -6,6 +6,7 @@
 #include "core/errors.h"
 #include "ops/arith.h"
 #include "ops/copy.h"
+#include "ops/creation.h"
 
 namespace lamina {
 

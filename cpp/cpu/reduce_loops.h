@@ -31,7 +31,7 @@ void reduce_kernel(const Tensor& out, const Tensor& in, const std::vector<int64_
   const bool inner_contiguous = nr > 0 && g.reduced_strides[nr - 1] == 1;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(g.reduced_count, 1));
   parallel_for(0, outputs, grain, [&](int64_t lo, int64_t hi) {
-    std::vector<int64_t> ridx(size_t(nr));
+    std::vector<int64_t> ridx(static_cast<size_t>(nr));
     for (int64_t oi = lo; oi < hi; ++oi) {
       int64_t off = 0, rest = oi;
       for (int64_t d = nk - 1; d >= 0; --d) {

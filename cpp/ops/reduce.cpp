@@ -1,6 +1,7 @@
 #include "ops/reduce.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/autograd.h"
 #include "core/errors.h"
@@ -30,7 +31,7 @@ namespace {
 
 Axes all_axes_if_empty(const Axes& axes, int64_t ndim, const char* op) {
   if (!axes.empty()) return normalize_axes(axes, ndim, op);
-  Axes all(size_t(ndim));
+  Axes all(static_cast<size_t>(ndim));
   for (int64_t i = 0; i < ndim; ++i) all[size_t(i)] = i;
   return all;
 }

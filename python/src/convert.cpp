@@ -157,13 +157,13 @@ Tensor to_tensor(nb::handle obj, std::optional<DType> dtype, bool copy) {
     try {
       arr = numpy().attr("asarray")(obj);
     } catch (const nb::python_error& e) {
-      throw TypeError(std::string("tensor: cannot convert ") + nb::cast<std::string>(nb::repr(nb::type_name(obj.type()))) +
+      throw TypeError(std::string("tensor: cannot convert ") + nb::cast<std::string>(nb::type_name(obj.type())) +
                       " to a tensor: " + e.what());
     }
     std::string kind = nb::cast<std::string>(arr.attr("dtype").attr("kind"));
-    check<TypeError>(kind == "f" || kind == "i" || kind == "u" || kind == "b", "tensor: cannot convert data of numpy dtype ",
-                     nb::cast<std::string>(nb::str(arr.attr("dtype"))), " (from ",
-                     nb::cast<std::string>(nb::str(nb::type_name(obj.type()))), ") to a tensor");
+    if (kind != "f" && kind != "i" && kind != "u" && kind != "b")
+      throw TypeError("tensor: cannot convert data of numpy dtype " + nb::cast<std::string>(nb::str(arr.attr("dtype"))) +
+                      " to a tensor");
     if (is_sequence && !dtype) {
       if (kind == "f") dtype = DType::Float32;
       else if (kind == "i" || kind == "u") dtype = DType::Int64;
@@ -177,7 +177,7 @@ Tensor to_tensor(nb::handle obj, std::optional<DType> dtype, bool copy) {
   }
   nb::ndarray<nb::ro> nd;
   if (!nb::try_cast(arr_obj, nd))
-    throw TypeError(std::string("tensor: cannot convert ") + nb::cast<std::string>(nb::str(nb::type_name(obj.type()))) +
+    throw TypeError(std::string("tensor: cannot convert ") + nb::cast<std::string>(nb::type_name(obj.type())) +
                     " to a tensor");
   Tensor view = wrap_ndarray(nd, arr_obj);
   if (!copy && (!dtype || *dtype == view.dtype())) return view;

@@ -1,0 +1,80 @@
+#include "ops/matmul.h"
+
+#include "core/autograd.h"
+#include "core/errors.h"
+#include "cpu/matmul.h"
+#include "ops/copy.h"
+#include "ops/elementwise.h"
+#include "ops/reduce.h"
+#include "ops/shape_ops.h"
+
+namespace lamina {
+
+namespace {
+
+Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+  // a: (..., M, K), b: (..., K, N), both at least 2-D.
+  int64_t M = a.shape()[a.ndim() - 2], K = a.shape()[a.ndim() - 1];
+  int64_t K2 = b.shape()[b.ndim() - 2], N = b.shape()[b.ndim() - 1];
+  check<ValueError>(K == K2, "matmul: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
+                    " are not aligned (", K, " != ", K2, ")");
+  Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
+  int64_t nb = checked_numel(batch, "matmul");
+  Shape full_a = batch, full_b = batch, full_out = batch;
+  full_a.insert(full_a.end(), {M, K});
+  full_b.insert(full_b.end(), {K, N});
+  full_out.insert(full_out.end(), {M, N});
+  checked_numel(full_out, "matmul");
+  DType t = promote_types(a.dtype(), b.dtype());
+  check<TypeError>(is_floating(t), "matmul: expected floating-point tensors, got ", dtype_name(a.dtype()), " and ",
+                   dtype_name(b.dtype()));
+  DType kd = kernel_dtype(t);
+  GradModeGuard no_grad(false);
+  Tensor a3 = reshape(contiguous(expand(astype(a, kd), full_a)), {nb, M, K});
+  Tensor b3 = reshape(contiguous(expand(astype(b, kd), full_b)), {nb, K, N});
+  Tensor out = Tensor::empty({nb, M, N}, kd, a.device());
+  cpu::batched_matmul(out, a3, b3);
+  out = reshape(out, full_out);
+  return kd == t ? out : astype(out, t);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_same_device("matmul", a, b);
+  check<ValueError>(a.ndim() >= 1 && b.ndim() >= 1, "matmul: operands must be at least 1-D, got shapes ",
+                    shape_str(a.shape()), " and ", shape_str(b.shape()));
+  Tensor a2 = a.ndim() == 1 ? Tensor::view_of(a, {1, a.shape()[0]}, {0, a.strides()[0]}, a.offset()) : a;
+  Tensor b2 = b.ndim() == 1 ? Tensor::view_of(b, {b.shape()[0], 1}, {b.strides()[0], 0}, b.offset()) : b;
+  Tensor out = matmul_nd(a2, b2);
+  if (a.ndim() == 1) out = squeeze(out, {-2});
+  if (b.ndim() == 1) out = squeeze(out, {-1});
+  if (needs_grad({&a, &b})) {
+    SavedTensor sa(a), sb(b);
+    bool ga = a.requires_grad(), gb = b.requires_grad();
+    record("matmul", {a, b}, out, [sa, sb, ga, gb](const Tensor& g) -> std::vector<Tensor> {
+      const Tensor &x = sa.get(), &y = sb.get();
+      Tensor x2 = x.ndim() == 1 ? unsqueeze(x, 0) : x;
+      Tensor y2 = y.ndim() == 1 ? unsqueeze(y, 1) : y;
+      Tensor g2 = g;
+      if (x.ndim() == 1) g2 = unsqueeze(g2, g2.ndim() - (y.ndim() == 1 ? 0 : 1));
+      if (y.ndim() == 1) g2 = unsqueeze(g2, -1);
+      Tensor gx, gy;
+      if (ga) {
+        gx = matmul(g2, matrix_transpose(y2));
+        if (x.ndim() == 1) gx = squeeze(gx, {-2});
+        gx = sum_to(gx, x.shape());
+      }
+      if (gb) {
+        gy = matmul(matrix_transpose(x2), g2);
+        if (y.ndim() == 1) gy = squeeze(gy, {-1});
+        gy = sum_to(gy, y.shape());
+      }
+      return {gx, gy};
+    });
+  }
+  return out;
+}
+
+}  // namespace lamina
