@@ -43,13 +43,24 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_same_device("matmul", a, b);
-  check<ValueError>(a.ndim() >= 1 && b.ndim() >= 1, "matmul: operands must be at least 1-D, got shapes ",
-                    shape_str(a.shape()), " and ", shape_str(b.shape()));
-  Tensor a2 = a.ndim() == 1 ? Tensor::view_of(a, {1, a.shape()[0]}, {0, a.strides()[0]}, a.offset()) : a;
-  Tensor b2 = b.ndim() == 1 ? Tensor::view_of(b, {b.shape()[0], 1}, {b.strides()[0], 0}, b.offset()) : b;
-  Tensor out = matmul_nd(a2, b2);
-  if (a.ndim() == 1) out = squeeze(out, {-2});
-  if (b.ndim() == 1) out = squeeze(out, {-1});
+  if (a.ndim() < 1 || b.ndim() < 1)
+    throw ValueError("matmul: operands must be at least 1-D, got shapes " + shape_str(a.shape()) + " and " +
+                     shape_str(b.shape()));
+  Tensor out;
+  if (a.ndim() == 2 && b.ndim() == 2 && a.dtype() == b.dtype() && is_floating(a.dtype()) &&
+      kernel_dtype(a.dtype()) == a.dtype() && a.is_contiguous() && b.is_contiguous() &&
+      a.shape()[1] == b.shape()[0]) {
+    // The common case needs no reshapes: one output allocation and the kernel.
+    out = Tensor::empty({a.shape()[0], b.shape()[1]}, a.dtype(), a.device());
+    cpu::batched_matmul(out, Tensor::view_of(a, {1, a.shape()[0], a.shape()[1]}, {0, a.shape()[1], 1}, a.offset()),
+                        Tensor::view_of(b, {1, b.shape()[0], b.shape()[1]}, {0, b.shape()[1], 1}, b.offset()));
+  } else {
+    Tensor a2 = a.ndim() == 1 ? Tensor::view_of(a, {1, a.shape()[0]}, {0, a.strides()[0]}, a.offset()) : a;
+    Tensor b2 = b.ndim() == 1 ? Tensor::view_of(b, {b.shape()[0], 1}, {b.strides()[0], 0}, b.offset()) : b;
+    out = matmul_nd(a2, b2);
+    if (a.ndim() == 1) out = squeeze(out, {-2});
+    if (b.ndim() == 1) out = squeeze(out, {-1});
+  }
   if (needs_grad({&a, &b})) {
     SavedTensor sa(a), sb(b);
     bool ga = a.requires_grad(), gb = b.requires_grad();
