@@ -1,5 +1,9 @@
 #include "cpu/reduce.h"
 
+#include <cmath>
+#include <limits>
+
+#include "core/errors.h"
 #include "cpu/convert.h"
 #include "cpu/reduce_loops.h"
 
@@ -28,6 +32,138 @@ struct SumReducer {
   }
 };
 
+// add_run as a plain loop over add, for reducers with no faster run path.
+template <class Derived, class In>
+struct RunByElement {
+  template <class State>
+  void add_run(State& s, const In* p, int64_t n, int64_t pos) const {
+    for (int64_t i = 0; i < n; ++i) static_cast<const Derived*>(this)->add(s, p[i], pos + i);
+  }
+};
+
+template <class In, class Acc>
+struct ProdReducer : RunByElement<ProdReducer<In, Acc>, In> {
+  using State = Acc;
+  State init() const { return Acc(1); }
+  void add(State& s, In v, int64_t) const { s *= Acc(v); }
+  Acc finish(const State& s, int64_t) const { return s; }
+};
+
+template <class T> inline bool is_nan(T v) { return v != v; }
+
+template <class T, bool IsMax>
+struct ExtremumReducer : RunByElement<ExtremumReducer<T, IsMax>, T> {
+  struct State {
+    T best{};
+    bool any = false;
+  };
+  State init() const { return {}; }
+  void add(State& s, T v, int64_t) const {
+    if (!s.any) { s.best = v; s.any = true; return; }
+    if (is_nan(s.best)) return;
+    if (is_nan(v) || (IsMax ? v > s.best : v < s.best)) s.best = v;
+  }
+  T finish(const State& s, int64_t) const { return s.best; }
+};
+
+template <class T, bool IsMax>
+struct ArgReducer : RunByElement<ArgReducer<T, IsMax>, T> {
+  struct State {
+    T best{};
+    int64_t index = -1;
+  };
+  State init() const { return {}; }
+  void add(State& s, T v, int64_t i) const {
+    if (s.index < 0) { s.best = v; s.index = i; return; }
+    if (is_nan(s.best)) return;
+    if (is_nan(v) || (IsMax ? v > s.best : v < s.best)) { s.best = v; s.index = i; }
+  }
+  int64_t finish(const State& s, int64_t) const { return s.index; }
+};
+
+// Count, mean and sum of squared deviations; runs are folded two-pass and merged.
+template <class In, class Out>
+struct VarReducer {
+  double ddof;
+  struct State {
+    double n = 0, mean = 0, m2 = 0;
+  };
+  State init() const { return {}; }
+  static void merge(State& s, double n, double mean, double m2) {
+    if (n == 0) return;
+    double tot = s.n + n, delta = mean - s.mean;
+    s.mean += delta * (n / tot);
+    s.m2 += m2 + delta * delta * (s.n * n / tot);
+    s.n = tot;
+  }
+  void add(State& s, In v, int64_t) const {
+    double x = double(v);
+    s.n += 1;
+    double delta = x - s.mean;
+    s.mean += delta / s.n;
+    s.m2 += delta * (x - s.mean);
+  }
+  void add_run(State& s, const In* p, int64_t n, int64_t) const {
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += double(p[i]);
+    double mean = sum / double(n), m2 = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double d = double(p[i]) - mean;
+      m2 += d * d;
+    }
+    merge(s, double(n), mean, m2);
+  }
+  Out finish(const State& s, int64_t count) const {
+    double div = std::max(double(count) - ddof, 0.0);
+    if (count == 0) return Out(std::nan(""));
+    return Out(s.m2 / div);
+  }
+};
+
+// Running (max, sum of exp(x - max)); NaN sticks, +inf wins, all -inf gives -inf.
+template <class In, class Out>
+struct LogSumExpReducer {
+  struct State {
+    double max = -std::numeric_limits<double>::infinity(), sum = 0;
+  };
+  State init() const { return {}; }
+  static void merge(State& s, double m, double sum) {
+    if (is_nan(s.max)) return;
+    if (is_nan(m)) { s.max = m; return; }
+    if (m == -std::numeric_limits<double>::infinity()) return;
+    if (m > s.max) {
+      s.sum = (s.max == -std::numeric_limits<double>::infinity() ? 0.0 : s.sum * std::exp(s.max - m)) + sum;
+      s.max = m;
+    } else {
+      s.sum += (m == s.max) ? sum : sum * std::exp(m - s.max);
+    }
+  }
+  void add(State& s, In v, int64_t) const { merge(s, double(v), 1.0); }
+  void add_run(State& s, const In* p, int64_t n, int64_t) const {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t i = 0; i < n; ++i) {
+      double x = double(p[i]);
+      if (x > m || is_nan(x)) m = x;
+      if (is_nan(m)) break;
+    }
+    if (is_nan(m) || std::isinf(m)) { merge(s, m, 1.0); return; }
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += std::exp(double(p[i]) - m);
+    merge(s, m, sum);
+  }
+  Out finish(const State& s, int64_t) const {
+    if (is_nan(s.max) || std::isinf(s.max)) return Out(s.max);
+    return Out(s.max + std::log(s.sum));
+  }
+};
+
+template <class Fn>
+void visit_float(DType t, const char* op, Fn&& fn) {
+  if (t == DType::Float32) return fn(float{});
+  if (t == DType::Float64) return fn(double{});
+  throw TypeError(std::string(op) + ": kernel expects float32 or float64");
+}
+
 }  // namespace
 
 void sum(const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes) {
@@ -40,6 +176,56 @@ void sum(const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes) 
       } else {
         reduce_kernel<In, Out>(out, in, axes, SumReducer<In, Out>{});
       }
+    });
+  });
+}
+
+void prod(const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes) {
+  visit_compute_dtype(in.dtype(), [&](auto tag) {
+    using In = decltype(tag);
+    visit_compute_dtype(out.dtype(), [&](auto out_tag) {
+      using Out = decltype(out_tag);
+      if constexpr (std::is_same_v<Out, bool>) {
+        throw TypeError("prod: bool accumulator");
+      } else {
+        reduce_kernel<In, Out>(out, in, axes, ProdReducer<In, Out>{});
+      }
+    });
+  });
+}
+
+void extremum(const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes, bool is_max) {
+  visit_compute_dtype(in.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (is_max) reduce_kernel<T, T>(out, in, axes, ExtremumReducer<T, true>{});
+    else reduce_kernel<T, T>(out, in, axes, ExtremumReducer<T, false>{});
+  });
+}
+
+void arg_extremum(const Tensor& out, const Tensor& in, int64_t axis, bool is_max) {
+  visit_compute_dtype(in.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (is_max) reduce_kernel<T, int64_t>(out, in, {axis}, ArgReducer<T, true>{});
+    else reduce_kernel<T, int64_t>(out, in, {axis}, ArgReducer<T, false>{});
+  });
+}
+
+void variance(const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes, double ddof) {
+  visit_compute_dtype(in.dtype(), [&](auto tag) {
+    using In = decltype(tag);
+    visit_float(out.dtype(), "var", [&](auto out_tag) {
+      using Out = decltype(out_tag);
+      reduce_kernel<In, Out>(out, in, axes, VarReducer<In, Out>{ddof});
+    });
+  });
+}
+
+void logsumexp(const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes) {
+  visit_compute_dtype(in.dtype(), [&](auto tag) {
+    using In = decltype(tag);
+    visit_float(out.dtype(), "logsumexp", [&](auto out_tag) {
+      using Out = decltype(out_tag);
+      reduce_kernel<In, Out>(out, in, axes, LogSumExpReducer<In, Out>{});
     });
   });
 }

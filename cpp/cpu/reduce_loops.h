@@ -63,4 +63,49 @@ void reduce_kernel(const Tensor& out, const Tensor& in, const std::vector<int64_
   });
 }
 
+// Runs fn(in_offset, out_offset) for every 1-D row of `in` along `axis`, split across the
+// thread pool; out_offset indexes a contiguous tensor with in's shape. Used by the fused
+// row kernels (softmax, scans): each row is read with stride in.strides()[axis] and
+// written with stride out_row_stride(in, axis).
+inline int64_t out_row_stride(const Tensor& in, int64_t axis) {
+  int64_t s = 1;
+  for (int64_t d = axis + 1; d < in.ndim(); ++d) s *= in.shape()[d];
+  return s;
+}
+
+template <class Fn>
+void for_each_row(const Tensor& in, int64_t axis, Fn fn) {
+  const int64_t nd = in.ndim(), len = in.shape()[axis];
+  Shape ks, kin, kout;
+  const Shape out_strides = [&] {
+    Shape s(static_cast<size_t>(nd));
+    int64_t acc = 1;
+    for (int64_t d = nd - 1; d >= 0; --d) { s[d] = acc; acc *= in.shape()[d]; }
+    return s;
+  }();
+  int64_t rows = 1;
+  for (int64_t d = 0; d < nd; ++d) {
+    if (d == axis) continue;
+    ks.push_back(in.shape()[d]);
+    kin.push_back(in.strides()[d]);
+    kout.push_back(out_strides[d]);
+    rows *= in.shape()[d];
+  }
+  if (rows == 0 || len == 0) return;
+  const int64_t nk = int64_t(ks.size());
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(len, 1));
+  parallel_for(0, rows, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t ri = lo; ri < hi; ++ri) {
+      int64_t ioff = 0, ooff = 0, rest = ri;
+      for (int64_t d = nk - 1; d >= 0; --d) {
+        int64_t i = rest % ks[d];
+        rest /= ks[d];
+        ioff += i * kin[d];
+        ooff += i * kout[d];
+      }
+      fn(ioff, ooff);
+    }
+  });
+}
+
 }  // namespace lamina::cpu

@@ -15,7 +15,9 @@
 #include "ops/index.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
+#include "ops/scan.h"
 #include "ops/shape_ops.h"
+#include "ops/softmax.h"
 #include "ops/unary.h"
 
 namespace lamina::py {
@@ -63,6 +65,28 @@ void def_reduction(nb::module_& m, const char* name, Tensor (*fn)(const Tensor&,
     Axes axes = axes_arg(axis, name);
     return fn(t, axes, keepdims);
   }, nb::arg("x"), nb::arg("axis").none() = nb::none(), nb::arg("keepdims") = false, doc);
+}
+
+// Reductions with a ddof argument (var, std).
+void def_moment(nb::module_& m, const char* name, Tensor (*fn)(const Tensor&, const Axes&, bool, double),
+                const char* doc) {
+  m.def(name, [fn, name](nb::handle x, nb::handle axis, bool keepdims, double ddof) {
+    Tensor t = as_tensor(x);
+    return fn(t, axes_arg(axis, name), keepdims, ddof);
+  }, nb::arg("x"), nb::arg("axis").none() = nb::none(), nb::arg("keepdims") = false, nb::arg("ddof") = 0.0, doc);
+}
+
+// Ops along one optional axis (None: the flattened tensor): argmax, argmin.
+void def_arg_reduction(nb::module_& m, const char* name, Tensor (*fn)(const Tensor&, std::optional<int64_t>, bool),
+                       const char* doc) {
+  m.def(name, [fn](nb::handle x, std::optional<int64_t> axis, bool keepdims) { return fn(as_tensor(x), axis, keepdims); },
+        nb::arg("x"), nb::arg("axis").none() = nb::none(), nb::arg("keepdims") = false, doc);
+}
+
+// Ops along one axis with a default: softmax, log_softmax.
+void def_axis_op(nb::module_& m, const char* name, Tensor (*fn)(const Tensor&, int64_t), const char* doc) {
+  m.def(name, [fn](nb::handle x, int64_t axis) { return fn(as_tensor(x), axis); }, nb::arg("x"),
+        nb::arg("axis") = -1, doc);
 }
 
 }  // namespace
@@ -141,6 +165,18 @@ void init_ops(nb::module_& m) {
 
   def_reduction(m, "sum", &sum, "Sum over `axis` (None: all axes).");
   def_reduction(m, "mean", &mean, "Mean over `axis` (None: all axes).");
+  def_reduction(m, "prod", &prod, "Product over `axis` (None: all axes).");
+  def_reduction(m, "max", &amax, "Maximum over `axis` (None: all axes); NaN propagates.");
+  def_reduction(m, "min", &amin, "Minimum over `axis` (None: all axes); NaN propagates.");
+  def_reduction(m, "logsumexp", &logsumexp, "log(sum(exp(x))) over `axis`, computed stably.");
+  def_moment(m, "var", &var, "Variance over `axis` with divisor n - ddof.");
+  def_moment(m, "std", &std_dev, "Standard deviation over `axis` with divisor n - ddof.");
+  def_arg_reduction(m, "argmax", &argmax, "Index (int64) of the first maximum along `axis` (None: flattened).");
+  def_arg_reduction(m, "argmin", &argmin, "Index (int64) of the first minimum along `axis` (None: flattened).");
+  def_axis_op(m, "softmax", &softmax, "exp(x) / sum(exp(x)) along `axis`, computed stably.");
+  def_axis_op(m, "log_softmax", &log_softmax, "x - logsumexp(x) along `axis`, computed stably.");
+  m.def("cumsum", [](nb::handle x, std::optional<int64_t> axis) { return cumsum(as_tensor(x), axis); }, nb::arg("x"),
+        nb::arg("axis").none() = nb::none(), "Running sum along `axis` (None: flattened).");
 
   m.def("reshape", [](nb::handle x, nb::handle shape) { return reshape(as_tensor(x), shape_arg(shape, "reshape")); },
         nb::arg("x"), nb::arg("shape"), "A view with a new shape when possible, else a copy.");

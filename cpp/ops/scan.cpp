@@ -1,0 +1,42 @@
+#include "ops/scan.h"
+
+#include "core/autograd.h"
+#include "core/errors.h"
+#include "cpu/scan.h"
+#include "ops/copy.h"
+#include "ops/elementwise.h"
+#include "ops/shape_ops.h"
+
+namespace lamina {
+
+namespace {
+
+// Forward or reverse running sum; each direction's gradient is the other direction.
+Tensor cumsum_dir(const Tensor& a, int64_t axis, bool reverse) {
+  const DType out_t = is_floating(a.dtype()) ? a.dtype() : DType::Int64;
+  const DType kt = kernel_dtype(out_t);
+  Tensor out;
+  {
+    GradModeGuard no_grad(false);
+    Tensor src = is_floating(a.dtype()) && a.dtype() != kt ? astype(a, kt) : a;
+    out = Tensor::empty(a.shape(), kt, a.device());
+    cpu::cumsum(out, src, axis, reverse);
+    if (kt != out_t) out = astype(out, out_t);
+  }
+  if (needs_grad({&a})) {
+    record("cumsum", {a}, out, [axis, reverse](const Tensor& g) -> std::vector<Tensor> {
+      return {cumsum_dir(g, axis, !reverse)};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor cumsum(const Tensor& a, std::optional<int64_t> axis) {
+  check<TypeError>(a.defined(), "cumsum: got an undefined tensor");
+  if (!axis) return cumsum_dir(reshape(a, {a.numel()}), 0, false);
+  return cumsum_dir(a, normalize_axis(*axis, a.ndim(), "cumsum"), false);
+}
+
+}  // namespace lamina
