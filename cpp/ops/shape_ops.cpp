@@ -50,11 +50,12 @@ std::optional<Shape> view_strides(const Tensor& a, const Shape& shape) {
     while (ni < shape.size() && shape[ni] == 1) out[ni++] = 1;
     if (oi >= os.size() || ni >= shape.size()) break;
     int64_t chunk = os[oi];
-    size_t oend = oi;
+    size_t oend = oi, prev = oi;  // prev: the chunk's last axis of size > 1
     while (oend + 1 < os.size()) {
       if (os[oend + 1] == 1) { ++oend; continue; }
-      if (ost[oend] != ost[oend + 1] * os[oend + 1]) break;
+      if (ost[prev] != ost[oend + 1] * os[oend + 1]) break;
       chunk *= os[++oend];
+      prev = oend;
     }
     // Find the last non-1 old axis of the chunk for its innermost stride.
     size_t last = oend;

@@ -12,7 +12,9 @@
 #include "ops/compare.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
+#include "ops/einsum.h"
 #include "ops/index.h"
+#include "ops/join.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
 #include "ops/scan.h"
@@ -43,6 +45,26 @@ std::pair<Tensor, Tensor> operands(nb::handle a, nb::handle b) {
 Axes axes_arg(nb::handle h, const char* op) {
   if (h.is_none()) return {};
   return shape_arg(h, op);
+}
+
+// A sequence of tensor-likes (a Tensor itself is not a sequence of tensors here).
+std::vector<Tensor> tensor_list(nb::handle h, const char* op) {
+  check<TypeError>(!nb::isinstance<Tensor>(h) && PySequence_Check(h.ptr()), op,
+                   ": expected a sequence of tensors");
+  std::vector<Tensor> out;
+  for (nb::handle item : nb::borrow<nb::sequence>(h)) out.push_back(as_tensor(item));
+  return out;
+}
+
+// numpy pad_width: int, (before, after), or one such entry per axis.
+std::vector<std::vector<int64_t>> pad_width_arg(nb::handle h) {
+  if (!PySequence_Check(h.ptr()) || nb::isinstance<Tensor>(h)) return {shape_arg(h, "pad")};
+  std::vector<std::vector<int64_t>> out;
+  nb::sequence seq = nb::borrow<nb::sequence>(h);
+  bool nested = nb::len(seq) > 0 && PySequence_Check(seq[0].ptr());
+  if (!nested) return {shape_arg(h, "pad")};
+  for (nb::handle item : seq) out.push_back(shape_arg(item, "pad"));
+  return out;
 }
 
 using Binary = Tensor (*)(const Tensor&, const Tensor&);
@@ -217,6 +239,29 @@ void init_ops(nb::module_& m) {
   m.def("one_hot", [](nb::handle idx, int64_t n, nb::handle dtype) {
     return one_hot(as_tensor(idx), n, optional_dtype(dtype).value_or(DType::Float32));
   }, nb::arg("indices"), nb::arg("num_classes"), nb::arg("dtype").none() = nb::none());
+
+  m.def("concatenate", [](nb::handle ts, int64_t axis) { return concatenate(tensor_list(ts, "concatenate"), axis); },
+        nb::arg("tensors"), nb::arg("axis") = 0, "Joins tensors along an existing axis (dtypes promote).");
+  m.def("concat", [](nb::handle ts, int64_t axis) { return concatenate(tensor_list(ts, "concat"), axis); },
+        nb::arg("tensors"), nb::arg("axis") = 0, "Alias of concatenate.");
+  m.def("stack", [](nb::handle ts, int64_t axis) { return stack(tensor_list(ts, "stack"), axis); }, nb::arg("tensors"),
+        nb::arg("axis") = 0, "Joins same-shaped tensors along a new axis (dtypes promote).");
+  m.def("split", [](nb::handle x, nb::handle ios, int64_t axis) {
+    if (PyLong_Check(ios.ptr()) || PyIndex_Check(ios.ptr())) return split(as_tensor(x), nb::cast<int64_t>(nb::int_(ios)), axis);
+    return split(as_tensor(x), std::vector<int64_t>(shape_arg(ios, "split")), axis);
+  }, nb::arg("x"), nb::arg("indices_or_sections"), nb::arg("axis") = 0,
+        "numpy.split: an int gives equal sections, a list gives split points; returns views.");
+  m.def("chunk", [](nb::handle x, int64_t chunks, int64_t axis) { return chunk(as_tensor(x), chunks, axis); },
+        nb::arg("x"), nb::arg("chunks"), nb::arg("axis") = 0, "torch.chunk: pieces of ceil(n / chunks), the last smaller.");
+  m.def("pad", [](nb::handle x, nb::handle pw, const std::string& mode, double value) {
+    return pad(as_tensor(x), pad_width_arg(pw), mode, value);
+  }, nb::arg("x"), nb::arg("pad_width"), nb::arg("mode") = "constant", nb::arg("value") = 0.0,
+        "numpy.pad with modes 'constant' (value), 'edge', 'reflect' and 'wrap'.");
+  m.def("einsum", [](const std::string& subscripts, nb::args ops) {
+    std::vector<Tensor> ts;
+    for (nb::handle h : ops) ts.push_back(as_tensor(h));
+    return einsum(subscripts, ts);
+  }, nb::arg("subscripts"), nb::arg("operands"), "numpy.einsum (explicit or implicit output, '...' broadcast axes).");
 
   m.def("get_num_threads", &get_num_threads, "Threads used by CPU kernels.");
   m.def("set_num_threads", &set_num_threads, nb::arg("n"), "Sets the threads used by CPU kernels.");
