@@ -7,8 +7,9 @@
 namespace lamina {
 
 void check_same_device(const char* op, const Tensor& a, const Tensor& b) {
-  check<ValueError>(a.device() == b.device(), op, ": operands are on different devices (",
-                    a.device().str(), " and ", b.device().str(), ")");
+  if (a.device() != b.device())
+    throw ValueError(detail::concat(op, ": operands are on different devices (", a.device().str(), " and ",
+                                    b.device().str(), ")"));
 }
 
 Tensor run_binary(cpu::BinaryOp op, const char* name, const Tensor& a, const Tensor& b, DType compute,
