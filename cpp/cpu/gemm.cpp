@@ -1,0 +1,263 @@
+// GEMM driver: picks the path, blocks for the caches, packs, and spreads the work over the
+// thread pool. Kernels live in gemm_avx2.cpp / gemm_generic.cpp, packing in gemm_pack.cpp.
+//
+// Blocked path (after the classic five-loop structure):
+//   for jc in N by NC:            B block kc x nc, packed once per (jc, pc), lives in L2/L3
+//     for pc in K by KC:          beta only on the first K block, epilogue only on the last
+//       pack op(B)[pc:, jc:] into NR-column panels
+//       for ic in M by MC:        A block mc x kc, packed, stays in L2
+//         pack op(A)[ic:, pc:] into MR-row panels
+//         for jr in nc by NR:     one B panel (kc x NR, 16 KB for f32) stays in L1
+//           for ir in mc by MR:   microkernel: C[MR, NR] tile
+// Threads take disjoint slabs of C (columns when N >= M, else rows) and pack their own
+// panels, so they never wait on each other; the repacked operand is the smaller one.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/errors.h"
+#include "core/parallel.h"
+#include "cpu/gemm.h"
+#include "cpu/gemm_internal.h"
+
+namespace lamina::cpu {
+
+namespace gemm_detail {
+
+namespace {
+
+// Cache blocks. f32: an A block of 144 x 256 (144 KB) sits in L2, a B panel of 256 x 16
+// (16 KB) in L1 next to the A panel being read (6 KB). f64 halves the rows per block.
+template <class T>
+struct Blocking;
+template <>
+struct Blocking<float> {
+  static constexpr int64_t MC = 144, KC = 256, NC = 3072;
+};
+template <>
+struct Blocking<double> {
+  static constexpr int64_t MC = 72, KC = 256, NC = 1536;
+};
+
+// Below this many multiply-adds the unpacked loops win (packing and tile setup dominate).
+constexpr int64_t kDirectWork = 32 * 32 * 32;
+// Threads pay off above ~0.3 ms of single-thread work; each task gets at least this much.
+constexpr int64_t kParallelWork = 96 * 96 * 96;
+constexpr int64_t kTaskWork = 48 * 48 * 48;
+
+std::atomic<Isa> g_isa{Isa::Auto};
+
+bool use_avx2() { return g_isa.load(std::memory_order_relaxed) != Isa::Generic && cpu_has_avx2_fma(); }
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Per-thread packing buffers, grown on demand and kept: pool workers live for the whole
+// process, so a steady training loop allocates nothing here.
+void* scratch(int slot, size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffers[2];
+  Buffer& b = buffers[slot];
+  if (bytes > b.size) {
+    std::free(b.data);
+    b.size = 0;
+    b.data = std::aligned_alloc(64, size_t(round_up(int64_t(bytes), 64)));
+    check<MemoryError>(b.data != nullptr, "gemm: cannot allocate ", bytes, " bytes of packing buffer");
+    b.size = bytes;
+  }
+  return b.data;
+}
+
+template <class T>
+struct Problem {
+  bool ta, tb;
+  int64_t M, N, K;
+  T alpha;
+  const T* A;
+  int64_t lda;
+  const T* B;
+  int64_t ldb;
+  T beta;
+  T* C;
+  int64_t ldc;
+  Epilogue epilogue;
+  const T* bias;
+  MicroKernel<T> micro;
+  void (*direct)(const Direct<T>&);
+
+  const T* a_at(int64_t i, int64_t k) const { return ta ? A + k * lda + i : A + i * lda + k; }
+  const T* b_at(int64_t k, int64_t j) const { return tb ? B + j * ldb + k : B + k * ldb + j; }
+};
+
+// A tile cut by the matrix edge: run the full-tile kernel on a local copy.
+template <class T>
+void edge_tile(const Problem<T>& p, int64_t kc, const T* a, const T* b, T* c, int mr, int nr,
+               const StoreArgs<T>& s) {
+  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+  alignas(64) T tmp[MR * NR] = {};
+  alignas(64) T bias[NR] = {};
+  StoreArgs<T> s2 = s;
+  if (s.beta != T(0))
+    for (int i = 0; i < mr; ++i) std::memcpy(tmp + i * NR, c + i * p.ldc, nr * sizeof(T));
+  if (s.bias) {
+    std::memcpy(bias, s.bias, nr * sizeof(T));
+    s2.bias = bias;
+  }
+  p.micro(kc, a, b, tmp, NR, s2);
+  for (int i = 0; i < mr; ++i) std::memcpy(c + i * p.ldc, tmp + i * NR, nr * sizeof(T));
+}
+
+// The blocked product for C[i0:i1, j0:j1], on the calling thread.
+template <class T>
+void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+  using Blk = Blocking<T>;
+  // Equal blocks no larger than the limits, so no block is a thin leftover.
+  const int64_t kc_max = ceil_div(p.K, ceil_div(p.K, Blk::KC));
+  const int64_t mc_max = round_up(ceil_div(i1 - i0, ceil_div(i1 - i0, Blk::MC)), MR);
+  const int64_t nc_max = round_up(ceil_div(j1 - j0, ceil_div(j1 - j0, Blk::NC)), NR);
+  T* abuf = static_cast<T*>(scratch(0, size_t(mc_max * kc_max) * sizeof(T)));
+  T* bbuf = static_cast<T*>(scratch(1, size_t(nc_max * kc_max) * sizeof(T)));
+
+  for (int64_t jc = j0; jc < j1; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, j1 - jc);
+    for (int64_t pc = 0; pc < p.K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, p.K - pc);
+      const bool last = pc + kc == p.K;
+      pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
+      StoreArgs<T> s{p.alpha, pc == 0 ? p.beta : T(1), last ? p.epilogue : Epilogue::None, nullptr};
+      for (int64_t ic = i0; ic < i1; ic += mc_max) {
+        const int64_t mc = std::min(mc_max, i1 - ic);
+        pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int nr = int(std::min<int64_t>(NR, nc - jr));
+          const T* b = bbuf + jr * kc;
+          s.bias = last && p.bias ? p.bias + jc + jr : nullptr;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int mr = int(std::min<int64_t>(MR, mc - ir));
+            const T* a = abuf + ir * kc;
+            T* c = p.C + (ic + ir) * p.ldc + jc + jr;
+            if (mr == MR && nr == NR)
+              p.micro(kc, a, b, c, p.ldc, s);
+            else
+              edge_tile(p, kc, a, b, c, mr, nr, s);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The unpacked loops on C[i0:i1, j0:j1]; k_used = 0 makes it C = epilogue(beta * C).
+template <class T>
+void direct_range(const Problem<T>& p, int64_t k_used, int64_t i0, int64_t i1, int64_t j0,
+                  int64_t j1) {
+  Direct<T> d;
+  d.M = i1 - i0;
+  d.N = j1 - j0;
+  d.K = k_used;
+  d.a_row = p.ta ? 1 : p.lda;
+  d.a_col = p.ta ? p.lda : 1;
+  d.b_row = p.tb ? 1 : p.ldb;
+  d.b_col = p.tb ? p.ldb : 1;
+  d.A = p.A + i0 * d.a_row;
+  d.B = p.B + j0 * d.b_col;
+  d.C = p.C + i0 * p.ldc + j0;
+  d.ldc = p.ldc;
+  d.s = StoreArgs<T>{p.alpha, p.beta, p.epilogue, p.bias ? p.bias + j0 : nullptr};
+  p.direct(d);
+}
+
+template <class T>
+void run(const Problem<T>& p) {
+  const int64_t work = p.M * p.N * p.K;  // multiply-adds
+  const int threads = get_num_threads();
+  const bool parallel = threads > 1 && work >= kParallelWork;
+
+  if (p.K == 0 || p.alpha == T(0)) {  // BLAS rule: A and B are not read
+    direct_range(p, 0, 0, p.M, 0, p.N);
+    return;
+  }
+  if (work < kDirectWork || p.M == 1 || p.N == 1) {
+    if (!parallel) {
+      direct_range(p, p.K, 0, p.M, 0, p.N);
+    } else if (p.M == 1) {
+      const int64_t grain = std::max<int64_t>(256, kTaskWork / p.K);
+      parallel_for(0, p.N, grain, [&](int64_t lo, int64_t hi) { direct_range(p, p.K, 0, 1, lo, hi); });
+    } else {
+      const int64_t grain = std::max<int64_t>(1, kTaskWork / (p.N * p.K));
+      parallel_for(0, p.M, grain, [&](int64_t lo, int64_t hi) { direct_range(p, p.K, lo, hi, 0, p.N); });
+    }
+    return;
+  }
+  if (!parallel) {
+    gemm_blocked(p, 0, p.M, 0, p.N);
+    return;
+  }
+  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+  if (p.N >= p.M) {
+    const int64_t grain = std::max<int64_t>(1, ceil_div(kTaskWork, p.M * p.K * NR));
+    parallel_for(0, ceil_div(p.N, NR), grain, [&](int64_t lo, int64_t hi) {
+      gemm_blocked(p, 0, p.M, lo * NR, std::min(hi * NR, p.N));
+    });
+  } else {
+    const int64_t grain = std::max<int64_t>(1, ceil_div(kTaskWork, p.N * p.K * MR));
+    parallel_for(0, ceil_div(p.M, MR), grain, [&](int64_t lo, int64_t hi) {
+      gemm_blocked(p, lo * MR, std::min(hi * MR, p.M), 0, p.N);
+    });
+  }
+}
+
+void check_args(const char* name, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
+                int64_t ldc, bool ta, bool tb) {
+  check<ValueError>(M >= 0 && N >= 0 && K >= 0, name, ": negative size M=", M, " N=", N, " K=", K);
+  check<ValueError>(lda >= std::max<int64_t>(1, ta ? M : K), name, ": lda=", lda, " too small");
+  check<ValueError>(ldb >= std::max<int64_t>(1, tb ? K : N), name, ": ldb=", ldb, " too small");
+  check<ValueError>(ldc >= std::max<int64_t>(1, N), name, ": ldc=", ldc, " too small");
+}
+
+}  // namespace
+
+bool cpu_has_avx2_fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+void set_isa(Isa isa) { g_isa.store(isa, std::memory_order_relaxed); }
+
+}  // namespace gemm_detail
+
+using namespace gemm_detail;
+
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+              int64_t ldc, Epilogue epilogue, const float* bias) {
+  check_args("gemm_f32", M, N, K, lda, ldb, ldc, trans_a, trans_b);
+  check<ValueError>(epilogue == Epilogue::None || bias != nullptr, "gemm_f32: epilogue needs a bias");
+  if (M == 0 || N == 0) return;
+  const bool avx2 = use_avx2();
+  Problem<float> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue,
+                   epilogue == Epilogue::None ? nullptr : bias,
+                   avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
+                   avx2 ? direct_f32_avx2 : direct_f32_generic};
+  run(p);
+}
+
+void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+              const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
+              int64_t ldc) {
+  check_args("gemm_f64", M, N, K, lda, ldb, ldc, trans_a, trans_b);
+  if (M == 0 || N == 0) return;
+  const bool avx2 = use_avx2();
+  Problem<double> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Epilogue::None,
+                    nullptr, avx2 ? microkernel_f64_avx2 : microkernel_f64_generic,
+                    avx2 ? direct_f64_avx2 : direct_f64_generic};
+  run(p);
+}
+
+}  // namespace lamina::cpu

@@ -1,0 +1,66 @@
+// Packing for the blocked GEMM: copies an mc x kc block of op(A) into MR-row panels laid
+// out [k][MR], and a kc x nc block of op(B) into NR-column panels laid out [k][NR], so the
+// microkernel reads both with unit stride. Transposes are resolved here, one cache block at
+// a time; the caller's matrices are never copied whole. Ragged edges are zero-padded, so the
+// microkernel always computes a full tile.
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/gemm_internal.h"
+
+namespace lamina::cpu::gemm_detail {
+
+namespace {
+
+// Copies `rows` strided rows of length `len` (row r, element k at src[r*rs + k*ks]) into
+// out[k*W + r]. The two layouts of op(A) and op(B) both reduce to this.
+template <class T, int W>
+void pack_panel(const T* src, int64_t rs, int64_t ks, int rows, int64_t len, T* out) {
+  if (rows == W && ks == 1) {
+    // Rows contiguous in k: walk the W rows side by side.
+    const T* p[W];
+    for (int r = 0; r < W; ++r) p[r] = src + r * rs;
+    for (int64_t k = 0; k < len; ++k)
+      for (int r = 0; r < W; ++r) out[k * W + r] = p[r][k];
+  } else if (rows == W && rs == 1) {
+    // The W values of one k are contiguous.
+    for (int64_t k = 0; k < len; ++k) std::memcpy(out + k * W, src + k * ks, W * sizeof(T));
+  } else {
+    for (int64_t k = 0; k < len; ++k) {
+      int r = 0;
+      for (; r < rows; ++r) out[k * W + r] = src[r * rs + k * ks];
+      for (; r < W; ++r) out[k * W + r] = T(0);
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void pack_a(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* out) {
+  constexpr int MR = Tile<T>::MR;
+  // op(A)(i,k) = A[i*lda + k], or A[k*lda + i] when transposed.
+  const int64_t rs = trans ? 1 : lda, ks = trans ? lda : 1;
+  for (int64_t i = 0; i < mc; i += MR) {
+    int rows = int(std::min<int64_t>(MR, mc - i));
+    pack_panel<T, MR>(A + i * rs, rs, ks, rows, kc, out + i * kc);
+  }
+}
+
+template <class T>
+void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out) {
+  constexpr int NR = Tile<T>::NR;
+  // op(B)(k,j) = B[k*ldb + j], or B[j*ldb + k] when transposed; a panel "row" is a column j.
+  const int64_t js = trans ? ldb : 1, ks = trans ? 1 : ldb;
+  for (int64_t j = 0; j < nc; j += NR) {
+    int cols = int(std::min<int64_t>(NR, nc - j));
+    pack_panel<T, NR>(B + j * js, js, ks, cols, kc, out + j * kc);
+  }
+}
+
+template void pack_a<float>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_a<double>(bool, const double*, int64_t, int64_t, int64_t, double*);
+template void pack_b<float>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_b<double>(bool, const double*, int64_t, int64_t, int64_t, double*);
+
+}  // namespace lamina::cpu::gemm_detail

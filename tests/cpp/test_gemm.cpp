@@ -1,0 +1,278 @@
+// Unit test for lamina::cpu::gemm_f32 / gemm_f64 against a naive double-precision
+// reference: all four transpose combinations, ragged sizes on both sides of every block
+// and tile edge, alpha/beta variants (beta == 0 with NaN in C), padded leading dimensions
+// (padding filled with NaN, and C's padding checked untouched), the epilogues, 1 and 2
+// threads, and both the AVX2 and the portable kernels. Built by run_gemm_tests.sh.
+//   test_gemm [--quick]     --quick: the smaller set used under the sanitizers
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/parallel.h"
+#include "cpu/gemm.h"
+#include "cpu/gemm_internal.h"
+
+using lamina::cpu::Epilogue;
+namespace gd = lamina::cpu::gemm_detail;
+
+namespace {
+
+struct Rng {
+  uint64_t s;
+  double next() {  // uniform in [-1, 1)
+    s += 0x9E3779B97F4A7C15ull;
+    uint64_t z = s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return double(z >> 11) / double(1ull << 52) - 1.0;
+  }
+};
+
+struct Case {
+  bool ta, tb;
+  int64_t M, N, K;
+  double alpha, beta;
+  Epilogue epi;
+  int pad;  // extra elements per row of A, B and C
+};
+
+const char* epi_name(Epilogue e) {
+  switch (e) {
+    case Epilogue::None: return "none";
+    case Epilogue::Bias: return "bias";
+    case Epilogue::BiasRelu: return "bias_relu";
+    case Epilogue::BiasGelu: return "bias_gelu";
+  }
+  return "?";
+}
+
+double ref_gelu(double x) { return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+
+int g_passed = 0, g_failed = 0;
+std::string g_context;
+
+void report(bool ok, const Case& c, const char* what, const std::string& detail) {
+  if (ok) {
+    ++g_passed;
+    return;
+  }
+  if (++g_failed <= 20)
+    std::printf("FAIL %s [%s] ta=%d tb=%d M=%lld N=%lld K=%lld alpha=%g beta=%g epi=%s pad=%d: %s\n",
+                what, g_context.c_str(), c.ta, c.tb, (long long)c.M, (long long)c.N, (long long)c.K,
+                c.alpha, c.beta, epi_name(c.epi), c.pad, detail.c_str());
+}
+
+template <class T>
+void call_gemm(const Case& c, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
+               const T* bias);
+
+template <>
+void call_gemm<float>(const Case& c, const float* A, int64_t lda, const float* B, int64_t ldb,
+                      float* C, int64_t ldc, const float* bias) {
+  lamina::cpu::gemm_f32(c.ta, c.tb, c.M, c.N, c.K, float(c.alpha), A, lda, B, ldb, float(c.beta), C,
+                        ldc, c.epi, bias);
+}
+
+template <>
+void call_gemm<double>(const Case& c, const double* A, int64_t lda, const double* B, int64_t ldb,
+                       double* C, int64_t ldc, const double*) {
+  lamina::cpu::gemm_f64(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, lda, B, ldb, c.beta, C, ldc);
+}
+
+template <class T>
+void run_case(const Case& c, uint64_t seed, const char* what) {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  const T sentinel = T(12345.0);
+  Rng rng{seed};
+  // Stored shapes: A is M x K (K x M when transposed), B is K x N (N x K), C is M x N.
+  const int64_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
+  const int64_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+  const int64_t lda = std::max<int64_t>(1, a_cols + c.pad), ldb = std::max<int64_t>(1, b_cols + c.pad);
+  const int64_t ldc = std::max<int64_t>(1, c.N + c.pad);
+  std::vector<T> A(std::max<int64_t>(1, a_rows * lda), nan), B(std::max<int64_t>(1, b_rows * ldb), nan);
+  std::vector<T> C(std::max<int64_t>(1, c.M * ldc), sentinel), bias(std::max<int64_t>(1, c.N));
+  for (int64_t r = 0; r < a_rows; ++r)
+    for (int64_t q = 0; q < a_cols; ++q) A[r * lda + q] = T(rng.next());
+  for (int64_t r = 0; r < b_rows; ++r)
+    for (int64_t q = 0; q < b_cols; ++q) B[r * ldb + q] = T(rng.next());
+  for (int64_t i = 0; i < c.M; ++i)
+    for (int64_t j = 0; j < c.N; ++j) C[i * ldc + j] = c.beta == 0 ? nan : T(rng.next());
+  for (auto& v : bias) v = T(rng.next());
+  if (c.alpha == 0)  // A and B must not be read at all
+    for (auto& v : A) v = nan;
+  const std::vector<T> C0 = C;
+
+  call_gemm<T>(c, A.data(), lda, B.data(), ldb, C.data(), ldc, c.epi == Epilogue::None ? nullptr : bias.data());
+
+  // float32 accumulation error grows like sqrt(K) eps relative to sum |a b|.
+  const double eps = std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16;
+  const double rel = eps * (16.0 + 8.0 * std::sqrt(double(c.K)));
+  std::string detail;
+  for (int64_t i = 0; i < c.M; ++i) {
+    for (int64_t j = 0; j < ldc && j < int64_t(C.size()); ++j) {
+      const T got = C[i * ldc + j];
+      if (j >= c.N) {  // padding of C must be untouched
+        if (!(got == sentinel) && detail.empty()) detail = "wrote into C padding at (" + std::to_string(i) + "," + std::to_string(j) + ")";
+        continue;
+      }
+      double acc = 0, mag = 0;
+      if (c.alpha != 0)
+        for (int64_t k = 0; k < c.K; ++k) {
+          double a = c.ta ? A[k * lda + i] : A[i * lda + k];
+          double b = c.tb ? B[j * ldb + k] : B[k * ldb + j];
+          acc += a * b;
+          mag += std::fabs(a * b);
+        }
+      double want = c.alpha * acc;
+      mag = std::fabs(c.alpha) * mag;
+      if (c.beta != 0) {
+        want += c.beta * double(C0[i * ldc + j]);
+        mag += std::fabs(c.beta * double(C0[i * ldc + j]));
+      }
+      if (c.epi != Epilogue::None) {
+        want += bias[j];
+        mag += std::fabs(double(bias[j]));
+        if (c.epi == Epilogue::BiasRelu) want = want < 0 ? 0 : want;
+        if (c.epi == Epilogue::BiasGelu) want = ref_gelu(want);
+      }
+      const double err = std::fabs(double(got) - want) / (mag + 1e-30);
+      if (!(err <= rel)) {
+        if (detail.empty())
+          detail = "C(" + std::to_string(i) + "," + std::to_string(j) + ")=" + std::to_string(double(got)) +
+                   " want " + std::to_string(want) + " (rel err " + std::to_string(err) + ")";
+      }
+    }
+  }
+  report(detail.empty(), c, what, detail);
+}
+
+const int64_t kSizes[] = {1, 2, 3, 7, 8, 15, 16, 17, 33, 64, 65, 100};
+const int64_t kQuickSizes[] = {1, 3, 8, 17, 33, 65};
+
+struct Variant {
+  double alpha, beta;
+  Epilogue epi;
+};
+const Variant kVariants[] = {
+    {1, 0, Epilogue::None},      {1, 1, Epilogue::None},     {-0.5, 0.5, Epilogue::Bias},
+    {2, 0, Epilogue::BiasRelu},  {1, 0, Epilogue::BiasGelu}, {3, -1, Epilogue::BiasGelu},
+    {0.25, 2, Epilogue::BiasRelu},
+};
+
+void grid(bool quick) {
+  uint64_t seed = 1;
+  int v = 0;
+  const int64_t* sizes = quick ? kQuickSizes : kSizes;
+  const int n = quick ? 6 : 12;
+  for (int t = 0; t < 4; ++t)
+    for (int mi = 0; mi < n; ++mi)
+      for (int ni = 0; ni < n; ++ni)
+        for (int ki = 0; ki < n; ++ki) {
+          const Variant& var = kVariants[v++ % 7];
+          Case c{bool(t & 1), bool(t & 2), sizes[mi], sizes[ni], sizes[ki], var.alpha, var.beta, var.epi, int(seed % 3)};
+          run_case<float>(c, seed++, "grid");
+        }
+}
+
+// Shapes that cross the cache blocks (KC=256, MC=144, NC=3072), the thread split and the
+// matrix-vector paths.
+void large(bool quick) {
+  struct Shape {
+    int64_t M, N, K;
+  };
+  const Shape full[] = {{128, 512, 784}, {257, 1000, 65}, {1000, 257, 300}, {300, 300, 600},
+                        {1, 1000, 1000}, {1000, 1, 1000}, {1000, 1000, 1},  {7, 3100, 40},
+                        {150, 17, 520},  {5, 700, 257},   {256, 256, 256},  {97, 97, 97}};
+  const Shape small[] = {{128, 300, 270}, {1, 600, 300}, {300, 1, 200}, {7, 3100, 20}, {150, 40, 260}};
+  uint64_t seed = 1000;
+  int v = 0;
+  const Shape* shapes = quick ? small : full;
+  const int n = quick ? 5 : 12;
+  for (int s = 0; s < n; ++s)
+    for (int t = 0; t < 4; ++t) {
+      const Variant& var = kVariants[v++ % 7];
+      Case c{bool(t & 1), bool(t & 2), shapes[s].M, shapes[s].N, shapes[s].K, var.alpha, var.beta, var.epi, int(seed % 2) * 5};
+      run_case<float>(c, seed++, "large");
+    }
+}
+
+void special() {
+  uint64_t seed = 5000;
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    // K == 0: C = epilogue(beta * C); alpha == 0: A and B (all NaN) are not read.
+    run_case<float>({ta, tb, 9, 20, 0, 1, 0.5, Epilogue::Bias, 1}, seed++, "k0");
+    run_case<float>({ta, tb, 9, 20, 0, 1, 0, Epilogue::BiasRelu, 0}, seed++, "k0");
+    run_case<float>({ta, tb, 40, 50, 60, 0, 2, Epilogue::None, 2}, seed++, "alpha0");
+    run_case<float>({ta, tb, 200, 150, 130, 0, 0, Epilogue::BiasGelu, 0}, seed++, "alpha0");
+    // Empty outputs write nothing.
+    run_case<float>({ta, tb, 0, 5, 7, 1, 0, Epilogue::None, 0}, seed++, "empty");
+    run_case<float>({ta, tb, 5, 0, 7, 1, 0, Epilogue::None, 0}, seed++, "empty");
+  }
+}
+
+void f64(bool quick) {
+  uint64_t seed = 9000;
+  const int64_t sizes[] = {1, 5, 8, 9, 31, 70};
+  int v = 0;
+  for (int t = 0; t < 4; ++t) {
+    for (int64_t m : sizes)
+      for (int64_t n : sizes)
+        for (int64_t k : sizes) {
+          if (quick && (m + n + k) % 3) continue;
+          const Variant& var = kVariants[v++ % 2];
+          run_case<double>({bool(t & 1), bool(t & 2), m, n, k, var.alpha, var.beta, Epilogue::None, int(seed % 2)},
+                           seed++, "f64");
+        }
+    run_case<double>({bool(t & 1), bool(t & 2), 300, 200, 400, -1, 0.5, Epilogue::None, 3}, seed++, "f64");
+  }
+}
+
+void argument_checks() {
+  Case c{false, false, 2, 2, 2, 1, 0, Epilogue::None, 0};
+  float x[4] = {};
+  auto throws = [&](auto fn) {
+    try {
+      fn();
+    } catch (const std::exception&) {
+      return true;
+    }
+    return false;
+  };
+  report(throws([&] { lamina::cpu::gemm_f32(false, false, -1, 2, 2, 1, x, 2, x, 2, 0, x, 2); }), c, "args", "negative M accepted");
+  report(throws([&] { lamina::cpu::gemm_f32(false, false, 2, 2, 2, 1, x, 1, x, 2, 0, x, 2); }), c, "args", "lda < K accepted");
+  report(throws([&] { lamina::cpu::gemm_f32(false, false, 2, 2, 2, 1, x, 2, x, 2, 0, x, 2, Epilogue::Bias); }), c, "args",
+         "bias epilogue without bias accepted");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  std::vector<gd::Isa> isas = {gd::Isa::Generic};
+  if (gd::cpu_has_avx2_fma()) isas.insert(isas.begin(), gd::Isa::Avx2);
+  else std::printf("note: no AVX2+FMA on this CPU; testing the portable kernels only\n");
+  for (gd::Isa isa : isas) {
+    gd::set_isa(isa);
+    for (int threads : {1, 2}) {
+      lamina::set_num_threads(threads);
+      g_context = std::string(isa == gd::Isa::Avx2 ? "avx2" : "generic") + ", " + std::to_string(threads) + " thread(s)";
+      const int before = g_failed;
+      grid(quick || (isa == gd::Isa::Generic && threads == 2));
+      large(quick);
+      special();
+      f64(quick);
+      std::printf("%-22s %s\n", g_context.c_str(), g_failed == before ? "ok" : "FAILED");
+    }
+  }
+  argument_checks();
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
