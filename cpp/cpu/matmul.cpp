@@ -4,49 +4,88 @@
 
 #include "core/errors.h"
 #include "core/parallel.h"
+#include "cpu/copy.h"
+#include "cpu/gemm.h"
 
 namespace lamina::cpu {
 
 namespace {
 
-// Row-blocked i-k-j loop: the inner j loop is contiguous in b and out and vectorizes.
-template <class T>
-void matmul_one(T* c, const T* a, const T* b, int64_t M, int64_t K, int64_t N) {
-  constexpr int64_t kBlockK = 256;
-  for (int64_t i = 0; i < M; ++i) std::fill(c + i * N, c + (i + 1) * N, T(0));
-  for (int64_t k0 = 0; k0 < K; k0 += kBlockK) {
-    int64_t k1 = std::min(K, k0 + kBlockK);
-    for (int64_t i = 0; i < M; ++i) {
-      T* crow = c + i * N;
-      for (int64_t k = k0; k < k1; ++k) {
-        const T av = a[i * K + k];
-        const T* brow = b + k * N;
-        for (int64_t j = 0; j < N; ++j) crow[j] += av * brow[j];
-      }
-    }
+// How one (rows x cols) matrix with strides (s0, s1) reaches the GEMM.
+struct MatrixLayout {
+  bool trans = false;
+  int64_t ld = 0;
+  bool ok = false;
+};
+
+MatrixLayout layout_of(int64_t rows, int64_t cols, int64_t s0, int64_t s1) {
+  if ((s1 == 1 || cols == 1) && s0 >= std::max<int64_t>(cols, 1)) return {false, s0, true};
+  if ((s0 == 1 || rows == 1) && s1 >= std::max<int64_t>(rows, 1)) return {true, s1, true};
+  if (rows <= 1 && cols <= 1) return {false, 1, true};
+  return {};
+}
+
+// Element offsets of batch index `bi` for a tensor whose leading axes form the batch.
+int64_t batch_offset(int64_t bi, const Shape& batch_shape, const Shape& strides) {
+  int64_t off = 0;
+  for (size_t d = batch_shape.size(); d-- > 0;) {
+    off += (bi % batch_shape[d]) * strides[d];
+    bi /= batch_shape[d];
   }
+  return off;
 }
 
 template <class T>
-void run(const Tensor& out, const Tensor& a, const Tensor& b) {
-  const int64_t B = a.shape()[0], M = a.shape()[1], K = a.shape()[2], N = b.shape()[2];
-  T* c = out.data<T>();
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+          T* C) {
+  if constexpr (std::is_same_v<T, float>) gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
+  else gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, N);
+}
+
+template <class T>
+void run(const Tensor& out, Tensor a, Tensor b) {
+  const int64_t nd = out.ndim();
+  const int64_t M = out.shape()[nd - 2], N = out.shape()[nd - 1], K = a.shape()[nd - 1];
+  MatrixLayout la = layout_of(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
+  MatrixLayout lb = layout_of(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
+  auto densify = [](const Tensor& t) {
+    Tensor c = Tensor::empty(t.shape(), t.dtype(), t.device());
+    copy_cast(c, t);
+    return c;
+  };
+  if (!la.ok) {
+    a = densify(a);
+    la = layout_of(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
+  }
+  if (!lb.ok) {
+    b = densify(b);
+    lb = layout_of(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
+  }
+  Shape batch(out.shape().begin(), out.shape().end() - 2);
+  int64_t nb = 1;
+  for (int64_t d : batch) nb *= d;
   const T* ap = a.data<T>();
   const T* bp = b.data<T>();
-  // Split over batch x row-blocks of 16 rows.
-  const int64_t row_blocks = (M + 15) / 16;
-  const int64_t work = std::max<int64_t>(1, 2 * 16 * K * N);
-  parallel_for(0, B * row_blocks, std::max<int64_t>(1, 262144 / work), [&](int64_t lo, int64_t hi) {
-    for (int64_t t = lo; t < hi; ++t) {
-      int64_t bi = t / row_blocks, r0 = (t % row_blocks) * 16, r1 = std::min(M, r0 + 16);
-      matmul_one(c + bi * M * N + r0 * N, ap + bi * M * K + r0 * K, bp + bi * K * N, r1 - r0, K, N);
-    }
-  });
+  T* cp = out.data<T>();
+  if (M * N == 0) return;
+  auto one = [&](int64_t bi) {
+    gemm<T>(la.trans, lb.trans, M, N, K, ap + batch_offset(bi, batch, a.strides()), la.ld,
+            bp + batch_offset(bi, batch, b.strides()), lb.ld, cp + bi * M * N);
+  };
+  // Many small products: one per task (each GEMM then runs single-threaded inside the
+  // pool). A few large ones: one after another, each using all threads.
+  if (nb > 1 && M * N * K < 128 * 128 * 128) {
+    parallel_for(0, nb, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, M * N * K)), [&](int64_t lo, int64_t hi) {
+      for (int64_t bi = lo; bi < hi; ++bi) one(bi);
+    });
+  } else {
+    for (int64_t bi = 0; bi < nb; ++bi) one(bi);
+  }
 }
 
 }  // namespace
 
-void batched_matmul(const Tensor& out, const Tensor& a, const Tensor& b) {
+void matmul(const Tensor& out, const Tensor& a, const Tensor& b) {
   if (a.dtype() == DType::Float32) return run<float>(out, a, b);
   if (a.dtype() == DType::Float64) return run<double>(out, a, b);
   throw TypeError(std::string("matmul: unsupported dtype ") + dtype_name(a.dtype()));

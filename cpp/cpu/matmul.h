@@ -2,7 +2,10 @@
 #include "core/tensor.h"
 
 namespace lamina::cpu {
-// out[b] = a[b] @ b_[b] for contiguous 3-D operands (batch, M, K) x (batch, K, N),
+// out[b] = a[b] @ b_[b] over the broadcast batch axes. a: (..., M, K), b: (..., K, N),
+// both already expanded to the output's batch shape (stride-0 axes are fine); out is
+// contiguous (..., M, N). Each matrix operand may be row- or column-major (a transposed
+// view) and is passed to the GEMM without a copy; other layouts are copied first.
 // float32 or float64.
-void batched_matmul(const Tensor& out, const Tensor& a, const Tensor& b);
+void matmul(const Tensor& out, const Tensor& a, const Tensor& b);
 }  // namespace lamina::cpu

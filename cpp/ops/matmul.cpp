@@ -20,7 +20,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
                     " are not aligned (", K, " != ", K2, ")");
   Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
   Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
-  int64_t nb = checked_numel(batch, "matmul");
+  checked_numel(batch, "matmul");
   Shape full_a = batch, full_b = batch, full_out = batch;
   full_a.insert(full_a.end(), {M, K});
   full_b.insert(full_b.end(), {K, N});
@@ -31,11 +31,8 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
                    dtype_name(b.dtype()));
   DType kd = kernel_dtype(t);
   GradModeGuard no_grad(false);
-  Tensor a3 = reshape(contiguous(expand(astype(a, kd), full_a)), {nb, M, K});
-  Tensor b3 = reshape(contiguous(expand(astype(b, kd), full_b)), {nb, K, N});
-  Tensor out = Tensor::empty({nb, M, N}, kd, a.device());
-  cpu::batched_matmul(out, a3, b3);
-  out = reshape(out, full_out);
+  Tensor out = Tensor::empty(full_out, kd, a.device());
+  cpu::matmul(out, expand(astype(a, kd), full_a), expand(astype(b, kd), full_b));
   return kd == t ? out : astype(out, t);
 }
 
@@ -48,12 +45,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                      shape_str(b.shape()));
   Tensor out;
   if (a.ndim() == 2 && b.ndim() == 2 && a.dtype() == b.dtype() && is_floating(a.dtype()) &&
-      kernel_dtype(a.dtype()) == a.dtype() && a.is_contiguous() && b.is_contiguous() &&
-      a.shape()[1] == b.shape()[0]) {
+      kernel_dtype(a.dtype()) == a.dtype() && a.shape()[1] == b.shape()[0]) {
     // The common case needs no reshapes: one output allocation and the kernel.
     out = Tensor::empty({a.shape()[0], b.shape()[1]}, a.dtype(), a.device());
-    cpu::batched_matmul(out, Tensor::view_of(a, {1, a.shape()[0], a.shape()[1]}, {0, a.shape()[1], 1}, a.offset()),
-                        Tensor::view_of(b, {1, b.shape()[0], b.shape()[1]}, {0, b.shape()[1], 1}, b.offset()));
+    cpu::matmul(out, a, b);
   } else {
     Tensor a2 = a.ndim() == 1 ? Tensor::view_of(a, {1, a.shape()[0]}, {0, a.strides()[0]}, a.offset()) : a;
     Tensor b2 = b.ndim() == 1 ? Tensor::view_of(b, {b.shape()[0], 1}, {b.strides()[0], 0}, b.offset()) : b;
