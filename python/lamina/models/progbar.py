@@ -31,6 +31,7 @@ class Progbar:
         self.stream = stream or sys.stdout
         self.start = time.perf_counter()
         self._last_draw = 0.0
+        self._last_len = 0
 
     def update(self, step, logs=None, final=False):
         if self.verbose != 1:
@@ -49,7 +50,9 @@ class Progbar:
         text = f"\r{step}/{self.target} [{bar}] - {timing}"
         if logs:
             text += " - " + format_logs(logs)
-        self.stream.write(text + ("\n" if final else ""))
+        padding = " " * max(self._last_len - len(text), 0)  # erase a longer previous line
+        self._last_len = len(text)
+        self.stream.write(text + padding + ("\n" if final else ""))
         self.stream.flush()
 
     def finish(self, logs=None):
