@@ -1,0 +1,244 @@
+"""The Layer base class: weights, lazy build from the first input, config, sub-layer tracking."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections import defaultdict
+
+import numpy as np
+
+import lamina
+from lamina import initializers, regularizers
+
+_NAME_COUNTS: dict = defaultdict(int)
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def unique_name(base: str) -> str:
+    """'dense', 'dense_1', 'dense_2', ... as Keras numbers layers."""
+    count = _NAME_COUNTS[base]
+    _NAME_COUNTS[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _shape_str(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+class Layer:
+    """A callable block of computation that owns its weights.
+
+    Subclasses override ``build(input_shape)`` to create weights with ``add_weight`` and
+    ``call(x, training=False)`` to compute the output. The first ``__call__`` builds the
+    layer from the input's shape; later calls check that the input shape still fits.
+
+    Args:
+        name: Unique name; numbered automatically from the class name when omitted.
+        trainable: Whether the optimizer updates this layer's weights.
+        dtype: Dtype of the weights.
+        input_shape: Shape of one sample (no batch axis); lets a Sequential model build
+            before it sees data.
+    """
+
+    def __init__(self, name=None, trainable=True, dtype="float32", input_shape=None, **kwargs):
+        if "input_dim" in kwargs:
+            input_shape = (kwargs.pop("input_dim"),)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
+        object.__setattr__(self, "_layers", [])
+        self.name = name or unique_name(_snake_case(type(self).__name__))
+        self.trainable = trainable
+        self.dtype = dtype
+        self.built = False
+        self._weights = []  # [(name, tensor, trainable, regularizer)]
+        self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
+        self.input_shape = None
+        self.output_shape = None
+
+    # ----- attribute tracking -------------------------------------------------------------
+    def __setattr__(self, key, value):
+        layers = self.__dict__.get("_layers")
+        if layers is not None and not key.startswith("_"):
+            candidates = value if isinstance(value, (list, tuple)) else [value]
+            for item in candidates:
+                if isinstance(item, Layer) and item is not self and all(item is not l for l in layers):
+                    layers.append(item)
+        object.__setattr__(self, key, value)
+
+    # ----- weights -------------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, regularizer=None, dtype=None):
+        """Creates, records and returns a weight tensor.
+
+        Args:
+            name: Name of the weight within the layer ('kernel', 'bias', ...).
+            shape: Shape of the weight.
+            initializer: Initializer name, instance or callable ``(shape, dtype)``.
+            trainable: Whether gradients update it.
+            regularizer: Optional penalty added to the model's loss.
+            dtype: Defaults to the layer's dtype.
+        """
+        init = initializers.get(initializer)
+        value = init(tuple(int(d) for d in shape), dtype or self.dtype)
+        if not isinstance(value, lamina.Tensor):
+            value = lamina.tensor(np.asarray(value), dtype=dtype or self.dtype)
+        value = value.detach().contiguous() if not value.is_contiguous() else value.detach()
+        value.requires_grad = bool(trainable)
+        self._weights.append((name, value, bool(trainable), regularizers.get(regularizer)))
+        return value
+
+    def _own_weights(self, trainable):
+        if trainable and not self.trainable:
+            return []
+        if trainable:
+            return [w for _, w, t, _ in self._weights if t]
+        frozen = [w for _, w, t, _ in self._weights if not t or not self.trainable]
+        return frozen
+
+    @property
+    def trainable_weights(self):
+        """Weights the optimizer updates (this layer's and its sub-layers')."""
+        out = self._own_weights(True)
+        if self.trainable:
+            for layer in self._layers:
+                out += layer.trainable_weights
+        return out
+
+    @property
+    def non_trainable_weights(self):
+        """Weights kept fixed during training."""
+        out = self._own_weights(False)
+        for layer in self._layers:
+            out += layer.weights if not self.trainable else layer.non_trainable_weights
+        return out
+
+    @property
+    def weights(self):
+        """All weights: trainable first, then non-trainable."""
+        return self.trainable_weights + self.non_trainable_weights
+
+    trainable_variables = trainable_weights
+    variables = weights
+
+    @property
+    def weight_names(self):
+        """'layer/weight' names in the order of ``get_weights``."""
+        return [f"{self.name}/{n}" for n, *_ in self._weights] + [n for l in self._layers for n in l.weight_names]
+
+    def _all_weights_in_order(self):
+        return [w for _, w, *_ in self._weights] + [w for l in self._layers for w in l._all_weights_in_order()]
+
+    def get_weights(self):
+        """Copies of all weights as numpy arrays (creation order)."""
+        return [np.array(w.numpy(), copy=True) for w in self._all_weights_in_order()]
+
+    def set_weights(self, values):
+        """Overwrites the weights in place from arrays in ``get_weights`` order."""
+        targets = self._all_weights_in_order()
+        if len(values) != len(targets):
+            raise ValueError(f"{self.name}: set_weights expected {len(targets)} arrays, got {len(values)}")
+        with lamina.no_grad():
+            for w, v in zip(targets, values):
+                v = np.asarray(v)
+                if tuple(v.shape) != tuple(w.shape):
+                    raise ValueError(f"{self.name}: weight of shape {w.shape} cannot take a value of shape {v.shape}")
+                w.copy_(lamina.tensor(v, dtype=w.dtype))
+
+    @property
+    def losses(self):
+        """Regularization penalties of this layer and its sub-layers (scalar tensors)."""
+        out = [reg(w) for _, w, _, reg in self._weights if reg is not None]
+        for layer in self._layers:
+            out += layer.losses
+        return out
+
+    def count_params(self):
+        """Number of scalars in all weights."""
+        return int(sum(w.size for w in self._all_weights_in_order()))
+
+    # ----- building and calling ------------------------------------------------------------
+    def build(self, input_shape):
+        """Creates the weights for inputs of `input_shape` (batch axis included)."""
+        self.built = True
+
+    def call(self, x, training=False):
+        """The layer's computation; subclasses override it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call()")
+
+    def _check_input_shape(self, shape):
+        """Raises ValueError when `shape` does not fit the shape the layer was built for."""
+        expected = self.input_shape
+        if expected is None:
+            return
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
+            raise ValueError(f"Input of layer '{self.name}' has shape {_shape_str(shape)}, but the layer was built "
+                             f"for inputs of shape {_shape_str(expected)}")
+
+    def _accepts_training(self):
+        cls = type(self)
+        cached = cls.__dict__.get("_takes_training")
+        if cached is None:
+            params = inspect.signature(self.call).parameters
+            cached = "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+            setattr(cls, "_takes_training", cached)
+        return cached
+
+    def __call__(self, x, training=False, **kwargs):
+        from lamina.models.functional import KerasTensor, symbolic_call
+
+        if isinstance(x, KerasTensor) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], KerasTensor)):
+            return symbolic_call(self, x, **kwargs)
+        if not isinstance(x, (lamina.Tensor, list, tuple)):
+            x = _to_tensor(x)
+        shape = _shape_of(x)
+        if not self.built:
+            self.input_shape = _batchless(shape)
+            self.build(shape)
+            self.built = True
+        else:
+            self._check_input_shape(shape)
+        if self._accepts_training():
+            kwargs["training"] = training
+        out = self.call(x, **kwargs)
+        if isinstance(out, lamina.Tensor):
+            self.output_shape = _batchless(out.shape)
+        return out
+
+    # ----- config --------------------------------------------------------------------------
+    def get_config(self):
+        """The constructor arguments that recreate this layer (without its weights)."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._input_shape_arg is not None:
+            config["input_shape"] = self._input_shape_arg
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from ``get_config()`` output."""
+        return cls(**config)
+
+    def __repr__(self):
+        state = "built" if self.built else "not built"
+        return f"<{type(self).__name__} name={self.name}, {state}, params={self.count_params()}>"
+
+
+def _to_tensor(x):
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float32, copy=False)
+    return lamina.tensor(arr)
+
+
+def _shape_of(x):
+    if isinstance(x, (list, tuple)):
+        return [tuple(t.shape) for t in x]
+    return tuple(x.shape)
+
+
+def _batchless(shape):
+    if isinstance(shape, list):
+        return [_batchless(s) for s in shape]
+    return (None,) + tuple(shape[1:]) if len(shape) else tuple(shape)
