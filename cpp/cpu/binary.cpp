@@ -5,7 +5,7 @@
 
 #include "cpu/loops.h"
 
-namespace lamina::cpu {
+namespace lamina::cpu::LAMINA_KERNELS {
 
 namespace {
 
@@ -134,4 +134,4 @@ void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   visit_compute_dtype(a.dtype(), [&](auto tag) { dispatch<decltype(tag)>(op, out, a, b); });
 }
 
-}  // namespace lamina::cpu
+}  // namespace lamina::cpu::LAMINA_KERNELS

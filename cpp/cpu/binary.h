@@ -1,5 +1,6 @@
 #pragma once
 #include "core/tensor.h"
+#include "cpu/isa.h"
 
 namespace lamina::cpu {
 
@@ -11,6 +12,6 @@ enum class BinaryOp {
 
 // out = op(a, b); a and b have the compute dtype, broadcast to out's shape. Comparisons
 // and logical ops write bool, the rest write the compute dtype.
-void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b);
+LAMINA_DUAL_KERNEL(binary, (BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b))
 
 }  // namespace lamina::cpu

@@ -8,14 +8,23 @@
 
 #include "core/parallel.h"
 #include "core/tensor.h"
+#include "cpu/isa.h"
 
 namespace lamina::cpu {
+inline namespace LAMINA_LOOPS {
 
 // Elements per parallel chunk: below this, threads cost more than they save.
 constexpr int64_t kElementwiseGrain = 32768;
 
 // `t`'s strides (in elements) as seen from `shape`, which `t` broadcasts to.
-Shape broadcast_strides(const Tensor& t, const Shape& shape);
+inline Shape broadcast_strides(const Tensor& t, const Shape& shape) {
+  Shape out(shape.size(), 0);
+  size_t lead = shape.size() - t.shape().size();
+  for (size_t i = 0; i < t.shape().size(); ++i)
+    out[lead + i] = t.shape()[i] == 1 ? 0 : t.strides()[i];
+  return out;
+}
+
 
 template <int N>
 struct StridedRuns {
@@ -147,4 +156,5 @@ void binary_kernel(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
                   });
 }
 
+}  // namespace LAMINA_LOOPS
 }  // namespace lamina::cpu

@@ -7,7 +7,7 @@
 #include "cpu/convert.h"
 #include "cpu/reduce_loops.h"
 
-namespace lamina::cpu {
+namespace lamina::cpu::LAMINA_KERNELS {
 
 namespace {
 
@@ -230,4 +230,4 @@ void logsumexp(const Tensor& out, const Tensor& in, const std::vector<int64_t>& 
   });
 }
 
-}  // namespace lamina::cpu
+}  // namespace lamina::cpu::LAMINA_KERNELS

@@ -2,13 +2,16 @@
 // output element folds its reduced sub-block with a Reducer. Outputs are split across
 // the thread pool, so no two threads write the same element.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <vector>
 
 #include "core/parallel.h"
 #include "core/tensor.h"
+#include "cpu/isa.h"
 
 namespace lamina::cpu {
+inline namespace LAMINA_LOOPS {
 
 struct ReduceGeometry {
   Shape kept_shape, kept_strides;        // input strides of kept axes (elements)
@@ -16,7 +19,36 @@ struct ReduceGeometry {
   int64_t reduced_count = 1;
 };
 
-ReduceGeometry reduce_geometry(const Tensor& in, const std::vector<int64_t>& axes);
+inline ReduceGeometry reduce_geometry(const Tensor& in, const std::vector<int64_t>& axes) {
+  ReduceGeometry g;
+  for (int64_t d = 0; d < in.ndim(); ++d) {
+    bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
+    (reduced ? g.reduced_shape : g.kept_shape).push_back(in.shape()[d]);
+    (reduced ? g.reduced_strides : g.kept_strides).push_back(in.strides()[d]);
+    if (reduced) g.reduced_count *= in.shape()[d];
+  }
+  // Merge adjacent reduced axes that are contiguous with each other: longer inner runs.
+  Shape ms, mst;
+  for (size_t i = 0; i < g.reduced_shape.size(); ++i) {
+    if (g.reduced_shape[i] == 1) continue;
+    if (!ms.empty() && mst.back() == g.reduced_strides[i] * g.reduced_shape[i]) {
+      ms.back() *= g.reduced_shape[i];
+      mst.back() = g.reduced_strides[i];
+    } else {
+      ms.push_back(g.reduced_shape[i]);
+      mst.push_back(g.reduced_strides[i]);
+    }
+  }
+  if (ms.empty() && g.reduced_count == 1) {
+    ms.push_back(1);
+    mst.push_back(1);
+  }
+  g.reduced_shape = ms;
+  g.reduced_strides = mst;
+  return g;
+}
+
+
 
 // Reducer: Acc init() const; void add(Acc&, In value, int64_t index_in_block) const;
 // Out finish(const Acc&, int64_t count) const. `out` is contiguous with kept_shape.
@@ -108,4 +140,5 @@ void for_each_row(const Tensor& in, int64_t axis, Fn fn) {
   });
 }
 
+}  // namespace LAMINA_LOOPS
 }  // namespace lamina::cpu

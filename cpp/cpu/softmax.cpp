@@ -5,10 +5,17 @@
 
 #include "core/errors.h"
 #include "cpu/reduce_loops.h"
+#include "cpu/vmath.h"
 
-namespace lamina::cpu {
+namespace lamina::cpu::LAMINA_KERNELS {
 
 namespace {
+
+template <class T>
+T exp_of(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::exp(x);
+  else return std::exp(x);
+}
 
 template <class T>
 void softmax_rows(const Tensor& out, const Tensor& in, int64_t axis, bool log) {
@@ -25,7 +32,7 @@ void softmax_rows(const Tensor& out, const Tensor& in, int64_t axis, bool log) {
     }
     double s = 0;
     for (int64_t k = 0; k < len; ++k) {
-      T e = std::exp(p[k * is] - m);
+      T e = exp_of(p[k * is] - m);
       if (!log) q[k * os] = e;
       s += double(e);
     }
@@ -48,4 +55,4 @@ void softmax(const Tensor& out, const Tensor& in, int64_t axis, bool log) {
   else throw TypeError("softmax: kernel expects float32 or float64");
 }
 
-}  // namespace lamina::cpu
+}  // namespace lamina::cpu::LAMINA_KERNELS

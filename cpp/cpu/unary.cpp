@@ -5,19 +5,35 @@
 
 #include "core/errors.h"
 #include "cpu/loops.h"
+#include "cpu/vmath.h"
 
-namespace lamina::cpu {
+namespace lamina::cpu::LAMINA_KERNELS {
 
 namespace {
 
 constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
+// float32 uses the vectorizable forms; float64 keeps libm.
+template <class T>
+T fast_exp(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::exp(x);
+  else return std::exp(x);
+}
+template <class T>
+T fast_tanh(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::tanh(x);
+  else return std::tanh(x);
+}
 template <class T>
 T stable_sigmoid(T x) {
-  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-  T e = std::exp(x);
-  return e / (T(1) + e);
+  if constexpr (std::is_same_v<T, float>) {
+    return vmath::sigmoid(x);
+  } else {
+    if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+    T e = std::exp(x);
+    return e / (T(1) + e);
+  }
 }
 
 template <class T>
@@ -33,7 +49,7 @@ void run(const Tensor& out, const Tensor& a, F f) {
 template <class T>
 void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
   switch (op) {
-    case UnaryOp::Exp: return run<T>(out, a, [](T x) { return std::exp(x); });
+    case UnaryOp::Exp: return run<T>(out, a, [](T x) { return fast_exp(x); });
     case UnaryOp::Log: return run<T>(out, a, [](T x) { return std::log(x); });
     case UnaryOp::Log1p: return run<T>(out, a, [](T x) { return std::log1p(x); });
     case UnaryOp::Expm1: return run<T>(out, a, [](T x) { return std::expm1(x); });
@@ -41,7 +57,7 @@ void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
     case UnaryOp::Rsqrt: return run<T>(out, a, [](T x) { return T(1) / std::sqrt(x); });
     case UnaryOp::Sin: return run<T>(out, a, [](T x) { return std::sin(x); });
     case UnaryOp::Cos: return run<T>(out, a, [](T x) { return std::cos(x); });
-    case UnaryOp::Tanh: return run<T>(out, a, [](T x) { return std::tanh(x); });
+    case UnaryOp::Tanh: return run<T>(out, a, [](T x) { return fast_tanh(x); });
     case UnaryOp::Sigmoid: return run<T>(out, a, [](T x) { return stable_sigmoid(x); });
     case UnaryOp::LeakyRelu: return run<T>(out, a, [p](T x) { return x > 0 ? x : x * p; });
     case UnaryOp::Elu: return run<T>(out, a, [p](T x) { return x > 0 ? x : p * std::expm1(x); });
@@ -54,7 +70,7 @@ void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
     case UnaryOp::GeluTanh:
       return run<T>(out, a, [](T x) {
         const T c = T(0.7978845608028654);  // sqrt(2 / pi)
-        return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
+        return T(0.5) * x * (T(1) + fast_tanh(c * (x + T(0.044715) * x * x * x)));
       });
     case UnaryOp::Silu: return run<T>(out, a, [](T x) { return x * stable_sigmoid(x); });
     case UnaryOp::Softplus: return run<T>(out, a, [](T x) { return stable_softplus(x); });
@@ -113,4 +129,4 @@ void unary(UnaryOp op, const Tensor& out, const Tensor& a, double param) {
   visit_compute_dtype(a.dtype(), [&](auto tag) { dispatch<decltype(tag)>(op, out, a, param); });
 }
 
-}  // namespace lamina::cpu
+}  // namespace lamina::cpu::LAMINA_KERNELS

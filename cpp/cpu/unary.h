@@ -1,5 +1,6 @@
 #pragma once
 #include "core/tensor.h"
+#include "cpu/isa.h"
 
 namespace lamina::cpu {
 
@@ -12,6 +13,6 @@ enum class UnaryOp {
 };
 
 // out = op(a); a has the compute dtype; IsNan/IsInf/IsFinite/LogicalNot write bool.
-void unary(UnaryOp op, const Tensor& out, const Tensor& a, double param);
+LAMINA_DUAL_KERNEL(unary, (UnaryOp op, const Tensor& out, const Tensor& a, double param))
 
 }  // namespace lamina::cpu

@@ -1,0 +1,57 @@
+// Branch-free float32 exp/tanh/sigmoid made only of arithmetic and bit operations, so
+// that the compiler vectorizes the loops that call them (libm's expf/tanhf are scalar
+// calls). Accuracy: a few ulp over the whole float range; NaN and +-inf propagate as in
+// libm. float64 kernels keep using libm: they serve references and gradient checks.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/isa.h"
+
+namespace lamina::cpu {
+inline namespace LAMINA_LOOPS {
+namespace vmath {
+
+inline float from_bits(int32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+// e^x = 2^n * e^r with n = round(x / ln2), |r| <= ln2 / 2, e^r by its degree-6 Taylor
+// polynomial (truncation error < 2e-7 relative). 2^n is applied as two factors so that
+// results down to the denormal range keep their value.
+inline float exp(float x) {
+  const float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  const float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  float xc = x > 88.8f ? 88.8f : (x < -104.0f ? -104.0f : x);
+  float t = xc * kLog2e + kRound;
+  float n = t - kRound;
+  int32_t ni = int32_t(n);
+  float r = xc - n * kLn2Hi - n * kLn2Lo;
+  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
+  int32_t half = ni >> 1;
+  float s1 = from_bits((half + 127) << 23), s2 = from_bits((ni - half + 127) << 23);
+  float y = p * s1 * s2;
+  y = x > 88.72283935546875f ? __builtin_inff() : y;
+  y = x < -103.972084f ? 0.0f : y;  // below half the smallest denormal
+  return x != x ? x : y;
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
+
+// tanh: odd polynomial near 0 (where 1 - 2/(e^2x + 1) cancels), the exp form elsewhere.
+inline float tanh(float x) {
+  float ax = x < 0 ? -x : x;
+  float x2 = x * x;
+  float small = x * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835)))));
+  float e = exp(2.0f * ax);
+  float big = 1.0f - 2.0f / (e + 1.0f);
+  big = x < 0 ? -big : big;
+  float y = ax < 0.25f ? small : big;
+  return x != x ? x : y;
+}
+
+}  // namespace vmath
+}  // namespace LAMINA_LOOPS
+}  // namespace lamina::cpu
