@@ -50,13 +50,14 @@ void define_binary(nb::class_<Tensor>& cls, const char* name, const char* rname,
   cls.def(name, [fn](const Tensor& a, nb::handle b) { return fn(a, operand(b, a)); });
   if (rname) cls.def(rname, [fn](const Tensor& a, nb::handle b) { return fn(operand(b, a), a); });
   if (iname)
-    cls.def(iname, [fn, iname](Tensor& a, nb::handle b) {
+    cls.def(iname, [fn, iname](nb::handle self, nb::handle b) {
+      Tensor& a = nb::cast<Tensor&>(self);
       Tensor result = fn(a, operand(b, a));
       check<TypeError>(result.dtype() == a.dtype() || !is_floating(result.dtype()) || is_floating(a.dtype()),
                        iname, ": result dtype ", dtype_name(result.dtype()), " cannot be cast to ",
                        dtype_name(a.dtype()), " in place");
       assign_inplace(a, result, iname);
-      return a;
+      return nb::borrow(self);  // `t += x` keeps t the same Python object
     });
 }
 
