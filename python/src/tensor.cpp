@@ -129,8 +129,12 @@ void init_tensor(nb::module_& m) {
       nb::arg("dtype").none() = nb::none(), nb::arg("copy").none() = nb::none());
   cls.def(
       "__dlpack__",
-      [](const Tensor& t, nb::kwargs) {
-        return nb::cast(to_ndarray(t)).attr("__dlpack__")();
+      [](const Tensor& t, nb::kwargs kwargs) -> nb::object {
+        // numpy has no bfloat16: hand out a plain (legacy) capsule for it.
+        if (t.dtype() == DType::BFloat16) return nb::cast(to_ndarray(t));
+        // Otherwise numpy's exporter handles the protocol's keywords (max_version, dl_device, copy).
+        nb::ndarray<nb::numpy> arr(to_ndarray(t));
+        return nb::cast(arr, nb::rv_policy::reference).attr("__dlpack__")(**kwargs);
       },
       "DLPack capsule sharing this tensor's memory.");
   cls.def("__dlpack_device__", [](const Tensor& t) { return nb::make_tuple(1, 0); });
