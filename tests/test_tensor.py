@@ -417,3 +417,19 @@ def test_matmul_errors():
     check_errors(lm.matmul, [((lm.ones((2, 3)), lm.ones((4, 2))), ValueError, "(2, 3)"),
                              ((lm.ones(()), lm.ones(3)), ValueError, "matmul"),
                              ((lm.ones((2, 2, 3)), lm.ones((3, 3, 2))), ValueError, "matmul")])
+
+
+def test_scatter_add_and_gather_on_0d():
+    # used to read past the end of the (empty) shape and crash
+    same(lm.scatter_add(lm.tensor(1.0), 0, lm.tensor(0), lm.tensor(2.0)), np.array(3.0))
+    x = lm.tensor(3.0, requires_grad=True)
+    lm.gather(x, 0, lm.tensor(0)).backward()
+    assert x.grad.item() == 1.0
+    check_errors(lm.scatter_add, [((lm.tensor(0.0), 0, lm.tensor(3, dtype="int32"), lm.tensor(0.0)), IndexError,
+                                   "scatter_add: index 3 is out of bounds")])
+
+
+def test_bad_argument_types_are_type_errors():
+    check_errors(lm.gelu, [((lm.ones(2), 3), TypeError, "gelu: approximate must be")])
+    check_errors(lm.arange, [((0, "5"), TypeError, "arange: stop must be a number")])
+    check_errors(lm.zeros, [(((2**62,), "float16"), MemoryError, "shape (4611686018427387904,)")])
