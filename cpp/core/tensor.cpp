@@ -13,7 +13,12 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   if (n > 0 && uint64_t(n) > SIZE_MAX / isz)
     throw MemoryError("empty: shape " + shape_str(shape) + " needs more bytes than addressable");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::allocate(size_t(n) * isz, device);
+  try {
+    impl->storage = Storage::allocate(size_t(n) * isz, device);
+  } catch (const MemoryError& e) {  // say which tensor did not fit
+    throw MemoryError(detail::concat(e.what(), " for a tensor of shape ", shape_str(shape), " and dtype ",
+                                     dtype_name(dtype)));
+  }
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;

@@ -14,7 +14,14 @@ namespace {
 template <class T>
 T floor_div(T a, T b) {
   if constexpr (std::is_floating_point_v<T>) {
-    return std::floor(a / b);
+    // numpy's npy_divmod: consistent with py_mod (a == b * q + r), e.g. -1 // inf == -1.
+    if (b == 0) return a / b;
+    T mod = std::fmod(a, b);
+    T div = (a - mod) / b;
+    if (mod != 0 && ((b < 0) != (mod < 0))) div -= T(1);
+    if (div == 0) return std::copysign(T(0), a / b);
+    T q = std::floor(div);
+    return div - q > T(0.5) ? q + T(1) : q;
   } else if constexpr (std::is_same_v<T, bool>) {
     return b ? a : false;
   } else {

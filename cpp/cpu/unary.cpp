@@ -108,7 +108,7 @@ void dispatch(UnaryOp op, const Tensor& out, const Tensor& a, double param) {
         }
         return T((T(0) < x) - (x < T(0)));
       });
-    case UnaryOp::Relu: return run<T>(out, a, [](T x) { return x > T(0) ? x : T(0); });
+    case UnaryOp::Relu: return run<T>(out, a, [](T x) { return x > T(0) || x != x ? x : T(0); });  // NaN propagates
     case UnaryOp::Square:
       if constexpr (std::is_same_v<T, bool>) return run<T>(out, a, [](T x) { return x; });
       else return run<T>(out, a, [](T x) { return T(x * x); });

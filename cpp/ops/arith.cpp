@@ -55,11 +55,13 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   check_numeric("mul", a, b);
   Tensor out = run_binary(BinaryOp::Mul, "mul", a, b, arith_dtype(a, b));
   if (needs_grad({&a, &b})) {
-    SavedTensor sa(a), sb(b);
     bool ga = a.requires_grad(), gb = b.requires_grad();
-    record("mul", {a, b}, out, [sa, sb, ga, gb](const Tensor& g) -> std::vector<Tensor> {
-      const Tensor &x = sa.get(), &y = sb.get();
-      return {ga ? reduce_like(mul(g, y), x) : Tensor(), gb ? reduce_like(mul(g, x), y) : Tensor()};
+    // Save an operand only when the other one needs its gradient, so that `a * constant`
+    // does not pin `a` (index_put multiplies by a mask and is then assigned in place).
+    SavedTensor sa(gb ? a : Tensor()), sb(ga ? b : Tensor());
+    Shape sha = a.shape(), shb = b.shape();
+    record("mul", {a, b}, out, [sa, sb, ga, gb, sha, shb](const Tensor& g) -> std::vector<Tensor> {
+      return {ga ? sum_to(mul(g, sb.get()), sha) : Tensor(), gb ? sum_to(mul(g, sa.get()), shb) : Tensor()};
     });
   }
   return out;

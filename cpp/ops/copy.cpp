@@ -33,6 +33,23 @@ void check_inplace(const Tensor& dst, bool records_grad, const char* op) {
   check<RuntimeError>(!(dst.is_leaf() && dst.requires_grad()), op,
                       ": a leaf tensor that requires grad cannot be modified in place; "
                       "wrap the update in lamina.no_grad()");
+  // A view (x[1:], x.T, ...) of such a leaf shares its storage: writing through it would
+  // change the leaf behind autograd's back. Views are short single-input chains, so a
+  // bounded walk up the history finds the leaf.
+  const Node* node = dst.grad_fn().get();
+  for (int depth = 0; node && depth < 32; ++depth) {
+    const Node* up = nullptr;
+    int inputs = 0;
+    for (const Edge& e : node->next) {
+      if (!e.valid()) continue;
+      ++inputs;
+      if (e.leaf && e.leaf->requires_grad && e.leaf->storage == dst.storage())
+        throw RuntimeError(detail::concat(op, ": a view of a leaf tensor that requires grad cannot be modified in "
+                                          "place; wrap the update in lamina.no_grad()"));
+      up = e.node.get();
+    }
+    node = inputs == 1 ? up : nullptr;
+  }
 }
 
 void assign_inplace(const Tensor& dst, const Tensor& result, const char* op) {

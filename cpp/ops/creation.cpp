@@ -82,7 +82,7 @@ Tensor linspace(double start, double stop, int64_t num, bool endpoint, DType dty
   double div = endpoint ? double(num - 1) : double(num);
   double step = div > 0 ? (stop - start) / div : 0.0;
   return generate({num}, dtype, [&](int64_t i) {
-    return (endpoint && i == num - 1) ? stop : start + double(i) * step;
+    return (endpoint && num > 1 && i == num - 1) ? stop : start + double(i) * step;  // num == 1: [start]
   });
 }
 

@@ -110,12 +110,16 @@ Tensor gather(const Tensor& a, int64_t axis_in, const Tensor& index) {
 
 Tensor scatter_add(const Tensor& a, int64_t axis_in, const Tensor& index, const Tensor& src) {
   int64_t axis = normalize_axis(axis_in, a.ndim(), "scatter_add");
+  if (a.ndim() == 0 && index.ndim() == 0 && src.ndim() == 0)  // as one element (gather's 0-d gradient)
+    return reshape(scatter_add(reshape(a, {1}), 0, reshape(index, {1}), reshape(src, {1})), {});
   check<ValueError>(index.shape() == src.shape(), "scatter_add: index shape ", shape_str(index.shape()),
                     " and src shape ", shape_str(src.shape()), " must match");
   check<ValueError>(index.ndim() == a.ndim(), "scatter_add: index must have the input's rank ", a.ndim());
   for (int64_t d = 0; d < a.ndim(); ++d)
     check<ValueError>(d == axis || index.shape()[size_t(d)] <= a.shape()[size_t(d)], "scatter_add: index shape ",
                       shape_str(index.shape()), " exceeds input shape ", shape_str(a.shape()));
+  check<ValueError>(a.ndim() > 0, "scatter_add: index of shape ", shape_str(index.shape()),
+                    " cannot address a 0-d tensor");
   Tensor idx = checked_indices(index, a.shape()[size_t(axis)], "scatter_add", axis);
   DType t = promote_types(a.dtype(), src.dtype());
   DType kd = kernel_dtype(t);

@@ -60,7 +60,9 @@ def value_and_grad(fn, argnums=0):
             out = fn(*args, **kwargs)
         if not isinstance(out, Tensor) or out.size != 1:
             raise ValueError("value_and_grad: fn must return a one-element tensor")
-        grads = _core.grad([out], [args[i] for i in nums], [], False, False, True)
+        # A function that does not depend on its inputs has zero gradient (not an error).
+        grads = (_core.grad([out], [args[i] for i in nums], [], False, False, True) if out.requires_grad
+                 else [None] * len(nums))
         grads = [g if g is not None else _core.zeros_like(args[i]) for g, i in zip(grads, nums)]
         return out.detach(), (tuple(grads) if many else grads[0])
 

@@ -162,7 +162,8 @@ Tensor to_tensor(nb::handle obj, std::optional<DType> dtype, bool copy) {
     }
     std::string kind = nb::cast<std::string>(arr.attr("dtype").attr("kind"));
     if (kind != "f" && kind != "i" && kind != "u" && kind != "b")
-      throw TypeError("tensor: cannot convert data of numpy dtype " + nb::cast<std::string>(nb::str(arr.attr("dtype"))) +
+      throw TypeError("tensor: cannot convert " + nb::cast<std::string>(nb::type_name(obj.type())) +
+                      " holding data of numpy dtype " + nb::cast<std::string>(arr.attr("dtype").attr("name")) +
                       " to a tensor");
     if (is_sequence && !dtype) {
       if (kind == "f") dtype = DType::Float32;

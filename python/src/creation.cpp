@@ -100,7 +100,9 @@ void init_creation(nb::module_& m) {
           lo = 0;
           hi = start;
         } else {
-          hi = nb::cast<double>(stop);
+          check<TypeError>(PyLong_Check(stop.ptr()) || PyFloat_Check(stop.ptr()) || PyIndex_Check(stop.ptr()),
+                           "arange: stop must be a number, got ", nb::cast<std::string>(nb::repr(stop)));
+          hi = PyFloat_Check(stop.ptr()) ? PyFloat_AsDouble(stop.ptr()) : double(nb::cast<int64_t>(nb::int_(stop)));
           all_int = PyLong_Check(stop.ptr());
         }
         all_int = all_int && lo == std::floor(lo) && step == std::floor(step);

@@ -107,6 +107,31 @@ Tensor apply_basic(const Tensor& t, const std::vector<IndexItem>& items, int64_t
   return out;
 }
 
+// t[mask] = v with numpy semantics: the mask covers t's leading axes, and v is either one
+// value or broadcasts to (number of selected positions, *remaining axes).
+Tensor put_masked(const Tensor& t, const Tensor& mask, const Tensor& v) {
+  if (mask.ndim() == 0) return masked_fill(t, mask, v);
+  int64_t k = mask.ndim();
+  check<IndexError>(k <= t.ndim() && Shape(t.shape().begin(), t.shape().begin() + k) == mask.shape(),
+                    "setitem: boolean index of shape ", shape_str(mask.shape()),
+                    " does not match the leading axes of the tensor's shape ", shape_str(t.shape()));
+  if (v.numel() == 1) {
+    Shape mshape = mask.shape();
+    mshape.resize(size_t(t.ndim()), 1);
+    return masked_fill(t, reshape(mask, mshape), reshape(v, {}));
+  }
+  Tensor m = contiguous(mask);
+  const bool* p = m.data<bool>();
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < m.numel(); ++i)
+    if (p[i]) rows.push_back(i);
+  Tensor idx = Tensor::empty({int64_t(rows.size())}, DType::Int64);
+  std::copy(rows.begin(), rows.end(), idx.data<int64_t>());
+  Shape flat{m.numel()};
+  flat.insert(flat.end(), t.shape().begin() + k, t.shape().end());
+  return reshape(index_put(reshape(t, flat), idx, v), t.shape());
+}
+
 }  // namespace
 
 Tensor getitem(const Tensor& t, nb::handle key) {
@@ -124,7 +149,7 @@ void setitem(Tensor& t, nb::handle key, nb::handle value) {
   std::vector<IndexItem> items = parse_key(key, t);
   if (items.size() == 1 && items[0].kind == IndexItem::Array) {
     const Tensor& idx = items[0].array;
-    Tensor updated = idx.dtype() == DType::Bool ? masked_fill(t, idx, v) : index_put(t, idx, v);
+    Tensor updated = idx.dtype() == DType::Bool ? put_masked(t, idx, v) : index_put(t, idx, v);
     assign_inplace(t, updated, "setitem");
     return;
   }

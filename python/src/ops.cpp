@@ -169,6 +169,8 @@ void init_ops(nb::module_& m) {
     bool tanh_form = false;
     if (PyBool_Check(approximate.ptr())) tanh_form = approximate.ptr() == Py_True;
     else if (!approximate.is_none()) {
+      check<TypeError>(nb::isinstance<nb::str>(approximate), "gelu: approximate must be 'none', 'tanh' or a bool, got ",
+                       nb::cast<std::string>(nb::repr(approximate)));
       std::string s = nb::cast<std::string>(approximate);
       check<ValueError>(s == "none" || s == "tanh", "gelu: approximate must be 'none' or 'tanh', got '", s, "'");
       tanh_form = s == "tanh";

@@ -50,13 +50,14 @@ void define_binary(nb::class_<Tensor>& cls, const char* name, const char* rname,
   cls.def(name, [fn](const Tensor& a, nb::handle b) { return fn(a, operand(b, a)); });
   if (rname) cls.def(rname, [fn](const Tensor& a, nb::handle b) { return fn(operand(b, a), a); });
   if (iname)
-    cls.def(iname, [fn, iname](Tensor& a, nb::handle b) {
+    cls.def(iname, [fn, iname](nb::handle self, nb::handle b) {
+      Tensor& a = nb::cast<Tensor&>(self);
       Tensor result = fn(a, operand(b, a));
       check<TypeError>(result.dtype() == a.dtype() || !is_floating(result.dtype()) || is_floating(a.dtype()),
                        iname, ": result dtype ", dtype_name(result.dtype()), " cannot be cast to ",
                        dtype_name(a.dtype()), " in place");
       assign_inplace(a, result, iname);
-      return a;
+      return nb::borrow(self);  // `t += x` keeps t the same Python object
     });
 }
 
@@ -128,8 +129,12 @@ void init_tensor(nb::module_& m) {
       nb::arg("dtype").none() = nb::none(), nb::arg("copy").none() = nb::none());
   cls.def(
       "__dlpack__",
-      [](const Tensor& t, nb::kwargs) {
-        return nb::cast(to_ndarray(t)).attr("__dlpack__")();
+      [](const Tensor& t, nb::kwargs kwargs) -> nb::object {
+        // numpy has no bfloat16: hand out a plain (legacy) capsule for it.
+        if (t.dtype() == DType::BFloat16) return nb::cast(to_ndarray(t));
+        // Otherwise numpy's exporter handles the protocol's keywords (max_version, dl_device, copy).
+        nb::ndarray<nb::numpy> arr(to_ndarray(t));
+        return nb::cast(arr, nb::rv_policy::reference).attr("__dlpack__")(**kwargs);
       },
       "DLPack capsule sharing this tensor's memory.");
   cls.def("__dlpack_device__", [](const Tensor& t) { return nb::make_tuple(1, 0); });
