@@ -2,10 +2,9 @@
 
 import csv
 
+import lamina
 import numpy as np
 import pytest
-
-import lamina
 from lamina import callbacks, layers
 from lamina.models import load_model
 

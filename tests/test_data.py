@@ -1,9 +1,8 @@
 """Dataset pipelines, fit on datasets and generators, gradient accumulation, datasets on disk."""
 
+import lamina
 import numpy as np
 import pytest
-
-import lamina
 from lamina import layers
 from lamina.data import Dataset
 from lamina.datasets import digits, fashion_mnist

@@ -1,9 +1,8 @@
 """Normalization, augmentation and recurrent layers against numpy references."""
 
+import lamina
 import numpy as np
 import pytest
-
-import lamina
 from lamina import layers
 
 RNG = np.random.default_rng(1)

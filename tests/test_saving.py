@@ -3,10 +3,9 @@
 import json
 import os
 
+import lamina
 import numpy as np
 import pytest
-
-import lamina
 from lamina import layers, saving
 from lamina.models import load_model
 
@@ -192,7 +191,7 @@ def test_truncated_files_are_rejected(tmp_path, saved_bytes):
 
 
 def test_every_sampled_bit_flip_is_rejected(tmp_path, saved_bytes):
-    positions = list(range(0, 16)) + list(range(16, len(saved_bytes), max(1, len(saved_bytes) // 300)))
+    positions = list(range(16)) + list(range(16, len(saved_bytes), max(1, len(saved_bytes) // 300)))
     for i, pos in enumerate(positions):
         data = bytearray(saved_bytes)
         data[pos] ^= 1 << (i % 8)

@@ -1,7 +1,7 @@
 """Keras-style layers."""
 
-from lamina.layers.base import Layer
 from lamina.layers.augmentation import GaussianNoise, RandomFlip, RandomNoise, RandomTranslation
+from lamina.layers.base import Layer
 from lamina.layers.core import Activation, Dense, Dropout, Embedding, Flatten, Reshape
 from lamina.layers.normalization import BatchNormalization, LayerNormalization
 from lamina.layers.recurrent import SimpleRNN

@@ -1,6 +1,5 @@
 """The functional API: ``Input`` -> layer calls record a graph -> ``Model(inputs, outputs)``."""
 
-import numpy as np
 
 import lamina
 from lamina.layers.base import unique_name

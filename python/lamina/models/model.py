@@ -7,12 +7,11 @@ import lamina
 from lamina import callbacks as callbacks_module
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
-from lamina import optimizers as optimizers_module
 from lamina import mixed_precision
+from lamina import optimizers as optimizers_module
 from lamina.layers.base import Layer
 from lamina.models import data_adapter as da
 from lamina.models.progbar import Progbar
-
 
 _to_numpy, _length, _slice, _batch_tensor = da.to_numpy, da.length, da.take, da.batch_tensor
 
