@@ -11,19 +11,9 @@ __version__ = "0.1.0"
 
 _attach_methods(Tensor)
 
-# Ops still on their way into the native core: composite stand-ins until they land.
-from lamina import _compat
-
-for _name in _compat.NAMES:
-    if not hasattr(_core, _name):
-        globals()[_name] = getattr(_compat, _name)
-        if not hasattr(Tensor, _name):
-            setattr(Tensor, _name, getattr(_compat, _name))
-del _name
-
 # The Keras-like layer is imported on first use so that `import lamina` stays light.
 _LAZY_MODULES = ("layers", "losses", "optimizers", "metrics", "callbacks", "datasets", "models", "activations",
-                 "initializers", "regularizers")
+                 "initializers", "regularizers", "saving", "data", "mixed_precision")
 _LAZY_NAMES = {"Sequential": "lamina.models", "Model": "lamina.models", "Input": "lamina.models"}
 
 
@@ -47,5 +37,5 @@ bool_ = "bool"
 
 __all__ = [name for name in dir(_core) if not name.startswith("_")] + [
     "Function", "enable_grad", "grad", "gradcheck", "no_grad", "value_and_grad", "random",
-    *_compat.NAMES, *_LAZY_MODULES, *_LAZY_NAMES,
+    *_LAZY_MODULES, *_LAZY_NAMES,
 ]

@@ -89,6 +89,10 @@ def get(identifier):
     if isinstance(identifier, str):
         fn = _BY_NAME.get(identifier.lower())
         if fn is None:
+            from lamina import saving
+
+            fn = saving.get_registered_object(identifier)
+        if fn is None:
             raise ValueError(f"Unknown activation '{identifier}'. Known activations: {', '.join(sorted(_BY_NAME))}")
         return fn
     if callable(identifier):
@@ -101,4 +105,7 @@ def serialize(fn):
     for name, known in _BY_NAME.items():
         if known is fn:
             return name
-    return getattr(fn, "__name__", fn)
+    from lamina import saving
+
+    registered = saving.get_registered_name(fn)
+    return registered or getattr(fn, "__name__", fn)

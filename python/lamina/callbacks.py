@@ -1,6 +1,7 @@
 """Training callbacks: hooks that fit/evaluate/predict call at batch and epoch boundaries."""
 
 import math
+import warnings
 
 import numpy as np
 
@@ -66,6 +67,10 @@ class History(Callback):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
+
+    def plot(self, path, keys=None, title=None):
+        """Saves loss/metric curves as a PNG at `path` (needs matplotlib; see plot_history)."""
+        plot_history(self, path, keys, title)
 
 
 class EarlyStopping(Callback):
@@ -174,3 +179,202 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = self.model.optimizer.lr
+
+
+def _auto_mode(mode, monitor, who):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{who}: mode must be 'auto', 'min' or 'max', got '{mode}'")
+    if mode == "auto":
+        return "max" if any(k in monitor for k in ("acc", "precision", "recall", "auc")) else "min"
+    return mode
+
+
+class ModelCheckpoint(Callback):
+    """Saves the model (or its weights) after epochs, atomically, optionally only when it improves.
+
+    Args:
+        filepath: Destination; may hold ``{epoch}`` and log keys, e.g.
+            ``"ckpt-{epoch:02d}-{val_loss:.3f}.lamina"`` (epochs counted from 1).
+        monitor: Log key compared when `save_best_only`.
+        save_best_only: Save only when `monitor` improves on the best value so far.
+        save_weights_only: Write ``save_weights`` files instead of whole models.
+        mode: 'min', 'max' or 'auto'.
+        save_freq: 'epoch' (the only frequency supported).
+        initial_value_threshold: A value the monitor must beat for the first save.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError("ModelCheckpoint: only save_freq='epoch' is supported")
+        self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.mode = _auto_mode(mode, monitor, "ModelCheckpoint")
+        self.best = initial_value_threshold
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = logs.get(self.monitor)
+            if value is None:
+                warnings.warn(f"ModelCheckpoint: monitor '{self.monitor}' is not in the logs "
+                              f"(available: {', '.join(sorted(logs))}); skipping", stacklevel=2)
+                return
+            if not self._improved(value):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to {value:.5f}")
+            self.best = value
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by `factor` when `monitor` stops improving for `patience` epochs.
+
+    Args:
+        monitor: Log key to watch.
+        factor: Multiplier (< 1) of the learning rate.
+        patience: Epochs without improvement before reducing.
+        mode: 'min', 'max' or 'auto'.
+        min_delta: Smallest change that counts as an improvement.
+        cooldown: Epochs to wait after a reduction before counting again.
+        min_lr: Lower bound of the learning rate.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        super().__init__()
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, float(factor), patience, verbose
+        self.mode = _auto_mode(mode, monitor, "ReduceLROnPlateau")
+        self.min_delta, self.cooldown, self.min_lr = abs(min_delta), cooldown, float(min_lr)
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = optimizer.lr
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(f"ReduceLROnPlateau: monitor '{self.monitor}' is not in the logs "
+                          f"(available: {', '.join(sorted(logs))})", stacklevel=2)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._better(value):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_counter > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            if callable(optimizer.learning_rate):
+                raise ValueError("ReduceLROnPlateau cannot change a learning rate schedule; use a float rate")
+            old = float(optimizer.learning_rate)
+            new = max(old * self.factor, self.min_lr)
+            if new < old:
+                optimizer.learning_rate = new
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new:g}.")
+            self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Appends one CSV row of logs per epoch; each row is flushed and fsynced as it is written.
+
+    Args:
+        filename: The CSV file.
+        separator: Field separator.
+        append: Continue an existing file (its header is kept) instead of replacing it.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.sep, self.append = str(filename), separator, append
+        self.keys, self._file = None, None
+
+    def on_train_begin(self, logs=None):
+        import os
+
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self.keys = None
+        if exists:
+            with open(self.filename, encoding="utf-8") as f:
+                self.keys = f.readline().rstrip("\n").split(self.sep)[1:] or None
+        self._file = open(self.filename, "a" if self.append else "w", encoding="utf-8", newline="")
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+        import os
+
+        logs = logs or {}
+        writer = csv.writer(self._file, delimiter=self.sep, lineterminator="\n")
+        if self.keys is None:
+            self.keys = sorted(logs)
+            writer.writerow(["epoch"] + self.keys)
+        writer.writerow([epoch] + [logs.get(k, "NA") for k in self.keys])
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def plot_history(history, path, keys=None, title=None):
+    """Draws loss and metric curves per epoch (validation dashed) and saves them as a PNG.
+
+    matplotlib is imported only here; the figure is drawn without pyplot, so no GUI backend
+    or global state is touched.
+
+    Args:
+        history: A History or its ``.history`` dict.
+        path: PNG destination (written atomically).
+        keys: Metric names to draw (default: every non-validation key).
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError("History.plot needs matplotlib: pip install matplotlib") from e
+    from lamina import saving
+
+    data = history.history if isinstance(history, History) else dict(history)
+    keys = keys or [k for k in data if not k.startswith("val_") and k != "learning_rate"]
+    if not keys:
+        raise ValueError("History.plot: there is nothing to plot (train first)")
+    fig = Figure(figsize=(5 * len(keys), 4))
+    FigureCanvasAgg(fig)
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(1, len(keys), i + 1)
+        for name, style in ((key, "-"), ("val_" + key, "--")):
+            if name in data:
+                ax.plot(range(1, len(data[name]) + 1), data[name], style, marker="o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    saving.atomic_write(path, lambda f: fig.savefig(f, format="png"))
+

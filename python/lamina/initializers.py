@@ -186,7 +186,29 @@ class LecunNormal(VarianceScaling):
         return {}
 
 
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix times `gain`, from the QR decomposition of normal draws.
+
+    Shapes of rank > 2 are flattened to (prod(shape[:-1]), shape[-1]).
+    """
+
+    def __init__(self, gain=1.0):
+        self.gain = float(gain)
+
+    def __call__(self, shape, dtype="float32"):
+        rows, cols = (math.prod(shape[:-1]), shape[-1]) if len(shape) >= 2 else (1, shape[0] if shape else 1)
+        draws = lamina.normal(0.0, 1.0, (max(rows, cols), min(rows, cols)), dtype="float64").numpy()
+        q, r = np.linalg.qr(draws)
+        q *= np.sign(np.diag(r))  # a uniform distribution over orthogonal matrices
+        q = q if rows >= cols else q.T
+        return lamina.tensor((self.gain * q).reshape(tuple(shape)), dtype=dtype)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
 _BY_NAME = {
+    "orthogonal": Orthogonal,
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "uniform": RandomUniform, "normal": RandomNormal,
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
@@ -205,6 +227,8 @@ def get(identifier):
         if cls is None:
             raise ValueError(f"Unknown initializer '{identifier}'. Known initializers: {', '.join(sorted(_BY_NAME))}")
         return cls()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if callable(identifier):
@@ -222,8 +246,15 @@ def serialize(init):
     return init
 
 
-def deserialize(config):
-    """The inverse of serialize."""
+def deserialize(config, custom_objects=None):
+    """The inverse of serialize; registered classes (lamina.saving) are found by name."""
+    from lamina import saving
+
     if isinstance(config, dict):
-        return globals()[config["class_name"]].from_config(config["config"])
+        known = {n: c for n, c in globals().items() if isinstance(c, type) and issubclass(c, Initializer)}
+        cls = saving.lookup_class(config["class_name"], known, custom_objects, "initializer")
+        return cls.from_config(config.get("config", {}))
+    if isinstance(config, str) and config.lower() not in _BY_NAME:
+        obj = saving.lookup_class(config, {}, custom_objects, "initializer")
+        return obj() if isinstance(obj, type) else obj
     return get(config)

@@ -71,9 +71,44 @@ def get(identifier):
     """A regularizer from None, a name ('l1', 'l2', 'l1_l2'), an instance or a callable."""
     if identifier is None or callable(identifier):
         return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier.lower())
         if cls is None:
             raise ValueError(f"Unknown regularizer '{identifier}'. Known: {', '.join(sorted(_BY_NAME))}")
         return cls()
     raise TypeError(f"regularizer must be a name, a callable or None, got {type(identifier).__name__}")
+
+
+def serialize(reg):
+    """A JSON-able form: None, or ``{"class_name", "config"}`` for a Regularizer instance.
+
+    Raises:
+        ValueError: for a plain callable, which has no config to save.
+    """
+    if reg is None:
+        return None
+    if isinstance(reg, Regularizer):
+        return {"class_name": type(reg).__name__, "config": reg.get_config()}
+    name = getattr(reg, "__name__", None)
+    if name:
+        return name
+    raise ValueError(f"Cannot serialize regularizer {reg!r}; subclass lamina.regularizers.Regularizer")
+
+
+def deserialize(config, custom_objects=None):
+    """The inverse of serialize; registered classes (lamina.saving) are found by name."""
+    if config is None:
+        return None
+    if isinstance(config, dict):
+        from lamina import saving
+
+        cls = saving.lookup_class(config["class_name"], {"L1L2": L1L2, "L1": L1, "L2": L2}, custom_objects,
+                                  "regularizer")
+        return cls.from_config(config.get("config", {}))
+    if isinstance(config, str) and config.lower() not in _BY_NAME:
+        from lamina import saving
+
+        return saving.lookup_class(config, {}, custom_objects, "regularizer")
+    return get(config)

@@ -1,5 +1,5 @@
 """Datasets read from local files (no downloads)."""
 
-from lamina.datasets import mnist
+from lamina.datasets import digits, fashion_mnist, mnist
 
-__all__ = ["mnist"]
+__all__ = ["mnist", "fashion_mnist", "digits"]

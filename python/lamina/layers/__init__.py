@@ -1,7 +1,10 @@
 """Keras-style layers."""
 
+from lamina.layers.augmentation import GaussianNoise, RandomFlip, RandomNoise, RandomTranslation
 from lamina.layers.base import Layer
 from lamina.layers.core import Activation, Dense, Dropout, Embedding, Flatten, Reshape
+from lamina.layers.normalization import BatchNormalization, LayerNormalization
+from lamina.layers.recurrent import SimpleRNN
 
 
 def Input(shape, dtype="float32", name=None):  # noqa: N802 (Keras spelling)
@@ -11,4 +14,6 @@ def Input(shape, dtype="float32", name=None):  # noqa: N802 (Keras spelling)
     return _input(shape, dtype=dtype, name=name)
 
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "Input"]
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "Input",
+           "BatchNormalization", "LayerNormalization", "RandomFlip", "RandomTranslation", "GaussianNoise",
+           "RandomNoise", "SimpleRNN"]

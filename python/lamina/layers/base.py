@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 
 import lamina
-from lamina import initializers, regularizers
+from lamina import initializers, mixed_precision, regularizers
 
 _NAME_COUNTS: dict = defaultdict(int)
 
@@ -39,12 +39,13 @@ class Layer:
     Args:
         name: Unique name; numbered automatically from the class name when omitted.
         trainable: Whether the optimizer updates this layer's weights.
-        dtype: Dtype of the weights.
+        dtype: A dtype or a mixed precision policy name ('mixed_bfloat16'); defaults to the
+            global policy (see ``lamina.mixed_precision``).
         input_shape: Shape of one sample (no batch axis); lets a Sequential model build
             before it sees data.
     """
 
-    def __init__(self, name=None, trainable=True, dtype="float32", input_shape=None, **kwargs):
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, **kwargs):
         if "input_dim" in kwargs:
             input_shape = (kwargs.pop("input_dim"),)
         if kwargs:
@@ -52,7 +53,8 @@ class Layer:
         object.__setattr__(self, "_layers", [])
         self.name = name or unique_name(_snake_case(type(self).__name__))
         self.trainable = trainable
-        self.dtype = dtype
+        self.dtype_policy = mixed_precision.Policy(dtype) if dtype is not None else mixed_precision.global_policy()
+        self.dtype = self.dtype_policy.variable_dtype
         self.built = False
         self._weights = []  # [(name, tensor, trainable, regularizer)]
         self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
@@ -202,17 +204,28 @@ class Layer:
             self._check_input_shape(shape)
         if self._accepts_training():
             kwargs["training"] = training
+        if self.dtype_policy.is_mixed:
+            x = _cast_floats(x, self.compute_dtype)
         out = self.call(x, **kwargs)
         if isinstance(out, lamina.Tensor):
             self.output_shape = _batchless(out.shape)
         return out
 
+    @property
+    def compute_dtype(self):
+        """Dtype the layer computes in (the policy's; its weights stay ``self.dtype``)."""
+        return self.dtype_policy.compute_dtype
+
+    def cast(self, w):
+        """`w` in the compute dtype: how ``call`` reads weights under a mixed policy."""
+        return w.astype(self.compute_dtype) if w.dtype != self.compute_dtype else w
+
     # ----- config --------------------------------------------------------------------------
     def get_config(self):
         """The constructor arguments that recreate this layer (without its weights)."""
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy.name}
         if self._input_shape_arg is not None:
-            config["input_shape"] = self._input_shape_arg
+            config["input_shape"] = list(self._input_shape_arg)
         return config
 
     @classmethod
@@ -230,6 +243,12 @@ def _to_tensor(x):
     if arr.dtype.kind == "f":
         arr = arr.astype(np.float32, copy=False)
     return lamina.tensor(arr)
+
+
+def _cast_floats(x, dtype):
+    if isinstance(x, (list, tuple)):
+        return [_cast_floats(t, dtype) for t in x]
+    return x.astype(dtype) if x.dtype in mixed_precision._FLOATS and x.dtype != dtype else x
 
 
 def _shape_of(x):

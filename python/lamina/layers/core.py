@@ -49,16 +49,17 @@ class Dense(Layer):
                              f"axis of size {self.input_shape[-1]}")
 
     def call(self, x, training=False):
-        y = x @ self.kernel
+        y = x @ self.cast(self.kernel)
         if self.bias is not None:
-            y = y + self.bias
+            y = y + self.cast(self.bias)
         return self.activation(y)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias, "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": self.kernel_regularizer, "bias_regularizer": self.bias_regularizer}
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
     @classmethod
     def from_config(cls, config):
@@ -136,7 +137,7 @@ class Reshape(Layer):
         return lamina.reshape(x, (x.shape[0],) + self.target_shape)
 
     def get_config(self):
-        return {**super().get_config(), "target_shape": self.target_shape}
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
 class Embedding(Layer):
@@ -166,11 +167,12 @@ class Embedding(Layer):
     def call(self, x, training=False):
         if x.dtype not in ("int64", "int32"):
             x = x.astype("int64")
-        return lamina.take(self.embeddings, x, 0)
+        return lamina.take(self.cast(self.embeddings), x, 0)
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
-                "embeddings_initializer": initializers.serialize(self.embeddings_initializer)}
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer)}
 
     @classmethod
     def from_config(cls, config):

@@ -1,6 +1,5 @@
 """The functional API: ``Input`` -> layer calls record a graph -> ``Model(inputs, outputs)``."""
 
-import numpy as np
 
 import lamina
 from lamina.layers.base import unique_name
@@ -10,10 +9,12 @@ from lamina.models.model import Model
 class KerasTensor:
     """A symbolic tensor: a shape (batch axis None), a dtype and the layer call that made it."""
 
-    def __init__(self, shape, dtype="float32", layer=None, inputs=None, name=None):
+    def __init__(self, shape, dtype="float32", layer=None, inputs=None, name=None, call=None, index=None):
         self.shape, self.dtype = tuple(shape), dtype
         self.layer, self.inputs = layer, inputs
         self.name = name
+        # Outputs of one call of a multi-output layer share `call`; `index` picks theirs.
+        self.call, self.index = call if call is not None else object(), index
 
     @property
     def ndim(self):
@@ -45,8 +46,12 @@ def symbolic_call(layer, inputs, **kwargs):
     with lamina.no_grad():
         concrete = [_dummy(t) for t in inputs] if many else _dummy(inputs)
         out = layer(concrete, training=False, **kwargs)
-    shape = (None,) + tuple(out.shape[1:])
-    return KerasTensor(shape, out.dtype, layer=layer, inputs=list(inputs) if many else inputs)
+    parents = list(inputs) if many else inputs
+    if isinstance(out, (list, tuple)):
+        call = object()
+        return [KerasTensor((None,) + tuple(o.shape[1:]), o.dtype, layer=layer, inputs=parents, call=call, index=i)
+                for i, o in enumerate(out)]
+    return KerasTensor((None,) + tuple(out.shape[1:]), out.dtype, layer=layer, inputs=parents)
 
 
 def _parents(kt):
@@ -104,18 +109,58 @@ class Functional(Model):
                                  f"{spec.shape}")
 
     def call(self, inputs, training=False):
-        values = {}
+        values, calls = {}, {}
         given = inputs if self._multi_input else [inputs]
         for spec, value in zip(self._inputs, given):
             values[id(spec)] = value
         for node in self._order:
             if id(node) in values:
                 continue
-            parents = _parents(node)
-            args = [values[id(p)] for p in parents] if isinstance(node.inputs, list) else values[id(parents[0])]
-            values[id(node)] = node.layer(args, training=training)
+            if id(node.call) not in calls:
+                parents = _parents(node)
+                args = [values[id(p)] for p in parents] if isinstance(node.inputs, list) else values[id(parents[0])]
+                calls[id(node.call)] = node.layer(args, training=training)
+            out = calls[id(node.call)]
+            values[id(node)] = out if node.index is None else out[node.index]
         outs = [values[id(t)] for t in self._outputs]
         return outs if self._multi_output else outs[0]
 
     def get_config(self):
-        return {"name": self.name, "layers": [l.get_config() for l in self.layers]}
+        """The graph: layer specs, inputs, and each node as (layer, parent ids, output index)."""
+        from lamina import saving
+
+        ids = {id(t): i for i, t in enumerate(self._inputs)}
+        calls, nodes = {}, []
+        for node in self._order:
+            if id(node) in ids:
+                continue
+            ids[id(node)] = len(ids)
+            nodes.append({"id": ids[id(node)], "layer": next(i for i, l in enumerate(self.layers) if l is node.layer),
+                          "inputs": [ids[id(p)] for p in _parents(node)], "list": isinstance(node.inputs, list),
+                          "call": calls.setdefault(id(node.call), len(calls)), "index": node.index})
+        return {"name": self.name, "trainable": self.trainable,
+                "layers": [saving.serialize_layer(l) for l in self.layers],
+                "inputs": [{"name": t.name, "shape": list(t.shape[1:]), "dtype": t.dtype} for t in self._inputs],
+                "nodes": nodes, "outputs": [ids[id(t)] for t in self._outputs],
+                "multi_input": self._multi_input, "multi_output": self._multi_output}
+
+    @classmethod
+    def from_config(cls, config):
+        from lamina import saving
+
+        layers = [saving.deserialize_layer(spec) for spec in config["layers"]]
+        tensors = {i: Input(tuple(spec["shape"]), dtype=spec.get("dtype", "float32"), name=spec.get("name"))
+                   for i, spec in enumerate(config["inputs"])}
+        inputs = list(tensors.values())
+        done = {}
+        for node in config["nodes"]:
+            if node["call"] not in done:
+                parents = [tensors[i] for i in node["inputs"]]
+                done[node["call"]] = layers[node["layer"]](parents if node["list"] else parents[0])
+            out = done[node["call"]]
+            tensors[node["id"]] = out if node["index"] is None else out[node["index"]]
+        outputs = [tensors[i] for i in config["outputs"]]
+        model = cls(inputs if config.get("multi_input") else inputs[0],
+                    outputs if config.get("multi_output") else outputs[0], name=config.get("name"))
+        model.trainable = config.get("trainable", True)
+        return model

@@ -1,6 +1,5 @@
 """Model: a Layer that trains. compile -> fit (train_step) / evaluate (test_step) / predict."""
 
-import math
 
 import numpy as np
 
@@ -8,43 +7,13 @@ import lamina
 from lamina import callbacks as callbacks_module
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
+from lamina import mixed_precision
 from lamina import optimizers as optimizers_module
 from lamina.layers.base import Layer
+from lamina.models import data_adapter as da
 from lamina.models.progbar import Progbar
 
-
-def _to_numpy(data, what):
-    """numpy data from an array, a tensor or nested lists; a list of arrays/tensors stays a list
-    (one entry per model input)."""
-    if data is None:
-        return None
-    if isinstance(data, (list, tuple)) and data and all(isinstance(d, (np.ndarray, lamina.Tensor)) for d in data):
-        return [_to_numpy(d, what) for d in data]
-    if isinstance(data, lamina.Tensor):
-        return data.detach().numpy()
-    arr = np.asarray(data)
-    if arr.dtype == object:
-        raise TypeError(f"{what} must be an array or tensor, got ragged or object data")
-    return arr
-
-
-def _length(data):
-    return len(data[0]) if isinstance(data, list) else len(data)
-
-
-def _slice(data, idx):
-    return [d[idx] for d in data] if isinstance(data, list) else data[idx]
-
-
-def _batch_tensor(arr):
-    """A batch as a tensor: floats and bools become float32, integers int64."""
-    if isinstance(arr, list):
-        return [_batch_tensor(a) for a in arr]
-    if arr.dtype.kind in "fb":
-        arr = arr.astype(np.float32, copy=False)
-    elif arr.dtype.kind in "iu":
-        arr = arr.astype(np.int64, copy=False)
-    return lamina.tensor(np.ascontiguousarray(arr))
+_to_numpy, _length, _slice, _batch_tensor = da.to_numpy, da.length, da.take, da.batch_tensor
 
 
 class Model(Layer):
@@ -67,9 +36,12 @@ class Model(Layer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(**kwargs)
+        # A model casts nothing itself: its layers apply their own policies.
+        self.dtype_policy = mixed_precision.Policy(self.dtype_policy.variable_dtype)
         self.optimizer, self.loss, self.compiled_metrics = None, None, []
         self.stop_training = False
         self.history = None
+        self._accumulation_steps, self._accumulated = 1, 0
 
     def _check_input_shape(self, shape):
         """Subclassed models leave input checks to their layers."""
@@ -99,6 +71,8 @@ class Model(Layer):
         if isinstance(metrics, (str, metrics_module.Metric)) or callable(metrics):
             metrics = [metrics]
         self.compiled_metrics = [metrics_module.get(m, loss_name) for m in (metrics or [])]
+        self._compile_metric_names = [m if isinstance(m, str) else m.name for m in (metrics or [])
+                                      if isinstance(m, (str, metrics_module.Metric))]
         self._loss_tracker = metrics_module.Mean("loss")
         self.compiled = True
 
@@ -120,6 +94,8 @@ class Model(Layer):
         """The compiled loss plus the layers' regularization penalties (a scalar tensor)."""
         if self.loss is None:
             raise RuntimeError("compute_loss: no loss was given to compile()")
+        if isinstance(y_pred, lamina.Tensor) and y_pred.dtype in ("float16", "bfloat16"):
+            y_pred = y_pred.astype("float32")  # losses in full precision under mixed policies
         total = self.loss(y, y_pred, sample_weight)
         for penalty in self.losses:
             total = total + penalty
@@ -138,12 +114,38 @@ class Model(Layer):
         """
         y_pred = self(x, training=True)
         loss = self.compute_loss(x, y, y_pred, sample_weight)
+        self.apply_loss_gradients(loss)
+        return self._update_metrics(loss.detach(), y, y_pred.detach(), sample_weight)
+
+    def apply_loss_gradients(self, loss):
+        """Backpropagates `loss` and updates the weights, accumulating when asked.
+
+        With ``fit(gradient_accumulation_steps=k)`` the gradients of k micro-batches are
+        summed (each loss scaled by 1/k, so the sum is their mean) and the optimizer steps
+        once per k batches: equal micro-batches then give exactly the step of one k-times
+        larger batch.
+        """
+        k = self._accumulation_steps
         variables = self.trainable_weights
+        if self._accumulated == 0:
+            for v in variables:
+                v.grad = None
+        (loss * (1.0 / k) if k > 1 else loss).backward()
+        self._accumulated += 1
+        if self._accumulated >= k:
+            self._step_optimizer(variables, 1.0)
+
+    def _step_optimizer(self, variables, scale):
+        grads = [(v.grad if scale == 1.0 or v.grad is None else v.grad * scale, v) for v in variables]
+        self.optimizer.apply(grads)
+        self._accumulated = 0
         for v in variables:
             v.grad = None
-        loss.backward()
-        self.optimizer.apply([(v.grad, v) for v in variables])
-        return self._update_metrics(loss.detach(), y, y_pred.detach(), sample_weight)
+
+    def _flush_accumulated(self):
+        """Applies a partial accumulation at the end of an epoch, as the mean of what it holds."""
+        if self._accumulated:
+            self._step_optimizer(self.trainable_weights, self._accumulation_steps / self._accumulated)
 
     def test_step(self, x, y, sample_weight=None):
         """Loss and metrics on a batch, without updating weights."""
@@ -167,94 +169,125 @@ class Model(Layer):
             raise ValueError(f"{what}: x is empty")
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, sample_weight=None):
-        """Trains for `epochs` passes over (x, y) and returns a History.
+            validation_data=None, shuffle=True, initial_epoch=0, sample_weight=None, steps_per_epoch=None,
+            validation_steps=None, gradient_accumulation_steps=1):
+        """Trains for `epochs` passes over the data and returns a History.
 
         Args:
-            x: Inputs (numpy array, tensor, or a list of them for several inputs).
+            x: Inputs (numpy array, tensor, or a list of them for several inputs), or a
+                ``lamina.data.Dataset`` / Python generator yielding ``(x, y)`` or
+                ``(x, y, sample_weight)`` batches (then `y` stays None).
             y: Targets.
-            batch_size: Samples per gradient step.
+            batch_size: Samples per gradient step (arrays only).
             epochs: Index of the last epoch (training starts at `initial_epoch`).
             verbose: 0 silent, 1 progress bar, 2 one line per epoch.
             callbacks: List of Callback instances.
             validation_split: Fraction of the data (taken from the end, before shuffling)
-                held out for validation.
-            validation_data: (x_val, y_val) evaluated at the end of each epoch.
-            shuffle: Reshuffle the training samples every epoch.
+                held out for validation (arrays only).
+            validation_data: (x_val, y_val), or a Dataset, evaluated after each epoch.
+            shuffle: Reshuffle the training samples every epoch (arrays only).
+            steps_per_epoch: Batches per epoch. Needed for an endless generator; a
+                generator is consumed across epochs, a Dataset is iterated afresh each one.
+            validation_steps: Batches of validation data per evaluation.
+            gradient_accumulation_steps: Micro-batches whose gradients are averaged before
+                each optimizer step (see ``apply_loss_gradients``); the loss and metrics
+                still report every micro-batch.
         """
         if self.optimizer is None:
             raise RuntimeError("fit: the model must be compiled first; call model.compile(optimizer, loss, metrics)")
-        x, y = _to_numpy(x, "x"), _to_numpy(y, "y")
-        self._check_data(x, y, "fit")
-        if y is None:
-            raise ValueError("fit: y is required")
-        sw = None if sample_weight is None else np.asarray(sample_weight)
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
-        if validation_split and validation_data is None:
-            split = int(_length(x) * (1.0 - validation_split))
-            if split == 0 or split == _length(x):
-                raise ValueError(f"fit: validation_split={validation_split} leaves no training or validation samples")
-            validation_data = (_slice(x, slice(split, None)), y[split:])
-            x, y = _slice(x, slice(0, split)), y[:split]
-            sw = None if sw is None else sw[:split]
+        if not isinstance(gradient_accumulation_steps, int) or gradient_accumulation_steps < 1:
+            raise ValueError(f"fit: gradient_accumulation_steps must be a positive int, got "
+                             f"{gradient_accumulation_steps!r}")
+        if da.is_iterable_source(x):
+            if validation_split:
+                raise ValueError("fit: validation_split needs arrays; pass validation_data with a Dataset")
+            train = da.adapter(x, y, None, batch_size, shuffle, steps_per_epoch, "fit")
+        else:
+            x, y = _to_numpy(x, "x"), _to_numpy(y, "y")
+            self._check_data(x, y, "fit")
+            if y is None:
+                raise ValueError("fit: y is required")
+            sw = None if sample_weight is None else np.asarray(sample_weight)
+            if not 0.0 <= validation_split < 1.0:
+                raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+            if validation_split and validation_data is None:
+                split = int(_length(x) * (1.0 - validation_split))
+                if split == 0 or split == _length(x):
+                    raise ValueError(f"fit: validation_split={validation_split} leaves no training or validation "
+                                     f"samples")
+                validation_data = (_slice(x, slice(split, None)), y[split:])
+                x, y = _slice(x, slice(0, split)), y[:split]
+                sw = None if sw is None else sw[:split]
+            train = da.ArrayAdapter(x, y, sw, batch_size, shuffle, steps_per_epoch)
+        val_args = None
         if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
-            val_x, val_y = _to_numpy(validation_data[0], "x_val"), _to_numpy(validation_data[1], "y_val")
-            self._check_data(val_x, val_y, "fit (validation_data)")
-        n = _length(x)
-        steps = math.ceil(n / batch_size)
+            if da.is_iterable_source(validation_data):
+                val_args = (validation_data, None)
+            elif len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or a Dataset")
+            else:
+                val_x, val_y = _to_numpy(validation_data[0], "x_val"), _to_numpy(validation_data[1], "y_val")
+                self._check_data(val_x, val_y, "fit (validation_data)")
+                val_args = (val_x, val_y)
+        self._accumulation_steps, self._accumulated = gradient_accumulation_steps, 0
         self.history = callbacks_module.History()
         cbs = callbacks_module.CallbackList(list(callbacks or []) + [self.history], self,
-                                            {"epochs": epochs, "steps": steps, "verbose": verbose})
+                                            {"epochs": epochs, "steps": train.steps, "verbose": verbose})
         self.stop_training = False
         cbs.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-            bar = Progbar(steps, verbose)
-            order = np.random.permutation(n) if shuffle else np.arange(n)
-            logs = {}
-            for step in range(steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                cbs.on_train_batch_begin(step)
-                logs = self.train_step(_batch_tensor(_slice(x, idx)), _batch_tensor(y[idx]),
-                                       None if sw is None else sw[idx])
-                cbs.on_train_batch_end(step, logs)
-                bar.update(step + 1, logs)
+        try:
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                if verbose:
+                    print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+                bar = Progbar(train.steps, verbose)
+                logs = {}
+                for step, (xb, yb, swb) in enumerate(train.epoch()):
+                    cbs.on_train_batch_begin(step)
+                    logs = self.train_step(xb, yb, swb)
+                    cbs.on_train_batch_end(step, logs)
+                    bar.update(step + 1, logs)
+                    if self.stop_training:
+                        break
+                self._flush_accumulated()
+                if getattr(train, "exhausted", False):
+                    print("fit: the input ran out of data; stopping (give steps_per_epoch to match the generator, "
+                          "or pass a re-iterable Dataset)")
+                    self.stop_training = True
+                    if not logs:
+                        break
+                logs = dict(logs)
+                if val_args is not None:
+                    val_logs = self.evaluate(*val_args, batch_size=batch_size, verbose=0, return_dict=True,
+                                             steps=validation_steps)
+                    logs.update({"val_" + k: v for k, v in val_logs.items()})
+                bar.finish(logs)
+                cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
-            logs = dict(logs)
-            if validation_data is not None:
-                val_logs = self.evaluate(val_x, val_y, batch_size=batch_size, verbose=0, return_dict=True)
-                logs.update({"val_" + k: v for k, v in val_logs.items()})
-            bar.finish(logs)
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+        finally:
+            self._accumulation_steps, self._accumulated = 1, 0
         cbs.on_train_end()
         return self.history
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False, callbacks=None):
-        """Loss and metrics over (x, y), batch by batch.
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False, callbacks=None, steps=None):
+        """Loss and metrics over (x, y) (or a Dataset / generator of batches), batch by batch.
 
         Returns:
             The loss alone when there are no metrics, else [loss, metric...] (or a dict
             with `return_dict`).
         """
         self._require_compiled("evaluate")
-        x, y = _to_numpy(x, "x"), _to_numpy(y, "y")
-        self._check_data(x, y, "evaluate")
-        steps = math.ceil(_length(x) / batch_size)
+        if not da.is_iterable_source(x):
+            x, y = _to_numpy(x, "x"), _to_numpy(y, "y")
+            self._check_data(x, y, "evaluate")
+        source = da.adapter(x, y, None, batch_size, False, steps, "evaluate")
         self.reset_metrics()
-        bar = Progbar(steps, verbose)
+        bar = Progbar(source.steps, verbose)
         logs = {}
-        for step in range(steps):
-            idx = slice(step * batch_size, (step + 1) * batch_size)
-            logs = self.test_step(_batch_tensor(_slice(x, idx)), _batch_tensor(y[idx]))
+        for step, (xb, yb, _) in enumerate(source.epoch()):
+            logs = self.test_step(xb, yb)
             bar.update(step + 1, logs)
         bar.finish(logs)
         logs = {m.name: m.result() for m in self.metrics}
@@ -263,18 +296,21 @@ class Model(Layer):
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """Model outputs for x as a numpy array, computed in batches."""
-        x = _to_numpy(x, "x")
-        self._check_data(x, None, "predict")
-        steps = math.ceil(_length(x) / batch_size)
-        bar = Progbar(steps, verbose)
+    def predict(self, x, batch_size=32, verbose=0, steps=None):
+        """Model outputs for x (arrays, or a Dataset / generator of batches) as numpy arrays."""
+        if not da.is_iterable_source(x):
+            x = _to_numpy(x, "x")
+            self._check_data(x, None, "predict")
+        source = da.adapter(x, None, None, batch_size, False, steps, "predict")
+        bar = Progbar(source.steps, verbose)
         outputs = []
-        for step in range(steps):
-            out = self.predict_step(_batch_tensor(_slice(x, slice(step * batch_size, (step + 1) * batch_size))))
+        for step, (xb, _, _) in enumerate(source.epoch()):
+            out = self.predict_step(xb)
             outputs.append([o.numpy() for o in out] if isinstance(out, list) else out.numpy())
             bar.update(step + 1)
         bar.finish()
+        if not outputs:
+            raise ValueError("predict: the input yielded no batches")
         if isinstance(outputs[0], list):
             return [np.concatenate(parts) for parts in zip(*outputs)]
         return np.concatenate(outputs)
@@ -298,6 +334,30 @@ class Model(Layer):
 
     def predict_on_batch(self, x):
         return self.predict_step(_batch_tensor(_to_numpy(x, "x"))).numpy()
+
+    # ----- saving --------------------------------------------------------------------------
+    def save(self, filepath):
+        """Saves architecture, weights and compile settings to one file (see lamina.saving)."""
+        from lamina import saving
+
+        saving.save_model(self, filepath)
+
+    def save_weights(self, filepath):
+        """Saves the weights alone as a safetensors file, named by layer path."""
+        from lamina import saving
+
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Loads weights written by ``save_weights`` or ``save`` into this (built) model."""
+        from lamina import saving
+
+        saving.load_weights(self, filepath)
+
+    def get_config(self):
+        """Subclassed models define get_config (and from_config when __init__ differs) to be saved."""
+        raise NotImplementedError(f"Model subclass {type(self).__name__} must implement get_config() to be saved "
+                                  f"with save(); save_weights() works without it")
 
     # ----- inspection ----------------------------------------------------------------------
     def summary(self, print_fn=print):

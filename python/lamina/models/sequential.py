@@ -68,12 +68,25 @@ class Sequential(Model):
         return layer
 
     def get_config(self):
-        return {"name": self.name, "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
-                                              for l in self._layers]}
+        from lamina import saving
+
+        config = {"name": self.name, "trainable": self.trainable,
+                  "layers": [saving.serialize_layer(l) for l in self._layers]}
+        if self._input_spec is not None:
+            config["input"] = {"shape": list(self._input_spec.shape[1:]), "dtype": self._input_spec.dtype}
+        if self.built and self.input_shape is not None:
+            config["build_input_shape"] = list(self.input_shape)
+        return config
 
     @classmethod
     def from_config(cls, config):
-        from lamina import layers as layers_module
+        from lamina import saving
+        from lamina.models.functional import Input
 
-        built = [getattr(layers_module, spec["class_name"]).from_config(spec["config"]) for spec in config["layers"]]
-        return cls(built, name=config.get("name"))
+        built = [saving.deserialize_layer(spec) for spec in config["layers"]]
+        if "input" in config:
+            built.insert(0, Input(tuple(config["input"]["shape"]), dtype=config["input"].get("dtype", "float32")))
+        model = cls(built, name=config.get("name"), trainable=config.get("trainable", True))
+        if not model.built and config.get("build_input_shape"):
+            model.build(tuple(config["build_input_shape"]))
+        return model
