@@ -25,4 +25,14 @@ DType dtype_arg(nb::handle h);  // "float32", lamina dtype string, numpy dtype o
 std::optional<DType> optional_dtype(nb::handle h);
 Shape shape_arg(nb::handle h, const char* op);  // int or sequence of ints
 
+// Runs fn() with the GIL released when the operands are large enough for the kernel time
+// to matter (releasing costs ~0.1 us, too much for tiny ops), so other Python threads run.
+constexpr int64_t kReleaseGilElements = 1 << 15;
+template <class Fn>
+Tensor run_released(int64_t elements, Fn&& fn) {
+  if (elements < kReleaseGilElements) return fn();
+  nb::gil_scoped_release release;
+  return fn();
+}
+
 }  // namespace lamina::py

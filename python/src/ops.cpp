@@ -73,19 +73,22 @@ using Unary = Tensor (*)(const Tensor&);
 void def_binary(nb::module_& m, const char* name, Binary fn, const char* doc) {
   m.def(name, [fn](nb::handle a, nb::handle b) {
     auto [x, y] = operands(a, b);
-    return fn(x, y);
+    return run_released(x.numel() + y.numel(), [&] { return fn(x, y); });
   }, nb::arg("a"), nb::arg("b"), doc);
 }
 
 void def_unary(nb::module_& m, const char* name, Unary fn, const char* doc) {
-  m.def(name, [fn](nb::handle a) { return fn(as_tensor(a)); }, nb::arg("x"), doc);
+  m.def(name, [fn](nb::handle a) {
+    Tensor x = as_tensor(a);
+    return run_released(x.numel(), [&] { return fn(x); });
+  }, nb::arg("x"), doc);
 }
 
 void def_reduction(nb::module_& m, const char* name, Tensor (*fn)(const Tensor&, const Axes&, bool), const char* doc) {
   m.def(name, [fn, name](nb::handle x, nb::handle axis, bool keepdims) {
     Tensor t = as_tensor(x);
     Axes axes = axes_arg(axis, name);
-    return fn(t, axes, keepdims);
+    return run_released(t.numel(), [&] { return fn(t, axes, keepdims); });
   }, nb::arg("x"), nb::arg("axis").none() = nb::none(), nb::arg("keepdims") = false, doc);
 }
 

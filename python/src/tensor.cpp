@@ -47,8 +47,15 @@ nb::object scalar_value(const Tensor& t) {
 }
 
 void define_binary(nb::class_<Tensor>& cls, const char* name, const char* rname, const char* iname, BinaryFn fn) {
-  cls.def(name, [fn](const Tensor& a, nb::handle b) { return fn(a, operand(b, a)); });
-  if (rname) cls.def(rname, [fn](const Tensor& a, nb::handle b) { return fn(operand(b, a), a); });
+  cls.def(name, [fn](const Tensor& a, nb::handle b) {
+    Tensor y = operand(b, a);
+    return run_released(a.numel() + y.numel(), [&] { return fn(a, y); });
+  });
+  if (rname)
+    cls.def(rname, [fn](const Tensor& a, nb::handle b) {
+      Tensor x = operand(b, a);
+      return run_released(a.numel() + x.numel(), [&] { return fn(x, a); });
+    });
   if (iname)
     cls.def(iname, [fn, iname](nb::handle self, nb::handle b) {
       Tensor& a = nb::cast<Tensor&>(self);
@@ -112,6 +119,7 @@ void init_tensor(nb::module_& m) {
                               shape_str(t.shape()));
           grads.push_back(full_like_value(t, 1.0));
         }
+        nb::gil_scoped_release release;  // Python-defined backward functions re-acquire it
         backward({t}, grads, retain_graph, create_graph);
       },
       nb::arg("gradient").none() = nb::none(), nb::arg("retain_graph") = false, nb::arg("create_graph") = false,
