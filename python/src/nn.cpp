@@ -75,11 +75,18 @@ ConvParams conv2d_params(nb::handle stride, nb::handle padding, nb::handle dilat
   return p;
 }
 
+// An explicit stride of 0 would read as "the kernel size" in PoolParams.
+void check_stride(int64_t s, const char* op) {
+  check<ValueError>(s >= 1, op, ": stride must be >= 1, got ", s);
+}
+
 PoolParams pool2d_params(nb::handle kernel, nb::handle stride, nb::handle padding, const char* op) {
   PoolParams p;
   auto k = int_tuple<2>(kernel, op, "kernel_size");
   auto s = stride.is_none() ? k : int_tuple<2>(stride, op, "stride");
   auto pad = int_tuple<2>(padding, op, "padding");
+  check_stride(s[0], op);
+  check_stride(s[1], op);
   p.kernel_h = k[0], p.kernel_w = k[1], p.stride_h = s[0], p.stride_w = s[1], p.pad_h = pad[0], p.pad_w = pad[1];
   return p;
 }
@@ -139,10 +146,12 @@ void init_nn(nb::module_& m) {
   }, nb::arg("x"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(), nb::arg("padding") = 0,
      nb::arg("count_include_pad") = true, "2-D average pooling over (N, C, H, W).");
   m.def("max_pool1d", [](nb::handle x, int64_t k, std::optional<int64_t> s, int64_t pad) {
+    check_stride(s.value_or(k), "max_pool1d");
     return max_pool1d(as_tensor(x), k, s.value_or(k), pad);
   }, nb::arg("x"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(), nb::arg("padding") = 0,
      "1-D max pooling over (N, C, L).");
   m.def("avg_pool1d", [](nb::handle x, int64_t k, std::optional<int64_t> s, int64_t pad, bool include_pad) {
+    check_stride(s.value_or(k), "avg_pool1d");
     return avg_pool1d(as_tensor(x), k, s.value_or(k), pad, include_pad);
   }, nb::arg("x"), nb::arg("kernel_size"), nb::arg("stride").none() = nb::none(), nb::arg("padding") = 0,
      nb::arg("count_include_pad") = true, "1-D average pooling over (N, C, L).");
