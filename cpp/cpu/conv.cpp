@@ -42,15 +42,16 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
   else gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
 }
 
-// A per-thread column buffer, grown on demand and kept (pool workers live for the whole
+// Per-thread buffers (slot 0: columns, slot 1: a block of outputs), grown on demand and kept (pool workers live for the whole
 // process, so a steady training loop allocates nothing here).
-void* col_scratch(size_t bytes) {
+void* scratch(int slot, size_t bytes) {
   struct Buffer {
     void* data = nullptr;
     size_t size = 0;
     ~Buffer() { std::free(data); }
   };
-  thread_local Buffer b;
+  thread_local Buffer buffers[2];
+  Buffer& b = buffers[slot];
   if (bytes > b.size) {
     std::free(b.data);
     b.size = 0;
@@ -78,9 +79,9 @@ bool is_pointwise(const ConvGeometry& g) {
          g.OH == g.H && g.OW == g.W;
 }
 
-// col (Cg*kh*kw x OH*OW) from x (Cg x H x W); out-of-image taps are zero.
+// col (Cg*kh*kw x OH*OW, rows `ld` apart) from x (Cg x H x W); out-of-image taps are zero.
 template <class T>
-void im2col(const ConvGeometry& g, int64_t Cg, const T* x, T* col) {
+void im2col(const ConvGeometry& g, int64_t Cg, const T* x, T* col, int64_t ld) {
   const int64_t P = g.OH * g.OW;
   for (int64_t c = 0; c < Cg; ++c) {
     const T* xc = x + c * g.H * g.W;
@@ -88,7 +89,7 @@ void im2col(const ConvGeometry& g, int64_t Cg, const T* x, T* col) {
       const int64_t offh = ki * g.dil_h - g.pad_top;
       const Range rh = valid_range(g.OH, g.H, g.stride_h, offh);
       for (int64_t kj = 0; kj < g.kw; ++kj) {
-        T* row = col + ((c * g.kh + ki) * g.kw + kj) * P;
+        T* row = col + ((c * g.kh + ki) * g.kw + kj) * ld;
         const int64_t offw = kj * g.dil_w - g.pad_left;
         const Range rw = valid_range(g.OW, g.W, g.stride_w, offw);
         std::fill(row, row + rh.lo * g.OW, T(0));
@@ -109,17 +110,17 @@ void im2col(const ConvGeometry& g, int64_t Cg, const T* x, T* col) {
   }
 }
 
-// dx (Cg x H x W, zeroed by the caller) += the scatter of col back onto the image.
+// dx (Cg x H x W, zeroed by the caller) += the scatter of col (rows `ld` apart) back
+// onto the image.
 template <class T>
-void col2im(const ConvGeometry& g, int64_t Cg, const T* col, T* dx) {
-  const int64_t P = g.OH * g.OW;
+void col2im(const ConvGeometry& g, int64_t Cg, const T* col, int64_t ld, T* dx) {
   for (int64_t c = 0; c < Cg; ++c) {
     T* dc = dx + c * g.H * g.W;
     for (int64_t ki = 0; ki < g.kh; ++ki) {
       const int64_t offh = ki * g.dil_h - g.pad_top;
       const Range rh = valid_range(g.OH, g.H, g.stride_h, offh);
       for (int64_t kj = 0; kj < g.kw; ++kj) {
-        const T* row = col + ((c * g.kh + ki) * g.kw + kj) * P;
+        const T* row = col + ((c * g.kh + ki) * g.kw + kj) * ld;
         const int64_t offw = kj * g.dil_w - g.pad_left;
         const Range rw = valid_range(g.OW, g.W, g.stride_w, offw);
         for (int64_t oh = rh.lo; oh < rh.hi; ++oh) {
@@ -153,21 +154,49 @@ int64_t image_chunks(const ConvGeometry& g) {
 
 // ---- GEMM path -------------------------------------------------------------------------
 
+// Images per GEMM: small outputs (P columns) are batched side by side so that each GEMM
+// has ~kBlockColumns columns and its packing cost is spread over more work.
+constexpr int64_t kBlockColumns = 1024;
+int64_t images_per_block(const ConvGeometry& g, int64_t images) {
+  if (is_pointwise(g)) return 1;
+  const int64_t P = std::max<int64_t>(1, g.OH * g.OW);
+  return std::clamp<int64_t>((kBlockColumns + P - 1) / P, 1, std::max<int64_t>(images, 1));
+}
+
 template <class T>
 void forward_gemm(const ConvGeometry& g, T* out, const T* x, const T* w, const T* bias) {
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const bool direct = is_pointwise(g);
-  for_image_chunks(g.N, image_chunks(g), [&](int64_t, int64_t lo, int64_t hi) {
-    T* col = direct ? nullptr : static_cast<T*>(col_scratch(size_t(Kg * P) * sizeof(T)));
-    for (int64_t n = lo; n < hi; ++n) {
+  const int64_t chunks = image_chunks(g);
+  for_image_chunks(g.N, chunks, [&](int64_t, int64_t lo, int64_t hi) {
+    const int64_t nb = images_per_block(g, hi - lo);
+    T* col = direct ? nullptr : static_cast<T*>(scratch(0, size_t(Kg * nb * P) * sizeof(T)));
+    T* block = nb > 1 ? static_cast<T*>(scratch(1, size_t(Cog * nb * P) * sizeof(T))) : nullptr;
+    for (int64_t n0 = lo; n0 < hi; n0 += nb) {
+      const int64_t m = std::min(nb, hi - n0), ld = m * P;
       for (int64_t gi = 0; gi < g.groups; ++gi) {
-        const T* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
-        T* og = out + (n * g.Co + gi * Cog) * P;
-        if (!direct) im2col(g, Cg, xg, col);
-        if (bias) {
-          for (int64_t o = 0; o < Cog; ++o) std::fill(og + o * P, og + (o + 1) * P, bias[gi * Cog + o]);
+        const T* wg = w + gi * Cog * Kg;
+        if (m == 1) {
+          // One image: the GEMM writes straight into the output, bias preloaded.
+          const T* xg = x + (n0 * g.C + gi * Cg) * g.H * g.W;
+          T* og = out + (n0 * g.Co + gi * Cog) * P;
+          if (!direct) im2col(g, Cg, xg, col, P);
+          if (bias) {
+            for (int64_t o = 0; o < Cog; ++o) std::fill(og + o * P, og + (o + 1) * P, bias[gi * Cog + o]);
+          }
+          gemm<T>(false, false, Cog, P, Kg, wg, Kg, direct ? xg : col, P, bias ? T(1) : T(0), og, P);
+          continue;
         }
-        gemm<T>(false, false, Cog, P, Kg, w + gi * Cog * Kg, Kg, direct ? xg : col, P, bias ? T(1) : T(0), og, P);
+        for (int64_t j = 0; j < m; ++j) im2col(g, Cg, x + ((n0 + j) * g.C + gi * Cg) * g.H * g.W, col + j * P, ld);
+        gemm<T>(false, false, Cog, ld, Kg, wg, Kg, col, ld, T(0), block, ld);
+        for (int64_t j = 0; j < m; ++j) {
+          for (int64_t o = 0; o < Cog; ++o) {
+            const T* src = block + o * ld + j * P;
+            T* dst = out + ((n0 + j) * g.Co + gi * Cog + o) * P;
+            const T b = bias ? bias[gi * Cog + o] : T(0);
+            for (int64_t q = 0; q < P; ++q) dst[q] = src[q] + b;
+          }
+        }
       }
     }
   });
@@ -184,24 +213,40 @@ void backward_gemm(const ConvGeometry& g, T* dx, T* dw, const T* x, const T* w, 
   for_image_chunks(g.N, chunks, [&](int64_t chunk, int64_t lo, int64_t hi) {
     T* dwc = dw ? (chunk == 0 ? dw : partial.data() + (chunk - 1) * wsize) : nullptr;
     if (dwc && lo == hi) std::fill(dwc, dwc + wsize, T(0));
-    T* col = direct ? nullptr : static_cast<T*>(col_scratch(size_t(Kg * P) * sizeof(T)));
-    for (int64_t n = lo; n < hi; ++n) {
+    const int64_t nb = images_per_block(g, hi - lo);
+    T* col = direct ? nullptr : static_cast<T*>(scratch(0, size_t(Kg * nb * P) * sizeof(T)));
+    T* block = nb > 1 ? static_cast<T*>(scratch(1, size_t(Cog * nb * P) * sizeof(T))) : nullptr;
+    for (int64_t n0 = lo; n0 < hi; n0 += nb) {
+      const int64_t m = std::min(nb, hi - n0), ld = m * P;
       for (int64_t gi = 0; gi < g.groups; ++gi) {
-        const T* go = gout + (n * g.Co + gi * Cog) * P;
+        const T* wg = w ? w + gi * Cog * Kg : nullptr;
+        // The grad_out block (Cog x m*P): the image's own rows when m == 1, else a copy.
+        const T* go = gout + (n0 * g.Co + gi * Cog) * P;
+        if (m > 1) {
+          for (int64_t j = 0; j < m; ++j)
+            for (int64_t o = 0; o < Cog; ++o)
+              std::memcpy(block + o * ld + j * P, gout + ((n0 + j) * g.Co + gi * Cog + o) * P, size_t(P) * sizeof(T));
+          go = block;
+        }
         if (dwc) {
-          const T* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
-          if (!direct) im2col(g, Cg, xg, col);
-          gemm<T>(false, true, Cog, Kg, P, go, P, direct ? xg : col, P, n == lo ? T(0) : T(1), dwc + gi * Cog * Kg,
-                  Kg);
+          const T* xg = x + (n0 * g.C + gi * Cg) * g.H * g.W;
+          if (!direct) {
+            for (int64_t j = 0; j < m; ++j) im2col(g, Cg, xg + j * g.C * g.H * g.W, col + j * P, ld);
+          }
+          gemm<T>(false, true, Cog, Kg, ld, go, ld, direct ? xg : col, ld, n0 == lo ? T(0) : T(1),
+                  dwc + gi * Cog * Kg, Kg);
         }
         if (dx) {
-          T* dxg = dx + (n * g.C + gi * Cg) * g.H * g.W;
+          T* dxg = dx + (n0 * g.C + gi * Cg) * g.H * g.W;
           if (direct) {
-            gemm<T>(true, false, Kg, P, Cog, w + gi * Cog * Kg, Kg, go, P, T(0), dxg, P);
+            gemm<T>(true, false, Kg, P, Cog, wg, Kg, go, P, T(0), dxg, P);
           } else {
-            gemm<T>(true, false, Kg, P, Cog, w + gi * Cog * Kg, Kg, go, P, T(0), col, P);
-            std::fill(dxg, dxg + Cg * g.H * g.W, T(0));
-            col2im(g, Cg, col, dxg);
+            gemm<T>(true, false, Kg, ld, Cog, wg, Kg, go, ld, T(0), col, ld);
+            for (int64_t j = 0; j < m; ++j) {
+              T* dxj = dxg + j * g.C * g.H * g.W;
+              std::fill(dxj, dxj + Cg * g.H * g.W, T(0));
+              col2im(g, Cg, col + j * P, ld, dxj);
+            }
           }
         }
       }
@@ -233,23 +278,6 @@ inline __attribute__((always_inline)) void axpy_scatter(T* y, const T* x, T a, i
     for (int64_t i = 0; i < n; ++i) y[i * stride] += a * x[i];
   }
 }
-template <class T>
-inline __attribute__((always_inline)) T dot_strided(const T* g, const T* x, int64_t n, int64_t stride) {
-  // Four partial sums let the compiler keep several vector accumulators in flight.
-  T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t i = 0;
-  if (stride == 1) {
-    for (; i + 4 <= n; i += 4) {
-      s0 += g[i] * x[i];
-      s1 += g[i + 1] * x[i + 1];
-      s2 += g[i + 2] * x[i + 2];
-      s3 += g[i + 3] * x[i + 3];
-    }
-  }
-  for (; i < n; ++i) s0 += g[i] * x[i * stride];
-  return (s0 + s1) + (s2 + s3);
-}
-
 // out plane (OH x OW) = bias + sum over taps of w[tap] * shifted x plane.
 template <class T>
 inline __attribute__((always_inline)) void dw_forward_plane(const ConvGeometry& g, T* o, const T* xp, const T* wk,
@@ -289,22 +317,32 @@ inline __attribute__((always_inline)) void dw_input_grad_plane(const ConvGeometr
   }
 }
 
-// dwk[tap] += <grad plane, shifted x plane> for every tap.
+// dwk[tap] += <grad plane, shifted x plane> for every tap. The products are summed
+// elementwise into acc (one OW row per tap, so the loop vectorises like an axpy) and
+// reduced once per tap at the end, instead of a horizontal sum per row.
 template <class T>
 inline __attribute__((always_inline)) void dw_weight_grad_plane(const ConvGeometry& g, T* dwk, const T* gp,
-                                                                const T* xp) {
+                                                                const T* xp, T* acc) {
   for (int64_t ki = 0; ki < g.kh; ++ki) {
     const int64_t offh = ki * g.dil_h - g.pad_top;
     const Range rh = valid_range(g.OH, g.H, g.stride_h, offh);
     for (int64_t kj = 0; kj < g.kw; ++kj) {
       const int64_t offw = kj * g.dil_w - g.pad_left;
       const Range rw = valid_range(g.OW, g.W, g.stride_w, offw);
-      T acc = 0;
+      const int64_t len = rw.hi - rw.lo;
+      std::fill(acc, acc + len, T(0));
       for (int64_t oh = rh.lo; oh < rh.hi; ++oh) {
         const T* xr = xp + (oh * g.stride_h + offh) * g.W + offw + rw.lo * g.stride_w;
-        acc += dot_strided(gp + oh * g.OW + rw.lo, xr, rw.hi - rw.lo, g.stride_w);
+        const T* gr = gp + oh * g.OW + rw.lo;
+        if (g.stride_w == 1) {
+          for (int64_t i = 0; i < len; ++i) acc[i] += gr[i] * xr[i];
+        } else {
+          for (int64_t i = 0; i < len; ++i) acc[i] += gr[i] * xr[i * g.stride_w];
+        }
       }
-      dwk[ki * g.kw + kj] += acc;
+      T sum = 0;
+      for (int64_t i = 0; i < len; ++i) sum += acc[i];
+      dwk[ki * g.kw + kj] += sum;
     }
   }
 }
@@ -320,8 +358,8 @@ LAMINA_CONV_AVX2 void dw_input_grad_plane_avx2(const ConvGeometry& g, T* dxp, co
   dw_input_grad_plane(g, dxp, gp, wk);
 }
 template <class T>
-LAMINA_CONV_AVX2 void dw_weight_grad_plane_avx2(const ConvGeometry& g, T* dwk, const T* gp, const T* xp) {
-  dw_weight_grad_plane(g, dwk, gp, xp);
+LAMINA_CONV_AVX2 void dw_weight_grad_plane_avx2(const ConvGeometry& g, T* dwk, const T* gp, const T* xp, T* acc) {
+  dw_weight_grad_plane(g, dwk, gp, xp, acc);
 }
 
 bool have_avx2() {
@@ -371,14 +409,15 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
     // One task per output channel sums over the images: no two tasks write the same tap.
     parallel_for(0, g.Co, std::max<int64_t>(1, plane_grain(g) / std::max<int64_t>(1, g.N)),
                  [&](int64_t lo, int64_t hi) {
+      std::vector<T> acc(size_t(std::max<int64_t>(g.OW, 1)));
       for (int64_t co = lo; co < hi; ++co) {
         T* dwk = dw + co * taps;
         std::fill(dwk, dwk + taps, T(0));
         for (int64_t n = 0; n < g.N; ++n) {
           const T* gp = gout + (n * g.Co + co) * P;
           const T* xp = x + (n * g.C + co / mult) * HW;
-          if (avx2) dw_weight_grad_plane_avx2(g, dwk, gp, xp);
-          else dw_weight_grad_plane(g, dwk, gp, xp);
+          if (avx2) dw_weight_grad_plane_avx2(g, dwk, gp, xp, acc.data());
+          else dw_weight_grad_plane(g, dwk, gp, xp, acc.data());
         }
       }
     });
