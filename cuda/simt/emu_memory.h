@@ -10,7 +10,7 @@
 #include <source_location>
 #include <type_traits>
 
-#include "emu_scheduler.h"
+#include "emu_grid.h"
 
 namespace lamina::simt::emu {
 

@@ -3,7 +3,8 @@
 // when the compiler is not nvcc.
 //
 //   emu_fiber.h      stacks, context switches, sanitizer annotations
-//   emu_scheduler.h  blocks, __syncthreads, bug reports, the grid, the watchdog
+//   emu_scheduler.h  threads, warps, blocks: __syncthreads, deadlock and divergence reports
+//   emu_grid.h       launches: worker threads, the watchdog, the last error
 //   emu_math.h       __half, __nv_bfloat16, math and bit intrinsics
 //   emu_warp.h       shuffles, votes, reductions, __syncwarp
 //   emu_memory.h     atomics, fences, cp.async, the runtime API (cudaMalloc, ...)
@@ -18,6 +19,7 @@
 #endif
 
 #include "emu_fiber.h"
+#include "emu_grid.h"
 #include "emu_math.h"
 #include "emu_memory.h"
 #include "emu_scheduler.h"

@@ -62,6 +62,30 @@ __global__ void bad_shuffle_width_kernel(int* out) {
   out[threadIdx.x] = __shfl_down_sync(0xffffffffu, int(threadIdx.x), 1, 12);
 }
 
+// Every lane shuffles with a mask that names lane 0 only.
+__global__ void lane_outside_mask_kernel(int* out) {
+  out[threadIdx.x] = __shfl_sync(0x1u, int(threadIdx.x), 0);
+}
+
+// A block of 16 threads: mma.sync needs the whole warp.
+__global__ void partial_warp_mma_kernel(float* out) {
+  const uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+  const float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float d[4];
+  simt::mma_m16n8k16_bf16(d, a, b, c);
+  out[threadIdx.x] = d[0];
+}
+
+// A 16-byte cp.async from an address 4 bytes off alignment.
+__global__ void misaligned_cp_async_kernel(const float* in, float* out) {
+  __shared__ __align__(16) float tile[4 * 32];
+  simt::cp_async16(&tile[4 * threadIdx.x], &in[4 * threadIdx.x + 1]);
+  simt::cp_async_commit();
+  simt::cp_async_wait<0>();
+  __syncthreads();
+  out[threadIdx.x] = tile[threadIdx.x];
+}
+
 // Reads a cp.async target after the barrier but without cp.async.wait_group.
 __global__ void cp_async_without_wait_kernel(const float4* in, float4* out) {
   __shared__ __align__(16) float4 tile[64];
@@ -177,9 +201,22 @@ inline void run_catch_tests() {
     expect_error("a shuffle width that is not a power of two",
                  simt_launch(bad_shuffle_width_kernel, dim3(1), dim3(32), 0, nullptr, out.get()),
                  "width 12");
+    expect_error("a shuffle from a lane outside its own mask",
+                 simt_launch(lane_outside_mask_kernel, dim3(1), dim3(32), 0, nullptr, out.get()),
+                 "not in its mask");
   }
   const std::vector<float> x = random_floats(256, 6);
   DeviceBuffer<float> d_x(x);
+  {
+    DeviceBuffer<float> out(32);
+    expect_error("mma.sync in a warp of 16 threads",
+                 simt_launch(partial_warp_mma_kernel, dim3(1), dim3(16), 0, nullptr, out.get()),
+                 "needs all 32 lanes");
+    expect_error("a misaligned cp.async source",
+                 simt_launch(misaligned_cp_async_kernel, dim3(1), dim3(32), 0, nullptr,
+                             d_x.get(), out.get()),
+                 "not 16-byte aligned");
+  }
   std::vector<double> reversed(256);
   for (int i = 0; i < 256; ++i) reversed[i] = x[4 * (63 - i / 4) + i % 4];
   expect_wrong("a cp.async target read without cp.async.wait_group",
