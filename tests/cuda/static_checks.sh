@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Static checks of the real device build, no GPU needed:
+#   1. ptxas gate: every test kernel compiles for sm_80 and sm_90 with
+#      -warn-spills,-warn-lmem-usage,-Werror, i.e. no spills and no local memory;
+#   2. the gate really fails a spilling kernel (spill_demo.cu);
+#   3. SASS (cuobjdump): the mma GEMM uses tensor cores (HMMA, bf16 and f16), ldmatrix (LDSM)
+#      and cp.async (LDGSTS); the SGEMM is FFMA from shared memory; no LDL/STL anywhere and
+#      no kernel with a stack or local memory.
+# Prints registers and shared memory per kernel, then "N passed, M failed".
+#
+#   NVCC        nvcc to use (default: nvcc on PATH)
+#   CUOBJDUMP   cuobjdump to use (default: PATH, next to nvcc, or the pip package
+#               nvidia-cuda-cuobjdump; its -sass also needs nvidia-cuda-nvdisasm)
+set -uo pipefail
+export LC_ALL=C  # sort and join must agree on the order
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+nvcc=${NVCC:-nvcc}
+if ! command -v "$nvcc" > /dev/null; then
+  echo "skipped: $nvcc not found (install the CUDA toolkit, or set NVCC)"
+  exit 0
+fi
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+passed=0
+failed=0
+check() {  # check LABEL COMMAND...
+  local label=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "ok   $label"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $label"
+  fi
+}
+
+# A CUDA tool from PATH, next to nvcc, or from the NVIDIA pip packages.
+find_tool() {
+  local name=$1 dir
+  if command -v "$name" > /dev/null; then command -v "$name"; return; fi
+  dir=$(dirname "$(command -v "$nvcc")")
+  if [ -x "$dir/$name" ]; then echo "$dir/$name"; return; fi
+  python3 - "$name" 2> /dev/null << 'PY'
+import glob, os, site, sys, sysconfig
+dirs = {sysconfig.get_paths()["purelib"], site.getusersitepackages(), *site.getsitepackages()}
+hits = sorted(p for d in dirs for p in glob.glob(os.path.join(d, "nvidia", "cu*", "bin", sys.argv[1])))
+print(hits[-1] if hits else "")
+PY
+}
+
+nvcc_flags=(-std=c++20 -O3 -cubin -I"$root/cuda")
+gate=(-Xptxas -v,-warn-spills,-warn-lmem-usage,-Werror)
+archs=(sm_80 sm_90)
+
+# ---- 1. the ptxas gate ---------------------------------------------------------------------
+for arch in "${archs[@]}"; do
+  cubin=$out/kernels.$arch.cubin
+  if "$nvcc" "${nvcc_flags[@]}" -arch="$arch" "${gate[@]}" -o "$cubin" \
+       "$root/tests/cuda/test_kernels.cu" > "$out/ptxas.$arch.txt" 2>&1; then
+    check "$arch: no spills, no local memory (ptxas -warn-spills -warn-lmem-usage -Werror)" true
+  else
+    cat "$out/ptxas.$arch.txt"
+    check "$arch: ptxas gate" false
+  fi
+done
+
+# ---- 2. the gate rejects a spilling kernel --------------------------------------------------
+if "$nvcc" "${nvcc_flags[@]}" -arch=sm_80 -maxrregcount=24 "${gate[@]}" -o "$out/spill.cubin" \
+     "$root/tests/cuda/spill_demo.cu" > "$out/spill.txt" 2>&1; then
+  check "the gate rejects spill_demo.cu (it was accepted)" false
+else
+  check "the gate rejects spill_demo.cu: $(grep -m1 -oE 'Registers are spilled[^,]*' "$out/spill.txt")" \
+    grep -q 'Registers are spilled' "$out/spill.txt"
+fi
+
+# ---- resources per kernel, from ptxas -v --------------------------------------------------
+resources() {  # kernel<TAB>registers<TAB>shared bytes, for one arch
+  awk '/Compiling entry function/ { name = $0; sub(/.*function \047/, "", name); sub(/\047.*/, "", name) }
+       /Used [0-9]+ registers/ { regs = $0; sub(/.*Used /, "", regs); sub(/ registers.*/, "", regs)
+         smem = 0; if (match($0, /[0-9]+ bytes smem/)) smem = substr($0, RSTART, RLENGTH - 11)
+         print name "\t" regs "\t" smem }' "$out/ptxas.$1.txt" |
+    c++filt | sed -E 's/^void //; s/^lamina::cuda::test:://; s/\([^\t]*\)\t/\t/'
+}
+if [ -s "$out/kernels.sm_80.cubin" ] && [ -s "$out/kernels.sm_90.cubin" ]; then
+  echo
+  printf '%-52s %14s %14s\n' "kernel" "sm_80 reg/smem" "sm_90 reg/smem"
+  join -t $'\t' <(resources sm_80 | sort) <(resources sm_90 | sort) |
+    awk -F'\t' '{ printf "%-52s %6s %7s %6s %7s\n", $1, $2, $3, $4, $5 }'
+  echo
+fi
+
+# ---- 3. SASS ----------------------------------------------------------------------------------
+cuobjdump=${CUOBJDUMP:-$(find_tool cuobjdump)}
+nvdisasm=$(find_tool nvdisasm)
+if [ -z "$cuobjdump" ] || [ -z "$nvdisasm" ]; then
+  echo "skipped the SASS checks: cuobjdump or nvdisasm not found (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm, or set CUOBJDUMP)"
+else
+  export PATH="$(dirname "$nvdisasm"):$PATH"  # cuobjdump -sass runs nvdisasm
+  sass_of() {  # sass_of ARCH NAME: the SASS of kernels whose mangled name contains NAME
+    awk -v k="$2" '/Function :/ { on = index($0, k) > 0; next } on' "$out/sass.$1.txt"
+  }
+  contains() { grep -qE "$1" <<< "$2"; }
+  ffma_from_shared() { [ "$(grep -c FFMA <<< "$1")" -ge 256 ] && contains 'LDS(\.|\s)' "$1"; }
+  lacks_local_memory() { ! grep -qE '\b(LDL|STL)\b' "$1"; }
+  lacks_stack() { ! grep 'REG:' "$1" | grep -vqE 'STACK:0 .*LOCAL:0 '; }
+  for arch in "${archs[@]}"; do
+    cubin=$out/kernels.$arch.cubin
+    [ -s "$cubin" ] || continue
+    "$cuobjdump" -sass "$cubin" > "$out/sass.$arch.txt"
+    "$cuobjdump" -res-usage "$cubin" > "$out/res.$arch.txt"
+    bf16=$(sass_of "$arch" mma_gemm_kernelI13__nv_bfloat16)
+    f16=$(sass_of "$arch" mma_gemm_kernelI6__half)
+    sgemm=$(sass_of "$arch" sgemm_tiled_kernelILi64ELi64ELi16ELi4ELi4ELb0)
+    check "$arch: bf16 mma GEMM runs on tensor cores (HMMA.16816.F32.BF16)" \
+      contains 'HMMA\.16816\.F32\.BF16' "$bf16"
+    check "$arch: f16 mma GEMM runs on tensor cores (HMMA.16816.F32)" \
+      contains 'HMMA\.16816\.F32 ' "$f16"
+    check "$arch: mma GEMM loads A with ldmatrix.x4 (LDSM.16.M88.4)" contains 'LDSM\.16\.M88\.4' "$bf16"
+    check "$arch: mma GEMM loads B with ldmatrix.x2 (LDSM.16.M88.2)" contains 'LDSM\.16\.M88\.2' "$bf16"
+    check "$arch: mma GEMM copies with cp.async (LDGSTS)" contains 'LDGSTS' "$bf16"
+    check "$arch: sgemm_tiled is FFMA on shared-memory loads (>= 256 FFMA, LDS)" \
+      ffma_from_shared "$sgemm"
+    check "$arch: no local memory instructions (LDL/STL) in any kernel" \
+      lacks_local_memory "$out/sass.$arch.txt"
+    check "$arch: every kernel has STACK:0 and LOCAL:0" lacks_stack "$out/res.$arch.txt"
+  done
+fi
+
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
