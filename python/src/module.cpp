@@ -11,6 +11,7 @@ void init_tensor(nb::module_& m);
 void init_creation(nb::module_& m);
 void init_ops(nb::module_& m);
 void init_autograd(nb::module_& m);
+void init_nn(nb::module_& m);
 }  // namespace lamina::py
 
 NB_MODULE(_core, m) {
@@ -37,4 +38,5 @@ NB_MODULE(_core, m) {
   lamina::py::init_creation(m);
   lamina::py::init_ops(m);
   lamina::py::init_autograd(m);
+  lamina::py::init_nn(m);
 }
