@@ -12,7 +12,7 @@ namespace lamina::cpu {
 inline namespace LAMINA_LOOPS {
 namespace vmath {
 
-inline float from_bits(int32_t b) {
+__attribute__((always_inline)) inline float from_bits(int32_t b) {
   float f;
   std::memcpy(&f, &b, 4);
   return f;
@@ -21,7 +21,7 @@ inline float from_bits(int32_t b) {
 // e^x = 2^n * e^r with n = round(x / ln2), |r| <= ln2 / 2, e^r by its degree-6 Taylor
 // polynomial (truncation error < 2e-7 relative). 2^n is applied as two factors so that
 // results down to the denormal range keep their value.
-inline float exp(float x) {
+__attribute__((always_inline)) inline float exp(float x) {
   const float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   const float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float xc = x > 88.8f ? 88.8f : (x < -104.0f ? -104.0f : x);
@@ -38,10 +38,10 @@ inline float exp(float x) {
   return x != x ? x : y;
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
+__attribute__((always_inline)) inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 
 // tanh: odd polynomial near 0 (where 1 - 2/(e^2x + 1) cancels), the exp form elsewhere.
-inline float tanh(float x) {
+__attribute__((always_inline)) inline float tanh(float x) {
   float ax = x < 0 ? -x : x;
   float x2 = x * x;
   float small = x * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835)))));

@@ -11,7 +11,8 @@ void init_tensor(nb::module_& m);
 void init_creation(nb::module_& m);
 void init_ops(nb::module_& m);
 void init_autograd(nb::module_& m);
-void init_nn(nb::module_& m);
+void init_conv(nb::module_& m);
+void init_sequence(nb::module_& m);
 }  // namespace lamina::py
 
 NB_MODULE(_core, m) {
@@ -38,5 +39,6 @@ NB_MODULE(_core, m) {
   lamina::py::init_creation(m);
   lamina::py::init_ops(m);
   lamina::py::init_autograd(m);
-  lamina::py::init_nn(m);
+  lamina::py::init_conv(m);
+  lamina::py::init_sequence(m);
 }

@@ -93,7 +93,7 @@ PoolParams pool2d_params(nb::handle kernel, nb::handle stride, nb::handle paddin
 
 }  // namespace
 
-void init_nn(nb::module_& m) {
+void init_conv(nb::module_& m) {
   m.def("conv2d", [](nb::handle x, nb::handle w, nb::handle b, nb::handle stride, nb::handle padding,
                      nb::handle dilation, int64_t groups) {
     ConvParams p = conv2d_params(stride, padding, dilation, groups, "conv2d");

@@ -1,0 +1,252 @@
+// Scaled-dot-product attention on the CPU, flash-attention style.
+//
+// attention_forward, version 1. One task per (head, block of kBlockQ queries):
+//   for each block of kBlockK keys (only those a causal mask leaves visible):
+//     S = scale * Q_blk K_blk^T            GEMM, kBlockQ x kBlockK scores (32 KB in f32)
+//     S += mask / S = -inf where masked
+//     online softmax per row: m' = max(m, max S), P = exp(S - m'), l = l e^{m-m'} + sum P,
+//     O = O e^{m-m'} + P V_blk             GEMM into the output rows
+//   O /= l, lse = m + log l.
+// Memory: O(kBlockQ * kBlockK) scratch per thread instead of Lq * Lk per head.
+// FLOPs: 2 * Lq * Lk * (D + Dv) per head (halved by causal), as for the plain product.
+//
+// attention_backward, version 1. One task per head (so dK/dV need no atomics); for each key
+// block, for each query block: recompute S and P = exp(S - lse), then
+//   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ += scale dS K,
+//   dK += scale dS^T Q  (five GEMMs per tile, 2.5x the forward's FLOPs).
+#include "cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "core/parallel.h"
+#include "cpu/fast_math.h"
+#include "cpu/gemm.h"
+
+namespace lamina::cpu {
+
+namespace {
+
+constexpr int64_t kBlockQ = 64, kBlockK = 128;
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// ---- row kernels (vectorised; AVX2 build chosen at run time) ------------------------------
+
+template <class T>
+LAMINA_ALWAYS_INLINE T row_max(const T* __restrict s, int64_t n) {
+  T m[8];
+  for (int u = 0; u < 8; ++u) m[u] = -std::numeric_limits<T>::infinity();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int u = 0; u < 8; ++u) m[u] = s[j + u] > m[u] ? s[j + u] : m[u];
+  for (; j < n; ++j) m[0] = s[j] > m[0] ? s[j] : m[0];
+  T r = m[0];
+  for (int u = 1; u < 8; ++u) r = m[u] > r ? m[u] : r;
+  return r;
+}
+
+// s = exp(s - shift); returns the sum.
+template <class T>
+LAMINA_ALWAYS_INLINE T exp_shift_sum(T* __restrict s, int64_t n, T shift) {
+  for (int64_t j = 0; j < n; ++j) s[j] = fast_exp(s[j] - shift);
+  T acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int u = 0; u < 8; ++u) acc[u] += s[j + u];
+  for (; j < n; ++j) acc[0] += s[j];
+  T r = 0;
+  for (int u = 0; u < 8; ++u) r += acc[u];
+  return r;
+}
+
+template <class T>
+LAMINA_ALWAYS_INLINE T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
+  T acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int u = 0; u < 8; ++u) acc[u] += a[j + u] * b[j + u];
+  for (; j < n; ++j) acc[0] += a[j] * b[j];
+  T r = 0;
+  for (int u = 0; u < 8; ++u) r += acc[u];
+  return r;
+}
+
+// p = exp(s - lse) in place, ds = p * (dp - di) in place of dp.
+template <class T>
+LAMINA_ALWAYS_INLINE void softmax_grad_row(T* __restrict s, T* __restrict dp, int64_t n, T lse, T di) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T p = fast_exp(s[j] - lse);
+    s[j] = p;
+    dp[j] = p * (dp[j] - di);
+  }
+}
+
+template <class T>
+LAMINA_ALWAYS_INLINE void scale_row(T* __restrict s, int64_t n, T f) {
+  for (int64_t j = 0; j < n; ++j) s[j] *= f;
+}
+
+#define LAMINA_ROW_KERNEL(name)                                \
+  template <class... A>                                        \
+  LAMINA_TARGET_AVX2 auto name##_avx2(A... a) {                \
+    return name<float>(a...);                                  \
+  }                                                            \
+  template <class... A>                                        \
+  auto name##_generic(A... a) {                                \
+    return name<float>(a...);                                  \
+  }                                                            \
+  template <class T, class... A>                               \
+  auto name##_run(A... a) {                                    \
+    if constexpr (std::is_same_v<T, float>) {                  \
+      return use_avx2_kernels() ? name##_avx2(a...) : name##_generic(a...); \
+    } else {                                                   \
+      return name<T>(a...);                                    \
+    }                                                          \
+  }
+
+LAMINA_ROW_KERNEL(row_max)
+LAMINA_ROW_KERNEL(exp_shift_sum)
+LAMINA_ROW_KERNEL(dot)
+LAMINA_ROW_KERNEL(softmax_grad_row)
+LAMINA_ROW_KERNEL(scale_row)
+
+#undef LAMINA_ROW_KERNEL
+
+// S[rows, cols] (leading dim kBlockK) = scale * Q[i0:] K[j0:]^T with the mask applied.
+template <class T>
+void score_tile(const AttentionArgs<T>& a, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t cols,
+                const T* q, const T* k, T* S) {
+  gemm<T>(false, true, rows, cols, a.d, a.scale, q + (h * a.lq + i0) * a.d, a.d, k + (h * a.lk + j0) * a.d, a.d,
+          T(0), S, kBlockK);
+  const T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = S + r * kBlockK;
+    const int64_t i = i0 + r;
+    if (a.mask) {
+      const int64_t base = a.head_offset[size_t(h)] + i * a.row_stride + j0 * a.col_stride;
+      if (a.bool_mask) {
+        const uint8_t* m = static_cast<const uint8_t*>(a.mask) + base;
+        for (int64_t c = 0; c < cols; ++c)
+          if (!m[c * a.col_stride]) row[c] = ninf;
+      } else {
+        const T* m = static_cast<const T*>(a.mask) + base;
+        for (int64_t c = 0; c < cols; ++c) row[c] += m[c * a.col_stride];
+      }
+    }
+    if (a.causal)
+      for (int64_t c = std::max<int64_t>(0, i + 1 - j0); c < cols; ++c) row[c] = ninf;
+  }
+}
+
+// Keys [0, key_end) can be visible to queries [i0, i0 + rows).
+template <class T>
+int64_t key_end(const AttentionArgs<T>& a, int64_t i0, int64_t rows) {
+  return a.causal ? std::min(a.lk, i0 + rows) : a.lk;
+}
+
+}  // namespace
+
+// ---- launchers ---------------------------------------------------------------------------
+
+template <class T>
+void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, T* out, T* lse) {
+  const int64_t nqb = (a.lq + kBlockQ - 1) / kBlockQ;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  parallel_for(0, a.heads * nqb, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<T> S(size_t(kBlockQ * kBlockK)), m(kBlockQ), l(kBlockQ);
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t h = task / nqb, i0 = (task % nqb) * kBlockQ, rows = std::min(kBlockQ, a.lq - i0);
+      T* O = out + (h * a.lq + i0) * a.dv;
+      std::fill(O, O + rows * a.dv, T(0));
+      std::fill(m.begin(), m.end(), ninf);
+      std::fill(l.begin(), l.end(), T(0));
+      const int64_t jend = key_end(a, i0, rows);
+      for (int64_t j0 = 0; j0 < jend; j0 += kBlockK) {
+        const int64_t cols = std::min(kBlockK, jend - j0);
+        score_tile(a, h, i0, rows, j0, cols, q, k, S.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          T* row = S.data() + r * kBlockK;
+          const T mnew = std::max(m[r], row_max_run<T>(row, cols));
+          if (mnew == ninf) {  // nothing visible yet in this row
+            std::fill(row, row + cols, T(0));
+            continue;
+          }
+          const T alpha = m[r] == ninf ? T(0) : T(std::exp(m[r] - mnew));
+          const T sum = exp_shift_sum_run<T>(row, cols, mnew);
+          if (alpha != T(1)) scale_row_run<T>(O + r * a.dv, a.dv, alpha);
+          l[r] = l[r] * alpha + sum;
+          m[r] = mnew;
+        }
+        gemm<T>(false, false, rows, a.dv, cols, T(1), S.data(), kBlockK, v + (h * a.lk + j0) * a.dv, a.dv, T(1), O,
+                a.dv);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        T* L = lse + h * a.lq + i0 + r;
+        if (l[r] > T(0)) {
+          scale_row_run<T>(O + r * a.dv, a.dv, T(1) / l[r]);
+          *L = m[r] + std::log(l[r]);
+        } else {
+          std::fill(O + r * a.dv, O + (r + 1) * a.dv, T(0));
+          *L = std::numeric_limits<T>::infinity();
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, const T* out,
+                        const T* lse, const T* dout, T* dq, T* dk, T* dv) {
+  parallel_for(0, a.heads, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<T> S(size_t(kBlockQ * kBlockK)), dP(size_t(kBlockQ * kBlockK)), Di(size_t(a.lq));
+    for (int64_t h = lo; h < hi; ++h) {
+      const T* O = out + h * a.lq * a.dv;
+      const T* dO = dout + h * a.lq * a.dv;
+      for (int64_t i = 0; i < a.lq; ++i) Di[size_t(i)] = dot_run<T>(dO + i * a.dv, O + i * a.dv, a.dv);
+      T* dQ = dq + h * a.lq * a.d;
+      T* dK = dk + h * a.lk * a.d;
+      T* dV = dv + h * a.lk * a.dv;
+      std::fill(dQ, dQ + a.lq * a.d, T(0));
+      std::fill(dK, dK + a.lk * a.d, T(0));
+      std::fill(dV, dV + a.lk * a.dv, T(0));
+      for (int64_t j0 = 0; j0 < a.lk; j0 += kBlockK) {
+        const int64_t cols = std::min(kBlockK, a.lk - j0);
+        const T* Kj = k + (h * a.lk + j0) * a.d;
+        const T* Vj = v + (h * a.lk + j0) * a.dv;
+        for (int64_t i0 = a.causal ? (j0 / kBlockQ) * kBlockQ : 0; i0 < a.lq; i0 += kBlockQ) {
+          const int64_t rows = std::min(kBlockQ, a.lq - i0);
+          const T* Qi = q + (h * a.lq + i0) * a.d;
+          const T* dOi = dO + i0 * a.dv;
+          score_tile(a, h, i0, rows, j0, cols, q, k, S.data());
+          gemm<T>(false, true, rows, cols, a.dv, T(1), dOi, a.dv, Vj, a.dv, T(0), dP.data(), kBlockK);
+          for (int64_t r = 0; r < rows; ++r)
+            softmax_grad_row_run<T>(S.data() + r * kBlockK, dP.data() + r * kBlockK, cols, lse[h * a.lq + i0 + r],
+                                    Di[size_t(i0 + r)]);
+          gemm<T>(true, false, cols, a.dv, rows, T(1), S.data(), kBlockK, dOi, a.dv, T(1), dV + j0 * a.dv, a.dv);
+          gemm<T>(false, false, rows, a.d, cols, a.scale, dP.data(), kBlockK, Kj, a.d, T(1), dQ + i0 * a.d, a.d);
+          gemm<T>(true, false, cols, a.d, rows, a.scale, dP.data(), kBlockK, Qi, a.d, T(1), dK + j0 * a.d, a.d);
+        }
+      }
+    }
+  });
+}
+
+template void attention_forward<float>(const AttentionArgs<float>&, const float*, const float*, const float*,
+                                       float*, float*);
+template void attention_forward<double>(const AttentionArgs<double>&, const double*, const double*,
+                                        const double*, double*, double*);
+template void attention_backward<float>(const AttentionArgs<float>&, const float*, const float*, const float*,
+                                        const float*, const float*, const float*, float*, float*, float*);
+template void attention_backward<double>(const AttentionArgs<double>&, const double*, const double*,
+                                         const double*, const double*, const double*, const double*, double*,
+                                         double*, double*);
+
+}  // namespace lamina::cpu

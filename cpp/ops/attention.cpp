@@ -1,0 +1,185 @@
+#include "ops/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/autograd.h"
+#include "core/errors.h"
+#include "cpu/attention.h"
+#include "ops/arith.h"
+#include "ops/compare.h"
+#include "ops/copy.h"
+#include "ops/creation.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/shape_ops.h"
+#include "ops/softmax.h"
+
+namespace lamina {
+
+namespace {
+
+constexpr const char* kOp = "scaled_dot_product_attention";
+
+struct Dims {
+  Shape lead;  // leading axes shared by q, k, v
+  int64_t heads, lq, lk, d, dv;
+  DType out_dtype, kernel;
+};
+
+Dims check_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double dropout,
+                std::optional<double> scale) {
+  for (const Tensor* t : {&q, &k, &v}) check<TypeError>(t->defined(), kOp, ": got an undefined tensor");
+  auto shapes = [&] {
+    return shape_str(q.shape()) + ", " + shape_str(k.shape()) + ", " + shape_str(v.shape());
+  };
+  check<ValueError>(q.ndim() >= 2 && k.ndim() == q.ndim() && v.ndim() == q.ndim(), kOp,
+                    ": q, k, v must have the same rank (at least 2), got shapes ", shapes());
+  const int64_t nd = q.ndim();
+  Dims d;
+  d.lead.assign(q.shape().begin(), q.shape().end() - 2);
+  check<ValueError>(Shape(k.shape().begin(), k.shape().end() - 2) == d.lead &&
+                        Shape(v.shape().begin(), v.shape().end() - 2) == d.lead,
+                    kOp, ": q, k, v must share their leading axes, got shapes ", shapes());
+  d.lq = q.shape()[nd - 2], d.d = q.shape()[nd - 1], d.lk = k.shape()[nd - 2], d.dv = v.shape()[nd - 1];
+  check<ValueError>(k.shape()[nd - 1] == d.d, kOp, ": q and k must have the same last axis, got shapes ", shapes());
+  check<ValueError>(v.shape()[nd - 2] == d.lk, kOp, ": k and v must have the same length, got shapes ", shapes());
+  d.heads = 1;
+  for (int64_t s : d.lead) d.heads *= s;
+  if (mask.defined()) {
+    Shape full = d.lead;
+    full.insert(full.end(), {d.lq, d.lk});
+    try {
+      check<ValueError>(broadcast_shapes(mask.shape(), full, kOp) == full, "");
+    } catch (const ValueError&) {
+      throw ValueError(std::string(kOp) + ": mask of shape " + shape_str(mask.shape()) +
+                       " does not broadcast to the scores' shape " + shape_str(full));
+    }
+  }
+  check<ValueError>(dropout >= 0 && dropout < 1, kOp, ": dropout must be in [0, 1), got ", dropout);
+  check<ValueError>(!scale || std::isfinite(*scale), kOp, ": scale must be finite");
+  DType t = promote_types(promote_types(q.dtype(), k.dtype()), v.dtype());
+  check<TypeError>(is_floating(t), kOp, ": expected floating-point q, k, v, got ", dtype_name(t));
+  d.out_dtype = t;
+  d.kernel = kernel_dtype(t);
+  check_same_device(kOp, q, k);
+  check_same_device(kOp, q, v);
+  check<RuntimeError>(q.device().type == Device::Type::CPU, kOp, ": this build of Lamina has no CUDA support");
+  return d;
+}
+
+// Element offset of each flattened head in a (broadcast) view with the full score shape.
+std::vector<int64_t> head_offsets(const Tensor& m, const Shape& lead) {
+  std::vector<int64_t> out;
+  int64_t n = 1;
+  for (int64_t s : lead) n *= s;
+  out.reserve(size_t(n));
+  for (int64_t hi = 0; hi < n; ++hi) {
+    int64_t off = 0, rem = hi;
+    for (size_t ax = lead.size(); ax-- > 0;) {
+      off += (rem % lead[ax]) * m.strides()[ax];
+      rem /= lead[ax];
+    }
+    out.push_back(off);
+  }
+  return out;
+}
+
+template <class T>
+cpu::AttentionArgs<T> kernel_args(const Dims& d, const Tensor& mask, bool causal, double scale) {
+  cpu::AttentionArgs<T> a;
+  a.heads = d.heads, a.lq = d.lq, a.lk = d.lk, a.d = d.d, a.dv = d.dv;
+  a.scale = T(scale);
+  a.causal = causal;
+  if (mask.defined()) {
+    a.mask = mask.raw_data();
+    a.bool_mask = mask.dtype() == DType::Bool;
+    a.head_offset = head_offsets(mask, d.lead);
+    const int64_t nd = mask.ndim();
+    a.row_stride = mask.strides()[nd - 2];
+    a.col_stride = mask.strides()[nd - 1];
+  }
+  return a;
+}
+
+}  // namespace
+
+Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                              bool causal, double dropout, std::optional<double> scale) {
+  Dims d = check_args(q, k, v, mask, dropout, scale);
+  const double s = scale ? *scale : 1.0 / std::sqrt(double(std::max<int64_t>(d.d, 1)));
+  Tensor scores = mul(matmul(q, matrix_transpose(k)), s);
+  const Tensor ninf = scalar_tensor(-std::numeric_limits<double>::infinity(), scores.dtype());
+  if (mask.defined()) {
+    if (mask.dtype() == DType::Bool) scores = where(mask, scores, ninf);
+    else scores = add(scores, mask);
+  }
+  if (causal) {
+    Tensor rows = reshape(arange(0, double(d.lq), 1, DType::Int64), {d.lq, 1});
+    Tensor cols = reshape(arange(0, double(d.lk), 1, DType::Int64), {1, d.lk});
+    scores = where(ge(rows, cols), scores, ninf);
+  }
+  Tensor p = softmax(scores, -1);
+  if (dropout > 0) p = mul(p, dropout_mask(p.detach(), dropout));
+  return matmul(p, v);
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask_in,
+                                    bool causal, double dropout, std::optional<double> scale) {
+  Dims d = check_args(q_in, k_in, v_in, mask_in, dropout, scale);
+  const bool float_mask_grad = mask_in.defined() && mask_in.dtype() != DType::Bool && mask_in.requires_grad();
+  if (dropout > 0 || float_mask_grad)
+    return scaled_dot_product_attention_reference(q_in, k_in, v_in, mask_in, causal, dropout, scale);
+  const DType kd = d.kernel;
+  const double s = scale ? *scale : 1.0 / std::sqrt(double(std::max<int64_t>(d.d, 1)));
+  Tensor q = contiguous(astype(q_in, kd)), k = contiguous(astype(k_in, kd)), v = contiguous(astype(v_in, kd));
+  Tensor mask;
+  if (mask_in.defined()) {
+    // Cast the small, unbroadcast mask; then view it at the full score shape.
+    Shape full = d.lead;
+    full.insert(full.end(), {d.lq, d.lk});
+    Tensor m = mask_in.detach();
+    if (m.dtype() != DType::Bool) m = astype(m, kd);
+    mask = expand(m, full);
+  }
+  Shape out_shape = d.lead;
+  out_shape.insert(out_shape.end(), {d.lq, d.dv});
+  Shape lse_shape = d.lead;
+  lse_shape.push_back(d.lq);
+  Tensor out = Tensor::empty(out_shape, kd), lse = Tensor::empty(lse_shape, kd);
+  if (out.numel() > 0) {
+    if (d.lk == 0) {
+      GradModeGuard no_grad(false);
+      out = zeros(out_shape, kd);
+    } else if (kd == DType::Float32) {
+      cpu::attention_forward(kernel_args<float>(d, mask, causal, s), q.data<float>(), k.data<float>(),
+                             v.data<float>(), out.data<float>(), lse.data<float>());
+    } else {
+      cpu::attention_forward(kernel_args<double>(d, mask, causal, s), q.data<double>(), k.data<double>(),
+                             v.data<double>(), out.data<double>(), lse.data<double>());
+    }
+  }
+  if (needs_grad({&q, &k, &v}) && d.lk > 0 && out.numel() > 0) {
+    SavedTensor sq(q), sk(k), sv(v);
+    Tensor out_saved = out.detach();  // a detached output avoids a node -> output -> node cycle
+    const bool want[3] = {q.requires_grad(), k.requires_grad(), v.requires_grad()};
+    record(kOp, {q, k, v}, out, [=](const Tensor& g) -> std::vector<Tensor> {
+      GradModeGuard no_grad(false);
+      Tensor dout = contiguous(astype(g, kd));
+      Tensor dq = Tensor::empty(sq.get().shape(), kd), dk = Tensor::empty(sk.get().shape(), kd),
+             dv = Tensor::empty(sv.get().shape(), kd);
+      auto run = [&](auto tag) {
+        using T = decltype(tag);
+        cpu::attention_backward(kernel_args<T>(d, mask, causal, s), sq.get().data<T>(), sk.get().data<T>(),
+                                sv.get().data<T>(), out_saved.data<T>(), lse.data<T>(), dout.data<T>(),
+                                dq.data<T>(), dk.data<T>(), dv.data<T>());
+      };
+      if (kd == DType::Float32) run(float{});
+      else run(double{});
+      return {want[0] ? dq : Tensor(), want[1] ? dk : Tensor(), want[2] ? dv : Tensor()};
+    });
+  }
+  return kd == d.out_dtype ? out : astype(out, d.out_dtype);
+}
+
+}  // namespace lamina

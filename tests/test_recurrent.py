@@ -1,0 +1,226 @@
+"""Fused lstm / gru against a composite reference made of plain ops (values and gradients in
+float64), central finite differences on tiny shapes, masking, float32, torch.nn.LSTM/GRU,
+and the documented errors."""
+
+import numpy as np
+import pytest
+
+import lamina as lm
+
+RNG = np.random.default_rng(0)
+
+
+def t64(a, grad=False):
+    return lm.tensor(np.asarray(a, dtype=np.float64), dtype="float64", requires_grad=grad)
+
+
+def lstm_params(batch, steps, inp, hidden, rng=RNG):
+    return [rng.standard_normal(s) * 0.5 for s in
+            [(batch, steps, inp), (batch, hidden), (batch, hidden), (4 * hidden, inp), (4 * hidden, hidden),
+             (4 * hidden,)]]
+
+
+def gru_params(batch, steps, inp, hidden, rng=RNG):
+    return [rng.standard_normal(s) * 0.5 for s in
+            [(batch, steps, inp), (batch, hidden), (3 * hidden, inp), (3 * hidden, hidden), (3 * hidden,),
+             (3 * hidden,)]]
+
+
+def lstm_reference(x, h, c, w_ih, w_hh, b, mask=None):
+    """The oracle: lstm_cell (matmul / sigmoid / tanh / slicing) stepped in Python."""
+    outs = []
+    for t in range(x.shape[1]):
+        h2, c2 = lm.lstm_cell(x[:, t], h, c, w_ih, w_hh, b)
+        if mask is not None:
+            m = lm.tensor(mask[:, t:t + 1].astype(np.float64), dtype=x.dtype)
+            h2, c2 = h2 * m + h * (1 - m), c2 * m + c * (1 - m)
+            outs.append(h2 * m)
+        else:
+            outs.append(h2)
+        h, c = h2, c2
+    return [lm.stack(outs, 1), h, c]
+
+
+def gru_reference(x, h, w_ih, w_hh, b_ih, b_hh, mask=None):
+    outs = []
+    for t in range(x.shape[1]):
+        h2 = lm.gru_cell(x[:, t], h, w_ih, w_hh, b_ih, b_hh)
+        if mask is not None:
+            m = lm.tensor(mask[:, t:t + 1].astype(np.float64), dtype=x.dtype)
+            h2 = h2 * m + h * (1 - m)
+            outs.append(h2 * m)
+        else:
+            outs.append(h2)
+        h = h2
+    return [lm.stack(outs, 1), h]
+
+
+def fused_lstm(*args, mask=None):
+    return list(lm.lstm(*args, mask=mask))
+
+
+def fused_gru(*args, mask=None):
+    return list(lm.gru(*args, mask=mask))
+
+
+def values_and_grads(fn, arrays, weights, mask):
+    leaves = [t64(a, grad=True) for a in arrays]
+    outs = fn(*leaves, mask=mask)
+    loss = sum(lm.sum(o * t64(w)) for o, w in zip(outs, weights))
+    loss.backward()
+    return [o.numpy() for o in outs], [leaf.grad.numpy() for leaf in leaves]
+
+
+def compare_to_reference(fused, reference, arrays, mask=None):
+    with lm.no_grad():
+        shapes = [o.shape for o in fused(*[t64(a) for a in arrays], mask=mask)]
+    weights = [RNG.standard_normal(s) for s in shapes]
+    got_v, got_g = values_and_grads(fused, arrays, weights, mask)
+    want_v, want_g = values_and_grads(reference, arrays, weights, mask)
+    for i, (g, w) in enumerate(zip(got_v, want_v)):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, err_msg=f"output {i}")
+    for i, (g, w) in enumerate(zip(got_g, want_g)):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11, err_msg=f"gradient of input {i}")
+
+
+def random_mask(batch, steps):
+    mask = RNG.random((batch, steps)) > 0.35
+    mask[0, :] = True
+    mask[-1, -1] = False  # a masked final step: h_T and c_T come from earlier steps
+    return mask
+
+
+SHAPES = [(2, 3, 4, 5), (3, 7, 2, 8), (1, 1, 3, 2)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_matches_composite(shape, masked):
+    mask = random_mask(shape[0], shape[1]) if masked else None
+    compare_to_reference(fused_lstm, lstm_reference, lstm_params(*shape), mask)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_gru_matches_composite(shape, masked):
+    mask = random_mask(shape[0], shape[1]) if masked else None
+    compare_to_reference(fused_gru, gru_reference, gru_params(*shape), mask)
+
+
+@pytest.mark.parametrize("fn,params", [(fused_lstm, lstm_params), (fused_gru, gru_params)])
+def test_finite_differences(fn, params):
+    arrays = params(2, 3, 2, 3)
+    mask = np.array([[True, False, True], [True, True, True]])
+    with lm.no_grad():
+        shapes = [o.shape for o in fn(*[t64(a) for a in arrays], mask=mask)]
+    weights = [RNG.standard_normal(s) for s in shapes]
+    _, grads = values_and_grads(fn, arrays, weights, mask)
+
+    def loss(arrs):
+        with lm.no_grad():
+            outs = fn(*[t64(a) for a in arrs], mask=mask)
+        return sum(float((o.numpy() * w).sum()) for o, w in zip(outs, weights))
+
+    eps = 1e-6
+    for i, a in enumerate(arrays):
+        numeric = np.zeros(a.size)
+        for j in range(a.size):
+            arrs = [x.copy() for x in arrays]
+            arrs[i].reshape(-1)[j] += eps
+            up = loss(arrs)
+            arrs[i].reshape(-1)[j] -= 2 * eps
+            numeric[j] = (up - loss(arrs)) / (2 * eps)
+        np.testing.assert_allclose(grads[i].reshape(-1), numeric, rtol=1e-5, atol=1e-7, err_msg=f"input {i}")
+
+
+def test_masked_steps_carry_state_and_output_zeros():
+    arrays = lstm_params(2, 4, 3, 2)
+    mask = np.array([[True, True, False, False], [True, True, True, True]])
+    out, h, c = lm.lstm(*[t64(a) for a in arrays], mask=mask)
+    out = out.numpy()
+    assert np.all(out[0, 2:] == 0)
+    np.testing.assert_array_equal(h.numpy()[0], out[0, 1])
+
+
+def test_float32_and_optional_state():
+    arrays = lstm_params(3, 5, 4, 6)
+    arrays[1] = arrays[2] = None
+    f32 = lm.lstm(*[None if a is None else lm.tensor(a, dtype="float32") for a in arrays])
+    f64 = lm.lstm(*[None if a is None else t64(a) for a in arrays])
+    assert f32[0].dtype == "float32"
+    for a, b in zip(f32, f64):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_only_outputs_used_and_partial_requires_grad():
+    arrays = gru_params(2, 3, 2, 4)
+    leaves = [t64(a, grad=(i == 3)) for i, a in enumerate(arrays)]
+    out, _ = lm.gru(*leaves)
+    lm.sum(out).backward()
+    assert leaves[3].grad is not None and leaves[0].grad is None
+
+
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        pytest.skip("torch is not installed")
+    return torch
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_matches_torch(kind):
+    torch = _torch()
+    B, T, I, H = 3, 6, 5, 7
+    g = 4 if kind == "lstm" else 3
+    rng = np.random.default_rng(3)
+    x, h0, c0 = rng.standard_normal((B, T, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    w_ih, w_hh = rng.standard_normal((g * H, I)) * 0.4, rng.standard_normal((g * H, H)) * 0.4
+    b_ih, b_hh = rng.standard_normal(g * H) * 0.4, rng.standard_normal(g * H) * 0.4
+    mod = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(I, H, batch_first=True).double()
+    with torch.no_grad():
+        for name, val in [("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih),
+                          ("bias_hh_l0", b_hh)]:
+            getattr(mod, name).copy_(torch.from_numpy(val))
+    tx = torch.from_numpy(x).requires_grad_()
+    if kind == "lstm":
+        t_out, (t_h, t_c) = mod(tx, (torch.from_numpy(h0)[None], torch.from_numpy(c0)[None]))
+        lx = t64(x, grad=True)
+        out, h, c = lm.lstm(lx, t64(h0), t64(c0), t64(w_ih), t64(w_hh), t64(b_ih + b_hh))
+        np.testing.assert_allclose(c.numpy(), t_c[0].detach().numpy(), rtol=1e-10, atol=1e-12)
+    else:
+        t_out, t_h = mod(tx, torch.from_numpy(h0)[None])
+        lx = t64(x, grad=True)
+        out, h = lm.gru(lx, t64(h0), t64(w_ih), t64(w_hh), t64(b_ih), t64(b_hh))
+    np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h.numpy(), t_h[0].detach().numpy(), rtol=1e-10, atol=1e-12)
+    w = rng.standard_normal((B, T, H))
+    (t_out * torch.from_numpy(w)).sum().backward()
+    lm.sum(out * t64(w)).backward()
+    np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+BAD = [
+    ("lstm", lambda: lm.lstm(np.zeros((2, 3)), None, None, np.zeros((8, 3)), np.zeros((8, 2)), np.zeros(8)),
+     r"lstm: x must be \(batch, steps, features\)"),
+    ("lstm", lambda: lm.lstm(np.zeros((2, 3, 4)), None, None, np.zeros((8, 5)), np.zeros((8, 2)), np.zeros(8)),
+     r"lstm: expected w_ih of shape \(8, 4\), got \(8, 5\)"),
+    ("lstm", lambda: lm.lstm(np.zeros((2, 3, 4)), np.zeros((3, 2)), None, np.zeros((8, 4)), np.zeros((8, 2)),
+                             np.zeros(8)), r"lstm: expected h0 of shape \(2, 2\)"),
+    ("lstm", lambda: lm.lstm(np.zeros((2, 3, 4)), None, None, np.zeros((8, 4)), np.zeros((6, 2)), np.zeros(8)),
+     r"lstm: w_hh must be"),
+    ("lstm", lambda: lm.lstm(np.zeros((2, 3, 4)), None, None, np.zeros((8, 4)), np.zeros((8, 2)), np.zeros(8),
+                             mask=np.ones((2, 4), bool)), r"lstm: expected mask of shape \(2, 3\)"),
+    ("gru", lambda: lm.gru(np.zeros((2, 3, 4)), None, np.zeros((6, 4)), np.zeros((6, 2)), np.zeros(6),
+                           np.zeros(5)), r"gru: expected b_hh of shape \(6,\), got \(5,\)"),
+    ("gru", lambda: lm.gru(np.zeros((2, 0, 4)), None, np.zeros((6, 4)), np.zeros((6, 2)), np.zeros(6),
+                           np.zeros(6)), r"gru: x must have at least one step"),
+]
+
+
+@pytest.mark.parametrize("name,call,message", BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_errors(name, call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
