@@ -146,6 +146,16 @@ def check_op(name, lamina_fn, numpy_fn, inputs, *, torch_fn=None, grad=True, rto
         check_torch(name, lamina_fn, torch_fn, inputs, grad=grad, argnums=grad_argnums, seed=seed)
 
 
+def _single_output(lamina_fn):
+    """lamina_fn with a list/tuple of outputs flattened into one vector (split, chunk...)."""
+    def fn(*args):
+        out = lamina_fn(*args)
+        if isinstance(out, (list, tuple)):
+            return lm.concatenate([o.reshape(-1) for o in out])
+        return out
+    return fn
+
+
 def _grad_setup(lamina_fn, inputs, argnums, seed):
     argnums = [i for i, x in enumerate(inputs) if _is_float_array(x)] if argnums is None else list(argnums)
     xs = [to_lamina(x, "float64") for x in inputs]
@@ -175,7 +185,10 @@ def numeric_grad(lamina_fn, inputs, i, weights, eps=GRAD_EPS):
 
 
 def check_grad(name, lamina_fn, inputs, *, argnums=None, seed=0, rtol=GRAD_RTOL, atol=GRAD_ATOL):
-    """Autograd gradients (float64) of sum(out * random weights) vs central differences."""
+    """Autograd gradients (float64) of sum(out * random weights) vs central differences.
+
+    `lamina_fn` may return a tensor or a list of tensors."""
+    lamina_fn = _single_output(lamina_fn)
     argnums, xs, out, weights = _grad_setup(lamina_fn, inputs, argnums, seed)
     assert out.dtype == "float64", f"{name}: float64 inputs gave {out.dtype}"
     scalar = lm.sum(out * lm.tensor(weights, dtype="float64"))

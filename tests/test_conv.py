@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import lamina as lm
+from helpers import check_grad
 
 RNG = np.random.default_rng(0)
 
@@ -19,31 +20,6 @@ def rand(*shape):
 
 def t64(a, grad=False):
     return lm.tensor(a, dtype="float64", requires_grad=grad)
-
-
-def check_grads(fn, arrays, eps=1e-6, atol=1e-7, rtol=1e-5):
-    """Autograd gradients of <fn(*xs), w> against central differences in float64."""
-    leaves = [t64(a, grad=True) for a in arrays]
-    out = fn(*leaves)
-    w = np.random.default_rng(1).standard_normal(out.shape)
-
-    def loss_value(arrs):
-        with lm.no_grad():
-            return float((fn(*[t64(a) for a in arrs]).numpy() * w).sum())
-
-    lm.sum(out * t64(w)).backward()
-    for i, a in enumerate(arrays):
-        numeric = np.zeros(a.shape)
-        flat = numeric.reshape(-1)
-        for j in range(a.size):
-            arrs = [np.array(x, dtype=np.float64, copy=True) for x in arrays]
-            arrs[i].reshape(-1)[j] += eps
-            up = loss_value(arrs)
-            arrs[i].reshape(-1)[j] -= 2 * eps
-            flat[j] = (up - loss_value(arrs)) / (2 * eps)
-        g = leaves[i].grad
-        got = np.zeros(a.shape) if g is None else g.numpy()
-        np.testing.assert_allclose(got, numeric, atol=atol, rtol=rtol, err_msg=f"gradient of input {i}")
 
 
 # ---- the reference: explicit loops over groups and kernel taps, float64 -------------------
@@ -150,7 +126,7 @@ def test_conv2d_values(xs, ws, kw):
 
 @pytest.mark.parametrize("xs,ws,kw", [c for c in CONV2D_CASES if np.prod(c[0]) <= 160])
 def test_conv2d_grads(xs, ws, kw):
-    check_grads(lambda x, w, b: lm.conv2d(x, w, b, **kw), [rand(*xs), rand(*ws), rand(ws[0])])
+    check_grad("conv", lambda x, w, b: lm.conv2d(x, w, b, **kw), [rand(*xs), rand(*ws), rand(ws[0])])
 
 
 def test_conv2d_double_backward():
@@ -169,7 +145,7 @@ def test_conv2d_double_backward():
         out = f(x, w)
         return lm.reshape(out, (1,))
 
-    check_grads(scalar, [rand(2, 4, 5, 5), rand(4, 2, 3, 3)], atol=1e-6)
+    check_grad("conv", scalar, [rand(2, 4, 5, 5), rand(4, 2, 3, 3)], atol=1e-6)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1, output_padding=1),
@@ -179,7 +155,7 @@ def test_conv_transpose2d(kw):
     expected = ref_conv_transpose2d(x, w, b, **kw)
     got = lm.conv_transpose2d(t64(x), t64(w), t64(b), **kw).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-12, rtol=1e-10)
-    check_grads(lambda x, w, b: lm.conv_transpose2d(x, w, b, **kw), [rand(1, 4, 3, 3), w, b])
+    check_grad("conv", lambda x, w, b: lm.conv_transpose2d(x, w, b, **kw), [rand(1, 4, 3, 3), w, b])
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(padding="same", dilation=2),
@@ -192,7 +168,7 @@ def test_conv1d(kw):
     expected = ref_conv2d(x[:, :, None], w[:, :, None], b, stride=(1, stride), padding=pad2,
                           dilation=(1, dil), groups=kw.get("groups", 1))[:, :, 0]
     np.testing.assert_allclose(lm.conv1d(t64(x), t64(w), t64(b), **kw).numpy(), expected, atol=1e-12)
-    check_grads(lambda x, w, b: lm.conv1d(x, w, b, **kw), [rand(1, 3, 6), w, b])
+    check_grad("conv", lambda x, w, b: lm.conv1d(x, w, b, **kw), [rand(1, 3, 6), w, b])
 
 
 def test_conv_gradient_ops_match_autograd():

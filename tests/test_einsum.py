@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import lamina as lm
+from helpers import check_grad
 
 RNG = np.random.default_rng(0)
 
@@ -15,31 +16,6 @@ def rand(*shape):
 
 def t64(a):
     return lm.tensor(a, dtype="float64")
-
-
-def check_grads(fn, arrays, eps=1e-6, atol=1e-7, rtol=1e-5):
-    """Autograd gradients of <fn(*xs), w> against central differences in float64."""
-    leaves = [lm.tensor(a, dtype="float64", requires_grad=True) for a in arrays]
-    out = fn(*leaves)
-    w = np.random.default_rng(1).standard_normal(out.shape)
-
-    def loss_value(arrs):
-        with lm.no_grad():
-            return float((fn(*[t64(a) for a in arrs]).numpy() * w).sum())
-
-    lm.sum(out * t64(w)).backward()
-    for i, a in enumerate(arrays):
-        numeric = np.zeros(a.shape)
-        flat = numeric.reshape(-1)
-        for j in range(a.size):
-            arrs = [np.array(x, dtype=np.float64, copy=True) for x in arrays]
-            arrs[i].reshape(-1)[j] += eps
-            up = loss_value(arrs)
-            arrs[i].reshape(-1)[j] -= 2 * eps
-            flat[j] = (up - loss_value(arrs)) / (2 * eps)
-        g = leaves[i].grad
-        got = np.zeros(a.shape) if g is None else g.numpy()
-        np.testing.assert_allclose(got, numeric, atol=atol, rtol=rtol, err_msg=f"gradient of input {i}")
 
 
 CASES = [
@@ -91,7 +67,7 @@ def test_einsum_values(subscripts, shapes):
 
 @pytest.mark.parametrize("subscripts,shapes", [c for c in CASES if all(0 not in s for s in c[1])])
 def test_einsum_grad(subscripts, shapes):
-    check_grads(lambda *xs: lm.einsum(subscripts, *xs), [rand(*s) for s in shapes])
+    check_grad("einsum", lambda *xs: lm.einsum(subscripts, *xs), [rand(*s) for s in shapes])
 
 
 def test_einsum_noncontiguous():
@@ -101,7 +77,7 @@ def test_einsum_noncontiguous():
     q, k = rand(2, 4, 3, 2), rand(2, 3, 4, 2)
     out = lm.einsum("bhqd,bhkd->bhqk", t64(q).permute(0, 2, 1, 3), t64(k))
     np.testing.assert_allclose(out.numpy(), np.einsum("bhqd,bhkd->bhqk", q.transpose(0, 2, 1, 3), k), rtol=1e-12)
-    check_grads(lambda x, y: lm.einsum("ij,jk->ik", x.T, y[:, ::2]), [a, b])
+    check_grad("einsum", lambda x, y: lm.einsum("ij,jk->ik", x.T, y[:, ::2]), [a, b])
 
 
 def test_einsum_matches_matmul_float32():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import lamina as lm
+from helpers import check_grad
 
 try:
     import torch
@@ -21,29 +22,6 @@ def rand(*shape):
 
 def t64(a, grad=False):
     return lm.tensor(a, dtype="float64", requires_grad=grad)
-
-
-def check_grads(fn, arrays, eps=1e-6, atol=1e-7, rtol=1e-5):
-    """Autograd gradients of <fn(*xs), w> against central differences in float64."""
-    leaves = [t64(a, grad=True) for a in arrays]
-    out = fn(*leaves)
-    w = np.random.default_rng(1).standard_normal(out.shape)
-
-    def loss_value(arrs):
-        with lm.no_grad():
-            return float((fn(*[t64(a) for a in arrs]).numpy() * w).sum())
-
-    lm.sum(out * t64(w)).backward()
-    for i, a in enumerate(arrays):
-        numeric = np.zeros(a.shape)
-        flat = numeric.reshape(-1)
-        for j in range(a.size):
-            arrs = [np.array(x, dtype=np.float64, copy=True) for x in arrays]
-            arrs[i].reshape(-1)[j] += eps
-            up = loss_value(arrs)
-            arrs[i].reshape(-1)[j] -= 2 * eps
-            flat[j] = (up - loss_value(arrs)) / (2 * eps)
-        np.testing.assert_allclose(leaves[i].grad.numpy(), numeric, atol=atol, rtol=rtol)
 
 
 def pair(v):
@@ -90,7 +68,7 @@ def test_pool2d(xs, kw, mode):
         expected = ref_pool2d(x, **kw, mode="avg", count_include_pad=inc)
     np.testing.assert_allclose(fn(t64(x)).numpy(), expected, atol=1e-12)
     np.testing.assert_allclose(fn(lm.tensor(x, dtype="float32")).numpy(), expected, atol=1e-5)
-    check_grads(fn, [x])
+    check_grad("pool", fn, [x])
 
 
 def test_pool1d_global_and_upsample():
@@ -99,14 +77,14 @@ def test_pool1d_global_and_upsample():
                                ref_pool2d(x[:, :, None], (1, 3), (1, 2), (0, 1))[:, :, 0])
     np.testing.assert_allclose(lm.avg_pool1d(t64(x), 2).numpy(),
                                ref_pool2d(x[:, :, None], (1, 2), mode="avg")[:, :, 0])
-    check_grads(lambda t: lm.max_pool1d(t, 2), [x])
+    check_grad("pool", lambda t: lm.max_pool1d(t, 2), [x])
     x4 = rand(2, 3, 4, 5)
     np.testing.assert_allclose(lm.global_avg_pool2d(t64(x4)).numpy(), x4.mean(axis=(2, 3)))
     assert lm.global_avg_pool2d(t64(x4), keepdims=True).shape == (2, 3, 1, 1)
     up = lm.upsample_nearest2d(t64(x4), 2).numpy()
     np.testing.assert_array_equal(up, x4.repeat(2, axis=2).repeat(2, axis=3))
     assert lm.upsample_nearest2d(t64(x4), (1, 3)).shape == (2, 3, 4, 15)
-    check_grads(lambda t: lm.upsample_nearest2d(t, 2), [rand(1, 2, 2, 3)])
+    check_grad("pool", lambda t: lm.upsample_nearest2d(t, 2), [rand(1, 2, 2, 3)])
 
 
 @pytest.mark.parametrize("pool", ["max", "avg"])
@@ -121,7 +99,7 @@ def test_pool_double_backward(pool):
             (gx,) = lm.grad([lm.sum(fwd(x) * t64(v))], [x], create_graph=True)
             return lm.reshape(lm.sum(gx * lm.sin(x)), (1,))
 
-    check_grads(f, [rand(1, 2, 5, 5)], atol=1e-6)
+    check_grad("pool", f, [rand(1, 2, 5, 5)], atol=1e-6)
 
 
 def test_max_pool_nan_and_padding():
