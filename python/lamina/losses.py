@@ -44,8 +44,8 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1):
                          f"predictions of shape {y_pred.shape}")
     if y_true.dtype not in ("int64", "int32"):
         y_true = y_true.astype("int64")
-    if from_logits:
-        log_probs = lamina.log_softmax(y_pred, axis=-1)
+    if from_logits:  # fused: stable log-sum-exp, backward softmax - onehot
+        return lamina.softmax_cross_entropy(y_pred, y_true, reduction="none")
     else:
         probs = y_pred / lamina.sum(y_pred, -1, True)
         log_probs = lamina.log(lamina.clip(probs, EPSILON, 1.0 - EPSILON))
@@ -63,6 +63,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     if label_smoothing:
         classes = y_pred.shape[axis]
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / classes
+    if from_logits and axis in (-1, y_pred.ndim - 1):
+        return lamina.softmax_cross_entropy(y_pred, y_true, reduction="none")
     if from_logits:
         log_probs = lamina.log_softmax(y_pred, axis=axis)
     else:
@@ -82,7 +84,9 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
         y_true = lamina.unsqueeze(y_true, -1)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    if from_logits:
+    if from_logits and tuple(y_true.shape) == tuple(y_pred.shape):
+        per_element = lamina.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
+    elif from_logits:
         per_element = lamina.relu(y_pred) - y_pred * y_true + lamina.softplus(-lamina.abs(y_pred))
     else:
         p = lamina.clip(y_pred, EPSILON, 1.0 - EPSILON)

@@ -1,4 +1,6 @@
-"""Normalization layers: BatchNormalization and LayerNormalization, composed from core ops.
+"""Normalization layers: BatchNormalization and LayerNormalization on the fused native ops
+(``lamina.batch_norm`` / ``lamina.layer_norm``), with a composite path for axis layouts the
+fused ops do not cover (several batch-norm axes, non-trailing layer-norm axes).
 
 Statistics are computed in float32 (or float64 for float64 layers) whatever the dtype
 policy, and the result is cast back to the compute dtype.
@@ -74,6 +76,12 @@ class BatchNormalization(Layer):
     def call(self, x, training=False):
         out_dtype, dt = x.dtype, _stat_dtype(x)
         x = x.astype(dt) if x.dtype != dt else x
+        if x.ndim >= 2:
+            y = lamina.batch_norm(x, self.gamma.astype(dt) if self.gamma is not None else None,
+                                  self.beta.astype(dt) if self.beta is not None else None, self.moving_mean,
+                                  self.moving_variance, training=bool(training and self.trainable),
+                                  momentum=self.momentum, eps=self.epsilon, axis=self._feature_axis)
+            return y.astype(out_dtype) if y.dtype != out_dtype else y
         if training and self.trainable:
             mean = lamina.mean(x, self._reduce, True)
             var = lamina.var(x, self._reduce, True)
@@ -139,6 +147,11 @@ class LayerNormalization(Layer):
     def call(self, x, training=False):
         out_dtype, dt = x.dtype, _stat_dtype(x)
         x = x.astype(dt) if x.dtype != dt else x
+        if self._axes == list(range(self._axes[0], x.ndim)):  # trailing axes: the fused op
+            y = lamina.layer_norm(x, self.gamma.astype(dt) if self.gamma is not None else None,
+                                  self.beta.astype(dt) if self.beta is not None else None, axis=self._axes[0],
+                                  eps=self.epsilon)
+            return y.astype(out_dtype) if y.dtype != out_dtype else y
         mean = lamina.mean(x, self._axes, True)
         var = lamina.var(x, self._axes, True)
         y = (x - mean) * lamina.rsqrt(var + self.epsilon)

@@ -1,7 +1,5 @@
 """Adam and AdamW."""
 
-import math
-
 import lamina
 from lamina.optimizers.optimizer import Optimizer
 
@@ -24,21 +22,12 @@ class Adam(Optimizer):
         super().__init__(params, learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
 
-    def update_step(self, grad, var, lr):
-        m = self.add_slot(var, "m")
-        v = self.add_slot(var, "v")
-        t = self.iterations
-        m *= self.beta_1
-        m += (1.0 - self.beta_1) * grad
-        v *= self.beta_2
-        v += (1.0 - self.beta_2) * (grad * grad)
-        second = v
-        if self.amsgrad:
-            v_max = self.add_slot(var, "v_max")
-            v_max.copy_(lamina.maximum(v_max, v))
-            second = v_max
-        step = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
-        var -= step * m / (lamina.sqrt(second) + self.epsilon)
+    def _fused_update(self, grads, variables, lr, weight_decay):
+        m = [self.add_slot(v, "m") for v in variables]
+        v = [self.add_slot(x, "v") for x in variables]
+        v_max = [self.add_slot(x, "v_max") for x in variables] if self.amsgrad else None
+        lamina.adam_step(variables, grads, m, v, self.iterations, lr=lr, beta1=self.beta_1, beta2=self.beta_2,
+                         eps=self.epsilon, weight_decay=weight_decay, v_max=v_max)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,

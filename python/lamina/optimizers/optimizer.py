@@ -1,7 +1,9 @@
 """The Optimizer base: clipping, weight decay and schedules around a per-variable update_step.
 
-``apply`` does the bookkeeping shared by every optimizer, then calls ``update_step(grad,
-var, lr)`` once per variable, so a new optimizer is one small method (see SGD).
+``apply`` does the bookkeeping shared by every optimizer, then updates the variables. The
+built-in optimizers update all of them in one fused native call (``_fused_update``, e.g.
+``lamina.adam_step``); a subclass that overrides ``update_step(grad, var, lr)`` is called
+once per variable instead, so a new optimizer is still one small method.
 Updates run under ``lamina.no_grad()`` and change the variables in place.
 """
 
@@ -93,6 +95,9 @@ class Optimizer:
             grads = self._clip([g.detach() for g, _ in pairs])
             lr = self.lr
             self.iterations += 1
+            if self._uses_fused_update():
+                self._fused_update(grads, [v for _, v in pairs], lr, self.weight_decay or 0.0)
+                return
             for grad, (_, var) in zip(grads, pairs):
                 if self.weight_decay:
                     var -= (lr * self.weight_decay) * var
@@ -101,8 +106,22 @@ class Optimizer:
     apply_gradients = apply
 
     def update_step(self, grad, var, lr):
-        """Updates one variable in place; subclasses implement it."""
+        """Updates one variable in place (weight decay already applied).
+
+        Override it to define a new update rule; the built-in optimizers leave it alone and
+        update every variable at once in ``_fused_update``.
+        """
+        if type(self)._fused_update is Optimizer._fused_update:
+            raise NotImplementedError(f"{type(self).__name__} must implement update_step")
+        self._fused_update([grad], [var], lr, 0.0)
+
+    def _fused_update(self, grads, variables, lr, weight_decay):
+        """Updates all variables in one native call (decoupled weight decay included)."""
         raise NotImplementedError
+
+    def _uses_fused_update(self):
+        cls = type(self)
+        return cls.update_step is Optimizer.update_step and cls._fused_update is not Optimizer._fused_update
 
     # ----- PyTorch-style loop --------------------------------------------------------------
     def step(self):

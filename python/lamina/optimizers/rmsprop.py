@@ -22,24 +22,12 @@ class RMSprop(Optimizer):
         super().__init__(params, learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
 
-    def update_step(self, grad, var, lr):
-        avg_sq = self.add_slot(var, "velocity")
-        avg_sq *= self.rho
-        avg_sq += (1.0 - self.rho) * (grad * grad)
-        denominator = avg_sq
-        if self.centered:
-            avg = self.add_slot(var, "average_gradient")
-            avg *= self.rho
-            avg += (1.0 - self.rho) * grad
-            denominator = avg_sq - avg * avg
-        increment = lr * grad / lamina.sqrt(denominator + self.epsilon)
-        if self.momentum:
-            buf = self.add_slot(var, "momentum")
-            buf *= self.momentum
-            buf += increment
-            var -= buf
-        else:
-            var -= increment
+    def _fused_update(self, grads, variables, lr, weight_decay):
+        avg_sq = [self.add_slot(v, "velocity") for v in variables]
+        avg_grads = [self.add_slot(v, "average_gradient") for v in variables] if self.centered else None
+        bufs = [self.add_slot(v, "momentum") for v in variables] if self.momentum else None
+        lamina.rmsprop_step(variables, grads, avg_sq, avg_grads, bufs, lr=lr, rho=self.rho, momentum=self.momentum,
+                            eps=self.epsilon, weight_decay=weight_decay)
 
 
 class Adagrad(Optimizer):
@@ -49,7 +37,6 @@ class Adagrad(Optimizer):
         super().__init__(params, learning_rate, **kwargs)
         self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
 
-    def update_step(self, grad, var, lr):
-        acc = self.add_slot(var, "accumulator", self.initial_accumulator_value)
-        acc += grad * grad
-        var -= lr * grad / lamina.sqrt(acc + self.epsilon)
+    def _fused_update(self, grads, variables, lr, weight_decay):
+        acc = [self.add_slot(v, "accumulator", self.initial_accumulator_value) for v in variables]
+        lamina.adagrad_step(variables, grads, acc, lr=lr, eps=self.epsilon, weight_decay=weight_decay)

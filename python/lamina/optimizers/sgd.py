@@ -1,5 +1,6 @@
 """Stochastic gradient descent with optional (Nesterov) momentum."""
 
+import lamina
 from lamina.optimizers.optimizer import Optimizer
 
 
@@ -20,17 +21,7 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
         self.momentum, self.nesterov = float(momentum), nesterov
 
-    def update_step(self, grad, var, lr):
-        if not self.momentum:
-            var -= lr * grad
-            return
-        velocity = self.add_slot(var, "momentum")
-        velocity *= self.momentum
-        velocity -= lr * grad
-        if self.nesterov:
-            var += self.momentum * velocity - lr * grad
-        else:
-            var += velocity
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+    def _fused_update(self, grads, variables, lr, weight_decay):
+        bufs = [self.add_slot(v, "momentum") for v in variables] if self.momentum else None
+        lamina.sgd_step(variables, grads, bufs, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
+                        weight_decay=weight_decay)

@@ -1,0 +1,98 @@
+"""Fused training ops vs their composite references (plain lamina ops) and PyTorch:
+forward+backward of layer_norm, batch_norm, softmax_cross_entropy and BCE-with-logits, and
+one Adam / SGD-momentum update over an MLP's parameters (fused: one native call).
+Columns `x / fused` above 1: the fused op is faster.
+Run: PYTHONPATH=python python bench/fused.py
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import lamina as lm
+from harness import optional_torch, print_table, time_call
+
+RNG = np.random.default_rng(0)
+
+
+def fwd_bwd(fn, *tensors):
+    def run():
+        for t in tensors:
+            t.grad = None
+        lm.sum(fn(*tensors)).backward()
+    return run
+
+
+def torch_fwd_bwd(fn, *tensors):
+    def run():
+        for t in tensors:
+            t.grad = None
+        fn(*tensors).sum().backward()
+    return run
+
+
+def main():
+    torch = optional_torch()
+    if torch is not None:
+        torch.set_num_threads(lm.get_num_threads())
+    F = torch.nn.functional if torch is not None else None
+    rows = []
+
+    def case(name, arrays, fused, ref, tfn, grad_mask=None):
+        grad_mask = grad_mask or [True] * len(arrays)
+        ts = [lm.tensor(a, requires_grad=g) for a, g in zip(arrays, grad_mask)]
+        row = {"case": name, "fused": time_call(fwd_bwd(fused, *ts)), "composite": time_call(fwd_bwd(ref, *ts))}
+        if torch is not None:
+            tt = [torch.tensor(a, requires_grad=g) for a, g in zip(arrays, grad_mask)]
+            row["torch"] = time_call(torch_fwd_bwd(tfn, *tt))
+        rows.append(row)
+
+    x = RNG.standard_normal((32 * 128, 128)).astype(np.float32)
+    g, b = np.ones(128, np.float32), np.zeros(128, np.float32)
+    case("layer_norm 4096x128", [x, g, b], lm.layer_norm, lm.layer_norm_reference,
+         lambda x, g, b: F.layer_norm(x, (128,), g, b, 1e-5))
+    xc = RNG.standard_normal((64, 32, 28, 28)).astype(np.float32)
+    g32, b32 = np.ones(32, np.float32), np.zeros(32, np.float32)
+    case("batch_norm 64x32x28x28", [xc, g32, b32], lambda x, g, b: lm.batch_norm(x, g, b, eps=1e-5),
+         lambda x, g, b: lm.batch_norm_reference(x, g, b, eps=1e-5),
+         lambda x, g, b: F.batch_norm(x, None, None, g, b, True, 0.1, 1e-5))
+    logits = RNG.standard_normal((128, 1000)).astype(np.float32)
+    labels = RNG.integers(0, 1000, size=128)
+    lt_labels = lm.tensor(labels)
+    case("softmax_xent 128x1000", [logits], lambda x: lm.softmax_cross_entropy(x, lt_labels),
+         lambda x: lm.softmax_cross_entropy_reference(x, lt_labels),
+         lambda x: F.cross_entropy(x, torch.from_numpy(labels)))
+    t = RNG.random((256, 1024)).astype(np.float32)
+    xb = RNG.standard_normal((256, 1024)).astype(np.float32)
+    case("bce_logits 256x1024", [xb, t], lm.binary_cross_entropy_with_logits,
+         lm.binary_cross_entropy_with_logits_reference, F.binary_cross_entropy_with_logits if F else None,
+         grad_mask=[True, False])
+    print_table("forward + backward (time per call)", rows, ["fused", "composite", "torch"], "fused")
+
+    shapes = [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)]
+    rows = []
+    for kind in ("adam", "sgd momentum"):
+        ps = [lm.tensor(RNG.standard_normal(s).astype(np.float32)) for s in shapes]
+        gs = [lm.tensor(RNG.standard_normal(s).astype(np.float32)) for s in shapes]
+        s1 = [lm.zeros(s) for s in shapes]
+        s2 = [lm.zeros(s) for s in shapes]
+        if kind == "adam":
+            fused = lambda: lm.adam_step(ps, gs, s1, s2, 10, lr=1e-3)
+            ref = lambda: lm.adam_step_reference(ps, gs, s1, s2, 10, lr=1e-3)
+        else:
+            fused = lambda: lm.sgd_step(ps, gs, s1, lr=1e-3, momentum=0.9)
+            ref = lambda: lm.sgd_step_reference(ps, gs, s1, lr=1e-3, momentum=0.9)
+        row = {"case": f"{kind} MLP 535k params", "fused": time_call(fused), "composite": time_call(ref)}
+        if torch is not None:
+            tp = [torch.zeros(s, requires_grad=True) for s in shapes]
+            for p in tp:
+                p.grad = torch.randn(p.shape)
+            opt = (torch.optim.Adam(tp, lr=1e-3, foreach=True) if kind == "adam"
+                   else torch.optim.SGD(tp, lr=1e-3, momentum=0.9, foreach=True))
+            row["torch"] = time_call(opt.step)
+        rows.append(row)
+    print_table("optimizer update (time per step)", rows, ["fused", "composite", "torch"], "fused")
+
+
+if __name__ == "__main__":
+    main()

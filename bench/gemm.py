@@ -1,0 +1,85 @@
+"""float32 matrix multiply: lamina vs numpy (@) vs PyTorch (torch.mm), same inputs, same
+thread count, as GFLOP/s and as a share of the machine's FMA peak (measured by
+bench/kernels/fma_peak.cpp, which this script builds with g++ and runs).
+
+Columns `x / lamina` are time ratios: above 1, lamina is faster.
+Run: PYTHONPATH=python python bench/gemm.py [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+import lamina as lm
+from harness import optional_torch, time_call
+
+SQUARE = [64, 128, 256, 512, 1024, 2048]
+# (name, M, K, N): MLP 784-512-256-10 at batch 128, forward and the weight-gradient GEMMs.
+MLP = [("fwd 128x784x512", 128, 784, 512), ("fwd 128x512x256", 128, 512, 256), ("fwd 128x256x10", 128, 256, 10),
+       ("dW 784x128x512", 784, 128, 512), ("dX 128x512x784", 128, 512, 784)]
+
+
+def fma_peak(threads: int) -> tuple[float | None, float | None]:
+    """(1-thread, n-thread) GFLOP/s of the FMA loop, or None when it cannot be built."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "fma_peak.cpp")
+    gxx = shutil.which("g++")
+    if gxx is None:
+        return None, None
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "fma_peak")
+        subprocess.run([gxx, "-O2", "-mavx2", "-mfma", "-pthread", src, "-o", exe], check=True)
+        out = subprocess.run([exe, str(threads)], check=True, capture_output=True, text=True).stdout
+    vals = [float(v) for v in re.findall(r"gflops=([0-9.]+)", out)]
+    return vals[0], vals[1]
+
+
+def main():
+    quick = "--quick" in sys.argv
+    torch = optional_torch()
+    threads = lm.get_num_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    peak1, peak_n = fma_peak(threads)
+    # On a loaded (shared) machine the n-thread figure can fall below the 1-thread one; the
+    # machine's peak is the larger.
+    peak = None if peak1 is None else max(peak1, peak_n)
+    print(f"threads={threads}  FMA peak: {peak1} GFLOP/s (1 thread), {peak_n} GFLOP/s ({threads} threads); "
+          f"%peak uses {peak}")
+    rng = np.random.default_rng(0)
+    cases = [(f"square {n}", n, n, n) for n in (SQUARE[:-1] if quick else SQUARE)] + MLP
+    cols = ["lamina", "numpy", "torch"]
+    head = f"{'case':<20}" + "".join(f"{c + ' GF/s':>14}" for c in cols) + f"{'lamina %peak':>14}"
+    head += "".join(f"{c + ' / lamina':>16}" for c in cols[1:])
+    print(head)
+    for name, m, k, n in cases:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        la, lb = lm.tensor(a), lm.tensor(b)
+        flop = 2.0 * m * n * k
+        min_time = 0.05 if flop < 1e8 else 0.3
+        times = {"lamina": time_call(lambda: lm.matmul(la, lb), min_time=min_time, repeats=5),
+                 "numpy": time_call(lambda: a @ b, min_time=min_time, repeats=5)}
+        if torch is not None:
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            times["torch"] = time_call(lambda: torch.mm(ta, tb), min_time=min_time, repeats=5)
+        line = f"{name:<20}"
+        for c in cols:
+            t = times.get(c)
+            line += f"{'-' if t is None else f'{flop / t / 1e9:.1f}':>14}"
+        ours = times["lamina"]
+        line += f"{'-' if peak is None else f'{100 * flop / ours / 1e9 / peak:.0f}%':>14}"
+        for c in cols[1:]:
+            t = times.get(c)
+            line += f"{'-' if t is None else f'{t / ours:.2f}x':>16}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
