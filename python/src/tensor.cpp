@@ -22,6 +22,25 @@ namespace {
 
 using BinaryFn = Tensor (*)(const Tensor&, const Tensor&);
 
+// Runs `f`; a typed error whose message does not start with `op` is re-thrown as "op: message"
+// (setitem goes through expand / copy_ / the tensor conversion, whose messages name those).
+template <class F>
+void named(const char* op, F&& f) {
+  auto prefixed = [op](const std::exception& e) {
+    std::string msg = e.what();
+    return msg.rfind(op, 0) == 0 ? msg : std::string(op) + ": " + msg;
+  };
+  try {
+    f();
+  } catch (const ValueError& e) {
+    throw ValueError(prefixed(e));
+  } catch (const TypeError& e) {
+    throw TypeError(prefixed(e));
+  } catch (const IndexError& e) {
+    throw IndexError(prefixed(e));
+  }
+}
+
 nb::tuple shape_tuple(const Shape& s) {
   nb::list l;
   for (int64_t d : s) l.append(d);
@@ -164,7 +183,9 @@ void init_tensor(nb::module_& m) {
   });
   cls.def("__repr__", &tensor_repr);
   cls.def("__getitem__", [](const Tensor& t, nb::handle key) { return getitem(t, key); });
-  cls.def("__setitem__", [](Tensor& t, nb::handle key, nb::handle value) { setitem(t, key, value); });
+  cls.def("__setitem__", [](Tensor& t, nb::handle key, nb::handle value) {
+    named("setitem", [&] { setitem(t, key, value); });
+  });
   cls.def("__hash__", [](const Tensor& t) { return reinterpret_cast<intptr_t>(t.impl()); });
 
   define_binary(cls, "__add__", "__radd__", "__iadd__", &add);
@@ -216,7 +237,7 @@ void init_tensor(nb::module_& m) {
   cls.def("int", [](const Tensor& t) { return astype(t, DType::Int32); });
   cls.def("bool", [](const Tensor& t) { return astype(t, DType::Bool); });
   cls.def("copy_", [](Tensor& t, nb::handle src) {
-    copy_(t, operand(src, t));
+    named("copy_", [&] { copy_(t, operand(src, t)); });
     return t;
   });
   cls.def("fill_", [](Tensor& t, double v) {
