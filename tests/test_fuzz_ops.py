@@ -30,7 +30,7 @@ import lamina._core as core
 
 LONG = os.environ.get("LAMINA_FUZZ_LONG") == "1"
 SEED = int(os.environ.get("LAMINA_FUZZ_SEED", "1234"))
-CALLS_PER_OP = 80 if LONG else 24
+CALLS_PER_OP = 300 if LONG else 60
 ALLOWED = (ValueError, TypeError, IndexError, MemoryError)
 
 DTYPES = ["float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "bool"]
@@ -61,6 +61,8 @@ AUTOGRAD_MISUSE = {
     "backward": ["does not require grad", "implicitly created only for scalar outputs", "second time"],
     "grad": ["does not require grad", "was not used in the graph", "implicitly created only for scalar outputs"],
     "retain_grad": ["does not require grad"],
+    "setitem": ["leaf tensor that requires grad"], "copy_": ["leaf tensor that requires grad"],
+    "fill_": ["leaf tensor that requires grad"],
 }
 # Functions that are not ops on user data: fuzzed separately below or not at all.
 NOT_FUZZED = {
@@ -470,7 +472,9 @@ def _full(g):
 
 
 def _rand(g):
-    return tuple(_create_shape(g) if g.coin() else (g.int(0, 3), g.int(0, 3))), {"dtype": g.pick([None] + DTYPES)}
+    shape = _create_shape(g) if g.coin() else (g.int(0, 3), g.int(0, 3))
+    args = tuple(shape) if isinstance(shape, tuple) else (shape,)
+    return args, {"dtype": g.pick([None] + DTYPES)}
 
 
 def _randint(g):
@@ -814,7 +818,7 @@ def test_fuzz_all_ops(seed):
     print(f"fuzz seed {seed}: {total} calls, {counts['ok']} returned, {counts['error']} raised", file=sys.stderr)
     assert counts["ok"] > total // 4  # the generators mostly produce valid calls
     if LONG:
-        assert total * 3 >= 10_000 // 1
+        assert total >= 10_000
 
 
 def test_set_num_threads_args():

@@ -25,13 +25,13 @@ using BinaryFn = Tensor (*)(const Tensor&, const Tensor&);
 // Runs `f`; a typed error whose message does not start with `op` is re-thrown as "op: message"
 // (setitem goes through expand / copy_ / the tensor conversion, whose messages name those).
 template <class F>
-void named(const char* op, F&& f) {
+auto named(const char* op, F&& f) -> decltype(f()) {
   auto prefixed = [op](const std::exception& e) {
     std::string msg = e.what();
     return msg.rfind(op, 0) == 0 ? msg : std::string(op) + ": " + msg;
   };
   try {
-    f();
+    return f();
   } catch (const ValueError& e) {
     throw ValueError(prefixed(e));
   } catch (const TypeError& e) {
@@ -182,10 +182,11 @@ void init_tensor(nb::module_& m) {
     return t.shape()[0];
   });
   cls.def("__repr__", &tensor_repr);
-  cls.def("__getitem__", [](const Tensor& t, nb::handle key) { return getitem(t, key); });
+  cls.def("__getitem__", [](const Tensor& t, nb::handle key) { return named("index", [&] { return getitem(t, key); }); },
+          nb::arg("key").none());
   cls.def("__setitem__", [](Tensor& t, nb::handle key, nb::handle value) {
     named("setitem", [&] { setitem(t, key, value); });
-  });
+  }, nb::arg("key").none(), nb::arg("value").none());
   cls.def("__hash__", [](const Tensor& t) { return reinterpret_cast<intptr_t>(t.impl()); });
 
   define_binary(cls, "__add__", "__radd__", "__iadd__", &add);
