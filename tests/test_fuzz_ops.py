@@ -879,3 +879,42 @@ def test_huge_allocations_raise_memory_error(make):
 def test_zeros_2_62_is_memory_error():
     with pytest.raises(MemoryError, match="zeros|empty"):
         lm.zeros((2**62,))
+
+
+# ----------------------------------------------------------------------------- regressions
+# Each of these crashed the process (segfault, endless loop or out-of-memory kill) or raised
+# a C++ cast error before the fix; found by the fuzzer above.
+@pytest.mark.parametrize("call, expected", [
+    (lambda: lm.cumsum(lm.tensor(3), 0).tolist(), [3]),                      # 0-d with an axis read past the end
+    (lambda: lm.argmax(lm.tensor(3.0), -1).item(), 0),
+    (lambda: lm.argmin(lm.tensor(3.0), 0, True).item(), 0),
+    (lambda: [t.shape for t in lm.chunk(lm.ones((3, 2)), 2**63 - 1)], [(1, 2)] * 3),  # ceil overflowed
+    (lambda: lm.ones((2, 3))[None].shape, (1, 2, 3)),                        # None key was a TypeError
+])
+def test_fuzz_regressions_values(call, expected):
+    assert call() == expected
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: lm.split(lm.ones((0,)), 2**40), ValueError, "split"),             # looped building 2**40 views
+    (lambda: lm.chunk(lm.ones((0,)), 2**62), ValueError, "chunk"),
+    (lambda: lm.ones((2,))[2**70], IndexError, "index"),                     # RuntimeError: std::bad_cast
+    (lambda: lm.ones((2,))[: -(2**70)], IndexError, "index"),
+    (lambda: lm.ones((2,)).__setitem__((2**70, Ellipsis), 1.0), IndexError, "setitem"),
+    (lambda: lm.zeros(2**70), MemoryError, "zeros"),
+    (lambda: lm.squeeze(lm.ones((3,)), -(2**70)), MemoryError, "squeeze"),
+    (lambda: lm.pad(lm.ones((3,)), 2**70), MemoryError, "pad"),
+    (lambda: lm.randn(0, 2**62), MemoryError, "randn"),                        # (2**62, 0): byte strides overflow
+    (lambda: lm.upsample_nearest2d(lm.ones((0, 2, 1, 1)), 2**40), MemoryError, "upsample_nearest2d"),
+    (lambda: lm.max_pool2d(lm.ones((1, 2, 0, 6)), 2, 2, 1), ValueError, "max_pool2d"),  # windows of padding only
+    (lambda: lm.avg_pool2d(lm.ones((1, 1, 0, 1)), 2, 2, 1), ValueError, "avg_pool2d"),
+    (lambda: lm.conv_transpose2d(lm.ones((1, 2, 4, 4)), lm.ones((2, 2, 2, 2)), None, 2, 2**63 - 1),
+     ValueError, "conv_transpose2d"),                                      # size arithmetic overflowed
+    (lambda: lm.conv1d(lm.ones((2, 2, 7)), lm.ones((2, 2, 2)), None, 2, 2**63 - 1), ValueError, "conv1d"),
+    (lambda: lm.conv2d(lm.ones((1, 1, 3, 3)), lm.ones((1, 1, 1, 1)), None, 1, 0, 2**62), ValueError, "conv2d"),
+    (lambda: lm.exp("abc"), TypeError, "exp"),                                # conversion errors name the op
+    (lambda: lm.zeros((2,), "complex64"), TypeError, "zeros"),
+])
+def test_fuzz_regressions_errors(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
