@@ -380,9 +380,16 @@ def _assign_weights(model, tensors, path):
         if tuple(v.shape) != tuple(w.shape):
             raise ValueError(f"{path}: weight '{name}' has shape {tuple(v.shape)} in the file, {tuple(w.shape)} "
                              f"in the model")
+    converted = []
+    for (name, w), v in zip(items, values):
+        if v.dtype.kind not in "fiub":
+            raise ValueError(f"{path}: weight '{name}' has dtype {v.dtype}, which is not numeric")
+        if v.dtype.kind in "iub" or v.dtype.itemsize > 8:  # any integer width (U16, I8, ...) goes through float64
+            v = v.astype(np.float64)
+        converted.append(lamina.tensor(np.ascontiguousarray(v), dtype=w.dtype))
     with lamina.no_grad():
-        for (_, w), v in zip(items, values):
-            w.copy_(lamina.tensor(np.ascontiguousarray(v), dtype=w.dtype))
+        for (_, w), v in zip(items, converted):
+            w.copy_(v)
 
 
 def save_weights(model, path):
@@ -505,7 +512,11 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 (Keras sp
     _assign_weights(model, tensors, os.fspath(path))
     if compile and compiled is not None:
         with custom_object_scope(custom_objects):
-            _compile_from_config(model, compiled, custom_objects)
+            try:
+                _compile_from_config(model, compiled, custom_objects)
+            except (TypeError, KeyError, AttributeError, IndexError) as e:
+                raise ValueError(f"{path}: invalid compile config ({type(e).__name__}: {e}); load with "
+                                 f"compile=False to skip it") from e
     return model
 
 
