@@ -43,11 +43,49 @@ void name_error(PyObject* name) {
   PyErr_Restore(type, value, tb);
 }
 
+// lamina.debug.detect_anomaly() installs a hook called as hook(name, inputs, result) after
+// each module-level function; it raises when the result holds NaN/Inf. None (the default)
+// costs one pointer test per call. The hook runs with itself uninstalled, so the ops it
+// uses to inspect tensors are not checked again.
+PyObject* anomaly_hook = nullptr;
+
+PyObject* run_anomaly_hook(PyObject* name, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                           PyObject* res) {
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  PyObject* inputs = PyTuple_New(nargs + nkw);
+  if (!inputs) {
+    Py_DECREF(res);
+    return nullptr;
+  }
+  for (Py_ssize_t i = 0; i < nargs + nkw; ++i) {
+    Py_INCREF(args[i]);
+    PyTuple_SET_ITEM(inputs, i, args[i]);
+  }
+  PyObject* hook = anomaly_hook;
+  anomaly_hook = nullptr;
+  PyObject* ok = PyObject_CallFunctionObjArgs(hook, name, inputs, res, nullptr);
+  anomaly_hook = hook;
+  Py_DECREF(inputs);
+  if (!ok) {
+    Py_DECREF(res);
+    return nullptr;
+  }
+  Py_DECREF(ok);
+  return res;
+}
+
 // self is the tuple (function, name).
 PyObject* call_named(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   PyObject* res = PyObject_Vectorcall(PyTuple_GET_ITEM(self, 0), args, nargs, kwnames);
   if (!res) name_error(PyTuple_GET_ITEM(self, 1));
+  else if (anomaly_hook) return run_anomaly_hook(PyTuple_GET_ITEM(self, 1), args, PyVectorcall_NARGS(nargs), kwnames, res);
   return res;
+}
+
+void set_anomaly_hook(nb::handle hook) {
+  PyObject* old = anomaly_hook;
+  anomaly_hook = hook.is_none() ? nullptr : hook.inc_ref().ptr();
+  Py_XDECREF(old);
 }
 
 void name_errors_of_functions(nb::module_& m) {
@@ -109,4 +147,6 @@ NB_MODULE(_core, m) {
   lamina::py::init_conv(m);
   lamina::py::init_sequence(m);
   name_errors_of_functions(m);
+  m.def("_set_anomaly_hook", &set_anomaly_hook, nb::arg("hook").none(),
+        "Installs (or with None removes) the hook lamina.debug.detect_anomaly uses.");
 }

@@ -92,7 +92,8 @@ void define_binary(nb::class_<Tensor>& cls, const char* name, const char* rname,
 std::string tensor_repr(const Tensor& t);
 
 void init_tensor(nb::module_& m) {
-  nb::class_<Tensor> cls(m, "Tensor", "An n-dimensional array on a device, with reverse-mode autograd.");
+  nb::class_<Tensor> cls(m, "Tensor", "An n-dimensional array on a device, with reverse-mode autograd.",
+                         nb::is_weak_referenceable());
   cls.def(nb::init<>());
   cls.def_prop_ro("shape", [](const Tensor& t) { return shape_tuple(t.shape()); }, "The size of each axis.");
   cls.def_prop_ro("strides", [](const Tensor& t) { return shape_tuple(t.strides()); }, "Strides in elements.");
