@@ -72,6 +72,7 @@ NOT_FUZZED = {
     "_set_rng_state": "internal; lamina.random.set_state",
     "set_num_threads": "global setting; fuzzed with restoring in test_set_num_threads_args",
     "set_grad_enabled": "global setting; fuzzed with restoring in test_grad_mode_args",
+    "_set_anomaly_hook": "internal hook of lamina.debug.detect_anomaly (covered by test_reliability)",
 }
 
 
