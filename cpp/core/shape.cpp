@@ -16,14 +16,21 @@ std::string shape_str(const Shape& s) {
 }
 
 int64_t checked_numel(const Shape& s, const char* op) {
+  // The product of the non-zero sides must fit too: strides are products of them, so a
+  // shape like (0, 2**40, 2**40) would give overflowing strides even with no elements.
   int64_t n = 1;
+  bool empty = false;
   for (int64_t d : s) {
     check<ValueError>(d >= 0, op, ": negative dimension in shape ", shape_str(s));
-    if (d != 0 && n > INT64_MAX / d)
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (n > INT64_MAX / d)
       throw MemoryError(detail::concat(op, ": shape ", shape_str(s), " has too many elements"));
     n *= d;
   }
-  return n;
+  return empty ? 0 : n;
 }
 
 Shape contiguous_strides(const Shape& s) {

@@ -10,7 +10,9 @@ TensorImpl::~TensorImpl() { release_node(std::move(grad_fn)); }
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   int64_t n = checked_numel(shape, "empty");
   size_t isz = dtype_size(dtype);
-  if (n > 0 && uint64_t(n) > SIZE_MAX / isz)
+  uint64_t sides = 1;  // the product of the non-zero sides: byte strides must fit even when n == 0
+  for (int64_t d : shape) sides *= d ? uint64_t(d) : 1;
+  if (sides > uint64_t(INT64_MAX) / isz)
     throw MemoryError("empty: shape " + shape_str(shape) + " needs more bytes than addressable");
   auto impl = std::make_shared<TensorImpl>();
   try {

@@ -152,6 +152,14 @@ int64_t image_chunks(const ConvGeometry& g) {
   return g.N >= threads ? threads : 1;
 }
 
+// The backward pass sums the weight gradient over images in per-chunk partials; the chunk
+// count must not depend on the thread count, or the summation order (and so the rounding)
+// would change with set_num_threads. A fixed count, from the batch size alone, keeps the
+// result bitwise identical for any number of threads; below it the images run in order and
+// each GEMM uses every thread (the GEMM's own reduction order does not depend on threads).
+constexpr int64_t kWeightGradChunks = 8;
+int64_t weight_grad_chunks(const ConvGeometry& g) { return g.N >= kWeightGradChunks ? kWeightGradChunks : 1; }
+
 // ---- GEMM path -------------------------------------------------------------------------
 
 // Images per GEMM: small outputs (P columns) are batched side by side so that each GEMM
@@ -206,7 +214,7 @@ template <class T>
 void backward_gemm(const ConvGeometry& g, T* dx, T* dw, const T* x, const T* w, const T* gout) {
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const bool direct = is_pointwise(g);
-  const int64_t chunks = image_chunks(g), wsize = g.Co * Kg;
+  const int64_t chunks = dw ? weight_grad_chunks(g) : image_chunks(g), wsize = g.Co * Kg;
   // Chunk 0 sums its weight gradient straight into dw, the others into partials.
   std::vector<T> partial(dw && chunks > 1 ? size_t((chunks - 1) * wsize) : 0);
   if (dw && g.N == 0) std::fill(dw, dw + wsize, T(0));

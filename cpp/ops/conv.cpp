@@ -25,9 +25,21 @@ void check_device(const char* op, const Tensor& t) {
   check<RuntimeError>(t.device().type == Device::Type::CPU, op, ": this build of Lamina has no CUDA support");
 }
 
+// Strides, dilations and paddings beyond this are refused before any size arithmetic, which
+// then cannot overflow (sides of real or broadcast tensors are < 2**62).
+constexpr int64_t kMaxConvParam = int64_t(1) << 30;
+
+void check_param_ranges(const char* op, const ConvParams& p) {
+  for (int64_t v : {p.stride_h, p.stride_w, p.dilation_h, p.dilation_w, p.groups, p.pad_top, p.pad_bottom, p.pad_left,
+                    p.pad_right})
+    check<ValueError>(v <= kMaxConvParam && v >= -kMaxConvParam, op, ": stride, dilation, groups and padding must be "
+                      "at most 2**30 in size, got ", v);
+}
+
 // Output length of one spatial axis, after resolving 'same' padding into before/after.
 int64_t resolve_axis(const Shown& s, const char* axis, int64_t in, int64_t k, int64_t stride, int64_t dil, bool same,
                      int64_t& before, int64_t& after) {
+  check<ValueError>(k <= kMaxConvParam, s.op, ": the kernel ", axis, " ", k, " is too large", shapes_of(s));
   const int64_t eff = dil * (k - 1) + 1;
   if (same) {
     const int64_t out = (in + stride - 1) / stride;
@@ -47,6 +59,7 @@ int64_t resolve_axis(const Shown& s, const char* axis, int64_t in, int64_t k, in
 cpu::ConvGeometry resolve(const Shown& s, const Shape& xs, const Shape& ws, ConvParams& p) {
   check<ValueError>(xs.size() == 4, s.op, ": expected a batched input with channels first", shapes_of(s));
   check<ValueError>(ws.size() == 4, s.op, ": expected a weight (C_out, C_in / groups, kernel...)", shapes_of(s));
+  check_param_ranges(s.op, p);
   check<ValueError>(p.groups >= 1, s.op, ": groups must be >= 1, got ", p.groups);
   check<ValueError>(p.stride_h >= 1 && p.stride_w >= 1, s.op, ": stride must be >= 1, got (", p.stride_h, ", ",
                     p.stride_w, ")");
@@ -234,6 +247,12 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, co
   check<ValueError>(w.ndim() == 4, op, ": expected a weight (C_in, C_out / groups, kH, kW)", shapes_of(s));
   check<ValueError>(!params.same, op, ": padding='same' is not supported; give explicit padding");
   ConvParams p = params;
+  check_param_ranges(op, p);
+  check<ValueError>(p.pad_top >= 0 && p.pad_bottom >= 0 && p.pad_left >= 0 && p.pad_right >= 0, op,
+                    ": padding must be >= 0");
+  check<ValueError>(w.shape()[2] <= kMaxConvParam && w.shape()[3] <= kMaxConvParam && x.shape()[2] <= kMaxConvParam &&
+                        x.shape()[3] <= kMaxConvParam,
+                    op, ": input or kernel side larger than 2**30", shapes_of(s));
   check<ValueError>(p.groups >= 1 && p.stride_h >= 1 && p.stride_w >= 1 && p.dilation_h >= 1 && p.dilation_w >= 1,
                     op, ": stride, dilation and groups must be >= 1");
   check<ValueError>(x.shape()[1] == w.shape()[0], op, ": the input has ", x.shape()[1],

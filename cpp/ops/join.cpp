@@ -87,12 +87,18 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t axis_in) {
   return concat_impl(parts, axis, "stack");
 }
 
+constexpr int64_t kMaxEmptyPieces = int64_t(1) << 20;
+
 std::vector<Tensor> split(const Tensor& x, int64_t sections, int64_t axis_in) {
   int64_t axis = split_axis(x, axis_in, "split");
   check<ValueError>(sections > 0, "split: the number of sections must be positive, got ", sections);
   int64_t n = x.shape()[size_t(axis)];
   check<ValueError>(n % sections == 0, "split: a tensor of shape ", shape_str(x.shape()), " (size ", n, " along axis ",
                     axis, ") does not split into ", sections, " equal sections");
+  // An empty axis splits into any number of empty pieces; cap it so that a huge count is
+  // an error, not an endless loop building views.
+  check<ValueError>(n > 0 || sections <= kMaxEmptyPieces, "split: ", sections,
+                    " sections of an empty axis is more than the limit of ", kMaxEmptyPieces);
   int64_t size = n / sections;
   std::vector<Tensor> out;
   for (int64_t i = 0; i < sections; ++i) out.push_back(slice(x, axis, i * size, (i + 1) * size));
@@ -117,10 +123,12 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t axis_in) {
   int64_t n = x.shape()[size_t(axis)];
   std::vector<Tensor> out;
   if (n == 0) {
+    check<ValueError>(chunks <= kMaxEmptyPieces, "chunk: ", chunks, " chunks of an empty axis is more than the limit of ",
+                      kMaxEmptyPieces);
     for (int64_t i = 0; i < chunks; ++i) out.push_back(slice(x, axis, 0, 0));
     return out;
   }
-  int64_t size = (n + chunks - 1) / chunks;
+  int64_t size = n / chunks + (n % chunks != 0);  // ceil without overflow for huge `chunks`
   for (int64_t at = 0; at < n; at += size) out.push_back(slice(x, axis, at, std::min(at + size, n)));
   return out;
 }

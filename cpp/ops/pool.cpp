@@ -23,9 +23,16 @@ cpu::PoolGeometry resolve(const char* op, const Shape& xs, const Shape& shown, P
                     p.kernel_w, ")");
   check<ValueError>(p.stride_h >= 1 && p.stride_w >= 1, op, ": stride must be >= 1, got (", p.stride_h, ", ",
                     p.stride_w, ")");
-  check<ValueError>(p.pad_h >= 0 && p.pad_w >= 0 && 2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w, op,
+  check<ValueError>(p.pad_h >= 0 && p.pad_w >= 0 && p.pad_h <= p.kernel_h / 2 && p.pad_w <= p.kernel_w / 2, op,
                     ": padding (", p.pad_h, ", ", p.pad_w, ") must be >= 0 and at most half the kernel (",
                     p.kernel_h, ", ", p.kernel_w, ")");
+  check<ValueError>(p.kernel_h <= (int64_t(1) << 30) && p.kernel_w <= (int64_t(1) << 30) &&
+                        p.stride_h <= (int64_t(1) << 30) && p.stride_w <= (int64_t(1) << 30),
+                    op, ": kernel size and stride must be at most 2**30, got (", p.kernel_h, ", ", p.kernel_w, ") and (",
+                    p.stride_h, ", ", p.stride_w, ")");
+  // A window must hold at least one input element (padding is at most half the kernel, so
+  // any non-empty input guarantees it); an empty spatial axis would leave windows of padding.
+  check<ValueError>(xs[2] >= 1 && xs[3] >= 1, op, ": the input has an empty spatial axis: shape ", shape_str(shown));
   cpu::PoolGeometry g{xs[0], xs[1], xs[2], xs[3], p.kernel_h, p.kernel_w, 0, 0,
                       p.stride_h, p.stride_w, p.pad_h, p.pad_w};
   check<ValueError>(g.H + 2 * g.pad_h >= g.kh && g.W + 2 * g.pad_w >= g.kw, op, ": kernel (", g.kh, ", ", g.kw,

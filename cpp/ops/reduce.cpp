@@ -101,9 +101,14 @@ Tensor arg_extremum(const Tensor& a, std::optional<int64_t> axis_in, bool keepdi
   check<TypeError>(a.defined(), name, ": got an undefined tensor");
   Tensor src = a;
   int64_t axis = 0;
-  if (axis_in) {
-    axis = normalize_axis(*axis_in, a.ndim(), name);
-  } else {
+  if (axis_in) axis = normalize_axis(*axis_in, a.ndim(), name);
+  if (a.ndim() == 0) {  // a 0-d input: axis 0 / -1 is the one element (numpy), as with axis=None
+    GradModeGuard no_grad(false);
+    Tensor out = reduce_raw(reshape(a, {1}), {0}, false, DType::Int64, DType::Int64,
+                            [&](const Tensor& o, const Tensor& i) { cpu::arg_extremum(o, i, 0, is_max); });
+    return out;
+  }
+  if (!axis_in) {
     GradModeGuard no_grad(false);
     src = reshape(a, {a.numel()});
   }

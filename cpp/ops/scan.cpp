@@ -36,6 +36,10 @@ Tensor cumsum_dir(const Tensor& a, int64_t axis, bool reverse) {
 Tensor cumsum(const Tensor& a, std::optional<int64_t> axis) {
   check<TypeError>(a.defined(), "cumsum: got an undefined tensor");
   if (!axis) return cumsum_dir(reshape(a, {a.numel()}), 0, false);
+  if (a.ndim() == 0) {  // numpy: a 0-d input along axis 0 / -1 gives shape (1,)
+    normalize_axis(*axis, 0, "cumsum");
+    return cumsum_dir(reshape(a, {1}), 0, false);
+  }
   return cumsum_dir(a, normalize_axis(*axis, a.ndim(), "cumsum"), false);
 }
 

@@ -6,6 +6,8 @@ from lamina._core import Tensor
 from lamina import random
 from lamina._methods import attach as _attach_methods
 from lamina.autograd import Function, enable_grad, grad, gradcheck, no_grad, value_and_grad
+from lamina import debug
+from lamina.debug import are_deterministic_algorithms_enabled, use_deterministic_algorithms
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,7 @@ uint8 = "uint8"
 bool_ = "bool"
 
 __all__ = [name for name in dir(_core) if not name.startswith("_")] + [
-    "Function", "enable_grad", "grad", "gradcheck", "no_grad", "value_and_grad", "random",
+    "Function", "enable_grad", "grad", "gradcheck", "no_grad", "value_and_grad", "random", "debug",
+    "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
     *_LAZY_MODULES, *_LAZY_NAMES,
 ]

@@ -380,9 +380,16 @@ def _assign_weights(model, tensors, path):
         if tuple(v.shape) != tuple(w.shape):
             raise ValueError(f"{path}: weight '{name}' has shape {tuple(v.shape)} in the file, {tuple(w.shape)} "
                              f"in the model")
+    converted = []
+    for (name, w), v in zip(items, values):
+        if v.dtype.kind not in "fiub":
+            raise ValueError(f"{path}: weight '{name}' has dtype {v.dtype}, which is not numeric")
+        if v.dtype.kind in "iub" or v.dtype.itemsize > 8:  # any integer width (U16, I8, ...) goes through float64
+            v = v.astype(np.float64)
+        converted.append(lamina.tensor(np.ascontiguousarray(v), dtype=w.dtype))
     with lamina.no_grad():
-        for (_, w), v in zip(items, values):
-            w.copy_(lamina.tensor(np.ascontiguousarray(v), dtype=w.dtype))
+        for (_, w), v in zip(items, converted):
+            w.copy_(v)
 
 
 def save_weights(model, path):
@@ -400,6 +407,59 @@ def load_weights(model, path):
     """
     tensors, _ = read_safetensors(path)
     _assign_weights(model, tensors, os.fspath(path))
+
+
+# ----- training checkpoints --------------------------------------------------------------------
+def save_checkpoint(model, path, epoch=0, extra=None):
+    """Writes everything needed to resume training bit for bit, atomically, in one file:
+    the weights (by layer path), the optimizer state (slots such as Adam's moments, as
+    ``optimizer/{index}/{slot}`` in ``trainable_weights`` order, and its step count), the
+    epoch, the lamina RNG state and string `extra` metadata.
+
+    A process killed while saving leaves the previous checkpoint intact (see ``atomic_write``).
+    """
+    from lamina.optimizers.optimizer import optimizer_state
+
+    tensors = dict(_weights_dict(model))
+    meta = {"format": "lamina.checkpoint", "format_version": FORMAT_VERSION, "epoch": str(int(epoch)),
+            "rng_state": json.dumps([int(v) for v in lamina.random.get_state()])}
+    if getattr(model, "optimizer", None) is not None:
+        arrays, scalars = optimizer_state(model.optimizer, model.trainable_weights)
+        tensors.update({f"optimizer/{k}": v for k, v in arrays.items()})
+        meta.update({f"optimizer_{k}": v for k, v in scalars.items()})
+    meta.update({f"extra_{k}": str(v) for k, v in (extra or {}).items()})
+    write_safetensors(path, tensors, meta)
+
+
+def load_checkpoint(model, path, restore_rng=True):
+    """Restores a checkpoint written by ``save_checkpoint`` into a built, compiled model.
+
+    Returns:
+        ``{"epoch": int, "extra": {str: str}}``; training resumes at ``epoch + 1``.
+
+    Raises:
+        ValueError: for a corrupt file, or one that does not fit the model.
+    """
+    from lamina.optimizers.optimizer import set_optimizer_state
+
+    tensors, meta = read_safetensors(path, verify_checksum=True)
+    if meta.get("format") != "lamina.checkpoint":
+        raise ValueError(f"{path}: not a Lamina checkpoint (format {meta.get('format')!r})")
+    try:
+        epoch = int(meta["epoch"])
+        rng = json.loads(meta["rng_state"])
+        seed_value, offset = (int(v) for v in rng)
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: malformed checkpoint metadata ({e})") from e
+    opt = {k[len("optimizer/"):]: v for k, v in tensors.items() if k.startswith("optimizer/")}
+    weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}
+    _assign_weights(model, weights, os.fspath(path))
+    if getattr(model, "optimizer", None) is not None:
+        scalars = {k[len("optimizer_"):]: v for k, v in meta.items() if k.startswith("optimizer_")}
+        set_optimizer_state(model.optimizer, model.trainable_weights, opt, scalars)
+    if restore_rng:
+        lamina.random.set_state((seed_value, offset))
+    return {"epoch": epoch, "extra": {k[len("extra_"):]: v for k, v in meta.items() if k.startswith("extra_")}}
 
 
 # ----- compile configuration -------------------------------------------------------------------
@@ -505,10 +565,14 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 (Keras sp
     _assign_weights(model, tensors, os.fspath(path))
     if compile and compiled is not None:
         with custom_object_scope(custom_objects):
-            _compile_from_config(model, compiled, custom_objects)
+            try:
+                _compile_from_config(model, compiled, custom_objects)
+            except (TypeError, KeyError, AttributeError, IndexError) as e:
+                raise ValueError(f"{path}: invalid compile config ({type(e).__name__}: {e}); load with "
+                                 f"compile=False to skip it") from e
     return model
 
 
 __all__ = ["register_serializable", "custom_object_scope", "get_registered_object", "get_registered_name",
            "serialize_layer", "deserialize_layer", "save_model", "load_model", "save_weights", "load_weights",
-           "read_safetensors", "write_safetensors", "atomic_write"]
+           "read_safetensors", "write_safetensors", "atomic_write", "save_checkpoint", "load_checkpoint"]

@@ -111,12 +111,12 @@ std::optional<DType> optional_dtype(nb::handle h) {
 Shape shape_arg(nb::handle h, const char* op) {
   Shape s;
   if (PyLong_Check(h.ptr()) && !PyBool_Check(h.ptr())) {
-    s.push_back(nb::cast<int64_t>(h));
+    s.push_back(int64_arg<MemoryError>(h, op, "shape entry"));
   } else if (nb::isinstance<nb::tuple>(h) || nb::isinstance<nb::list>(h)) {
     for (nb::handle item : h) {
       check<TypeError>(PyLong_Check(item.ptr()) || PyIndex_Check(item.ptr()), op,
                        ": shape entries must be integers, got ", nb::cast<std::string>(nb::repr(item)));
-      s.push_back(nb::cast<int64_t>(nb::int_(item)));
+      s.push_back(int64_arg<MemoryError>(item, op, "shape entry"));
     }
   } else {
     throw TypeError(detail::concat(op, ": shape must be an int or a sequence of ints, got ",

@@ -4,6 +4,9 @@
 #include <nanobind/ndarray.h>
 
 #include <optional>
+#include <string>
+
+#include "core/errors.h"
 
 #include "core/tensor.h"
 
@@ -23,6 +26,21 @@ nb::object to_numpy(const Tensor& t);
 nb::ndarray<> to_ndarray(const Tensor& t);
 DType dtype_arg(nb::handle h);  // "float32", lamina dtype string, numpy dtype or type
 std::optional<DType> optional_dtype(nb::handle h);
+// A Python int (or __index__ object) as int64; one that does not fit raises `Error` naming
+// `op` and `what` (never a C++ cast error).
+template <class Error = ValueError>
+int64_t int64_arg(nb::handle h, const char* op, const char* what) {
+  nb::object i = nb::steal(PyNumber_Index(h.ptr()));
+  if (!i.is_valid()) {
+    PyErr_Clear();
+    throw TypeError(detail::concat(op, ": ", what, " must be an integer, got ", nb::cast<std::string>(nb::repr(h))));
+  }
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow)
+    throw Error(detail::concat(op, ": ", what, " ", nb::cast<std::string>(nb::repr(h)), " does not fit in 64 bits"));
+  return int64_t(v);
+}
 Shape shape_arg(nb::handle h, const char* op);  // int or sequence of ints
 
 // Runs fn() with the GIL released when the operands are large enough for the kernel time

@@ -102,7 +102,17 @@ void init_creation(nb::module_& m) {
         } else {
           check<TypeError>(PyLong_Check(stop.ptr()) || PyFloat_Check(stop.ptr()) || PyIndex_Check(stop.ptr()),
                            "arange: stop must be a number, got ", nb::cast<std::string>(nb::repr(stop)));
-          hi = PyFloat_Check(stop.ptr()) ? PyFloat_AsDouble(stop.ptr()) : double(nb::cast<int64_t>(nb::int_(stop)));
+          if (PyFloat_Check(stop.ptr())) {
+            hi = PyFloat_AsDouble(stop.ptr());
+          } else {
+            nb::object i = nb::steal(PyNumber_Index(stop.ptr()));
+            hi = i.is_valid() ? PyLong_AsDouble(i.ptr()) : -1.0;
+            if (hi == -1.0 && PyErr_Occurred()) {
+              PyErr_Clear();
+              throw ValueError("arange: stop must be an integer or float that fits a double, got " +
+                               nb::cast<std::string>(nb::repr(stop)));
+            }
+          }
           all_int = PyLong_Check(stop.ptr());
         }
         all_int = all_int && lo == std::floor(lo) && step == std::floor(step);

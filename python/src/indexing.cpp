@@ -26,7 +26,7 @@ std::optional<int64_t> opt_int(nb::handle h) {
   if (h.is_none()) return std::nullopt;
   check<TypeError>(PyIndex_Check(h.ptr()), "slice indices must be integers or None, got ",
                    nb::cast<std::string>(nb::repr(h)));
-  return nb::cast<int64_t>(nb::int_(h));
+  return int64_arg<IndexError>(h, "index", "slice index");
 }
 
 IndexItem parse_item(nb::handle h, const Tensor& like) {
@@ -43,7 +43,7 @@ IndexItem parse_item(nb::handle h, const Tensor& like) {
     check<ValueError>(it.step != 0, "slice step cannot be zero");
   } else if (PyIndex_Check(h.ptr()) && !PyBool_Check(h.ptr()) && !nb::isinstance<Tensor>(h) &&
              !nb::hasattr(h, "__array__")) {
-    it.index = nb::cast<int64_t>(nb::int_(h));
+    it.index = int64_arg<IndexError>(h, "index", "integer index");
   } else if (nb::isinstance<Tensor>(h) || nb::isinstance<nb::list>(h) || nb::hasattr(h, "__array__") ||
              PyBool_Check(h.ptr())) {
     it.kind = IndexItem::Array;

@@ -14,6 +14,7 @@ void init_autograd(nb::module_& m);
 void init_conv(nb::module_& m);
 void init_sequence(nb::module_& m);
 void init_nn(nb::module_& m);
+void init_function_wrappers(nb::module_& m);
 }  // namespace lamina::py
 
 NB_MODULE(_core, m) {
@@ -34,6 +35,8 @@ NB_MODULE(_core, m) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     } catch (const std::bad_alloc&) {
       PyErr_SetString(PyExc_MemoryError, "out of memory");
+    } catch (const std::bad_cast&) {  // a C++ conversion the bindings did not check first
+      PyErr_SetString(PyExc_TypeError, "an argument has the wrong type or does not fit in 64 bits");
     }
   });
   lamina::py::init_tensor(m);
@@ -43,4 +46,5 @@ NB_MODULE(_core, m) {
   lamina::py::init_conv(m);
   lamina::py::init_sequence(m);
   lamina::py::init_nn(m);
+  lamina::py::init_function_wrappers(m);  // last: wraps every function defined above
 }

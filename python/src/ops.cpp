@@ -252,7 +252,7 @@ void init_ops(nb::module_& m) {
   m.def("stack", [](nb::handle ts, int64_t axis) { return stack(tensor_list(ts, "stack"), axis); }, nb::arg("tensors"),
         nb::arg("axis") = 0, "Joins same-shaped tensors along a new axis (dtypes promote).");
   m.def("split", [](nb::handle x, nb::handle ios, int64_t axis) {
-    if (PyLong_Check(ios.ptr()) || PyIndex_Check(ios.ptr())) return split(as_tensor(x), nb::cast<int64_t>(nb::int_(ios)), axis);
+    if (PyLong_Check(ios.ptr()) || PyIndex_Check(ios.ptr())) return split(as_tensor(x), int64_arg(ios, "split", "sections"), axis);
     return split(as_tensor(x), std::vector<int64_t>(shape_arg(ios, "split")), axis);
   }, nb::arg("x"), nb::arg("indices_or_sections"), nb::arg("axis") = 0,
         "numpy.split: an int gives equal sections, a list gives split points; returns views.");

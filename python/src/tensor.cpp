@@ -22,6 +22,25 @@ namespace {
 
 using BinaryFn = Tensor (*)(const Tensor&, const Tensor&);
 
+// Runs `f`; a typed error whose message does not start with `op` is re-thrown as "op: message"
+// (setitem goes through expand / copy_ / the tensor conversion, whose messages name those).
+template <class F>
+auto named(const char* op, F&& f) -> decltype(f()) {
+  auto prefixed = [op](const std::exception& e) {
+    std::string msg = e.what();
+    return msg.rfind(op, 0) == 0 ? msg : std::string(op) + ": " + msg;
+  };
+  try {
+    return f();
+  } catch (const ValueError& e) {
+    throw ValueError(prefixed(e));
+  } catch (const TypeError& e) {
+    throw TypeError(prefixed(e));
+  } catch (const IndexError& e) {
+    throw IndexError(prefixed(e));
+  }
+}
+
 nb::tuple shape_tuple(const Shape& s) {
   nb::list l;
   for (int64_t d : s) l.append(d);
@@ -73,7 +92,8 @@ void define_binary(nb::class_<Tensor>& cls, const char* name, const char* rname,
 std::string tensor_repr(const Tensor& t);
 
 void init_tensor(nb::module_& m) {
-  nb::class_<Tensor> cls(m, "Tensor", "An n-dimensional array on a device, with reverse-mode autograd.");
+  nb::class_<Tensor> cls(m, "Tensor", "An n-dimensional array on a device, with reverse-mode autograd.",
+                         nb::is_weak_referenceable());
   cls.def(nb::init<>());
   cls.def_prop_ro("shape", [](const Tensor& t) { return shape_tuple(t.shape()); }, "The size of each axis.");
   cls.def_prop_ro("strides", [](const Tensor& t) { return shape_tuple(t.strides()); }, "Strides in elements.");
@@ -163,8 +183,11 @@ void init_tensor(nb::module_& m) {
     return t.shape()[0];
   });
   cls.def("__repr__", &tensor_repr);
-  cls.def("__getitem__", [](const Tensor& t, nb::handle key) { return getitem(t, key); });
-  cls.def("__setitem__", [](Tensor& t, nb::handle key, nb::handle value) { setitem(t, key, value); });
+  cls.def("__getitem__", [](const Tensor& t, nb::handle key) { return named("index", [&] { return getitem(t, key); }); },
+          nb::arg("key").none());
+  cls.def("__setitem__", [](Tensor& t, nb::handle key, nb::handle value) {
+    named("setitem", [&] { setitem(t, key, value); });
+  }, nb::arg("key").none(), nb::arg("value").none());
   cls.def("__hash__", [](const Tensor& t) { return reinterpret_cast<intptr_t>(t.impl()); });
 
   define_binary(cls, "__add__", "__radd__", "__iadd__", &add);
@@ -216,7 +239,7 @@ void init_tensor(nb::module_& m) {
   cls.def("int", [](const Tensor& t) { return astype(t, DType::Int32); });
   cls.def("bool", [](const Tensor& t) { return astype(t, DType::Bool); });
   cls.def("copy_", [](Tensor& t, nb::handle src) {
-    copy_(t, operand(src, t));
+    named("copy_", [&] { copy_(t, operand(src, t)); });
     return t;
   });
   cls.def("fill_", [](Tensor& t, double v) {

@@ -354,6 +354,18 @@ class Model(Layer):
 
         saving.load_weights(self, filepath)
 
+    def save_checkpoint(self, filepath, epoch=0, extra=None):
+        """Saves weights, optimizer state, epoch and RNG state to resume training exactly."""
+        from lamina import saving
+
+        saving.save_checkpoint(self, filepath, epoch, extra)
+
+    def load_checkpoint(self, filepath, restore_rng=True):
+        """Restores ``save_checkpoint`` output; returns ``{"epoch", "extra"}``."""
+        from lamina import saving
+
+        return saving.load_checkpoint(self, filepath, restore_rng)
+
     def get_config(self):
         """Subclassed models define get_config (and from_config when __init__ differs) to be saved."""
         raise NotImplementedError(f"Model subclass {type(self).__name__} must implement get_config() to be saved "

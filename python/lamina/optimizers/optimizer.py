@@ -145,3 +145,37 @@ class Optimizer:
 
 def _norm(g):
     return math.sqrt(float(lamina.sum(g * g).item()))
+
+
+def _numpy_of(t):
+    return t.detach().numpy().copy()
+
+
+def optimizer_state(optimizer, variables):
+    """The optimizer's state for `variables` (in that order) as ``({name: array}, {name: str})``:
+    slot tensors named ``"{index}/{slot}"`` and scalars (``iterations``) as strings."""
+    arrays = {}
+    for i, var in enumerate(variables):
+        for slot, value in sorted(optimizer._slots.get(_key(var), {}).items()):
+            arrays[f"{i}/{slot}"] = _numpy_of(value)
+    return arrays, {"iterations": str(int(optimizer.iterations))}
+
+
+def set_optimizer_state(optimizer, variables, arrays, scalars):
+    """Restores what ``optimizer_state`` returned onto `variables` (the same order and shapes)."""
+    slots = {}
+    for name, value in arrays.items():
+        index, _, slot = name.partition("/")
+        if not index.isdigit() or int(index) >= len(variables) or not slot:
+            raise ValueError(f"optimizer state: unexpected entry '{name}' for {len(variables)} variables")
+        var = variables[int(index)]
+        if tuple(value.shape) != tuple(var.shape):
+            raise ValueError(f"optimizer state: '{name}' has shape {tuple(value.shape)}, the variable "
+                             f"{tuple(var.shape)}")
+        slots.setdefault(_key(var), {})[slot] = lamina.tensor(value, dtype=var.dtype)
+    try:
+        iterations = int(scalars.get("iterations", "0"))
+    except ValueError as e:
+        raise ValueError(f"optimizer state: invalid iterations {scalars.get('iterations')!r}") from e
+    optimizer._slots = slots
+    optimizer.iterations = iterations
