@@ -3,7 +3,7 @@
 from lamina import _core
 from lamina._core import *  # noqa: F401,F403  (the tensor API is the native module's)
 from lamina._core import Tensor
-from lamina import random
+from lamina import cuda, random
 from lamina._methods import attach as _attach_methods
 from lamina.autograd import Function, enable_grad, grad, gradcheck, no_grad, value_and_grad
 

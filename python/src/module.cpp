@@ -13,6 +13,7 @@ void init_ops(nb::module_& m);
 void init_autograd(nb::module_& m);
 void init_conv(nb::module_& m);
 void init_sequence(nb::module_& m);
+void init_cuda(nb::module_& m);
 }  // namespace lamina::py
 
 NB_MODULE(_core, m) {
@@ -41,4 +42,5 @@ NB_MODULE(_core, m) {
   lamina::py::init_autograd(m);
   lamina::py::init_conv(m);
   lamina::py::init_sequence(m);
+  lamina::py::init_cuda(m);
 }
