@@ -39,7 +39,7 @@ cudaStream_t current_stream() { return nullptr; }
 
 void synchronize_device() { synchronize("synchronize"); }
 
-void synchronize(const char* op) { check(cudaDeviceSynchronize(), op, "cudaDeviceSynchronize"); }
+void synchronize(const char* op) { check_status(cudaDeviceSynchronize(), op, "cudaDeviceSynchronize"); }
 
 void set_device(int device, const char* op) {
 #if defined(LAMINA_CUDA_EMULATE)
