@@ -15,4 +15,4 @@ for entry in python/lamina/*; do
   ln -s "$PWD/$entry" "$pkg/"
 done
 ln -s "$PWD"/$build/_core*.so "$pkg/"
-PYTHONPATH=$build/pkg LAMINA_EXPECT_CUDA=1 python3 -m pytest -q tests/test_cuda_emulated.py "$@"
+PYTHONPATH="$PWD/$build/pkg" LAMINA_EXPECT_CUDA=1 python3 -m pytest -q tests/test_cuda_emulated.py "$@"
