@@ -113,8 +113,6 @@ __device__ __forceinline__ T unary_value(UnaryOp op, T x, double param) {
       case UnaryOp::Expm1: return expm1(x);
       case UnaryOp::Sqrt: return sqrt(x);
       case UnaryOp::Rsqrt: return T(1) / sqrt(x);
-      case UnaryOp::Sin: return sin(x);
-      case UnaryOp::Cos: return cos(x);
       case UnaryOp::Tanh: return tanh(x);
       case UnaryOp::Sigmoid: return sigmoid(x);
       case UnaryOp::Relu: return x > T(0) || x != x ? x : T(0);
@@ -143,8 +141,12 @@ __device__ __forceinline__ T unary_value(UnaryOp op, T x, double param) {
       case UnaryOp::Abs:
         if constexpr (std::is_same_v<T, bool> || std::is_unsigned_v<T>) return x;
         else return x < 0 ? T(0 - static_cast<std::make_unsigned_t<T>>(x)) : x;
-      case UnaryOp::Sign: return T((T(0) < x) - (x < T(0)));
-      case UnaryOp::Relu: return x > T(0) ? x : T(0);
+      case UnaryOp::Sign:
+        if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) return T(x != T(0));
+        else return T((T(0) < x) - (x < T(0)));
+      case UnaryOp::Relu:
+        if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) return x;
+        else return x > T(0) ? x : T(0);
       case UnaryOp::Square:
         if constexpr (std::is_same_v<T, bool>) return x;
         else return T(x * x);
@@ -226,6 +228,19 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// sin and cos apart: for |x| > ~10^5 the CUDA math library reduces the argument with a
+// scratch array in local memory (Payne-Hanek), which the other ops should not carry.
+template <class T>
+__global__ void __launch_bounds__(256)
+    unary_trig_forward_kernel(bool is_cos, int64_t n, bool contiguous, Indexer ia, const T* __restrict__ a,
+                              T* __restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const T x = a[contiguous ? i : ia.offset(i)];
+    out[i] = is_cos ? cos(x) : sin(x);
+  }
+}
+
 // The bool-input instantiation serves both value ops and predicates.
 __global__ void __launch_bounds__(256)
     unary_bool_forward_kernel(UnaryOp op, bool predicate, int64_t n, bool contiguous, Indexer ia,
@@ -296,6 +311,11 @@ void unary(const char* name, UnaryOp op, const Tensor& out, const Tensor& a, dou
   } else {
     status = visit_compute_dtype(a.dtype(), [&](auto tag) {
       using T = decltype(tag);
+      if constexpr (std::is_floating_point_v<T>) {
+        if (op == UnaryOp::Sin || op == UnaryOp::Cos)
+          return simt_launch(device::unary_trig_forward_kernel<T>, grid, block, 0, current_stream(),
+                             op == UnaryOp::Cos, n, contiguous, ia, a.data<T>(), out.data<T>());
+      }
       if (out.dtype() == DType::Bool)
         return simt_launch(device::unary_forward_kernel<T, bool>, grid, block, 0, current_stream(), op, param, n,
                            contiguous, ia, a.data<T>(), out.data<bool>());

@@ -9,6 +9,8 @@
 // Accumulation in the output dtype (float32, float64 or int64).
 // Traffic: one read of the input, R / 1 FLOP per byte-ish: bandwidth-bound.
 // Version 1: no split of one long reduction over several blocks (a (1, 10^8) sum uses one block).
+#include <algorithm>
+
 #include "core/errors.h"
 #include "core/tensor.h"
 #include "kernels/common.cuh"
