@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build/emulate
+# The build needs nanobind importable (pip's isolated build normally provides it).
+python3 -c "import nanobind" 2> /dev/null || python3 -m pip install -q "nanobind>=2.4"
 BUILD_DIR=$build LINK=0 LAMINA_CMAKE_ARGS="-DLAMINA_CUDA=EMULATE ${LAMINA_CMAKE_ARGS:-}" scripts/dev_build.sh
 pkg=$build/pkg/lamina
 rm -rf "$build/pkg"

@@ -11,6 +11,8 @@ _cuda = _core.cuda
 
 #: True when this build of Lamina includes the CUDA backend (real or emulated).
 built = _cuda.built
+#: True when the backend runs on the SIMT emulator (CPU), not on a GPU.
+emulated = _cuda.emulated
 
 
 def is_available():

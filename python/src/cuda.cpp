@@ -19,6 +19,11 @@ void init_cuda(nb::module_& root) {
   nb::module_ m = root.def_submodule("cuda", "The CUDA backend: devices and device memory.");
 #if defined(LAMINA_HAVE_CUDA)
   m.attr("built") = true;
+#if defined(LAMINA_CUDA_EMULATE)
+  m.attr("emulated") = true;  // the SIMT emulator: kernels run on the CPU
+#else
+  m.attr("emulated") = false;
+#endif
   m.def("is_available", &cuda::is_available, nb::sig("def is_available() -> bool"),
         "True when Lamina was built with CUDA and a device is present.");
   m.def("device_count", &cuda::device_count, nb::sig("def device_count() -> int"), "Number of CUDA devices.");
@@ -50,6 +55,7 @@ void init_cuda(nb::module_& root) {
         "Returns cached, unused device blocks to the device.");
 #else
   m.attr("built") = false;
+  m.attr("emulated") = false;
   m.def("is_available", [] { return false; }, nb::sig("def is_available() -> bool"),
         "False: this build of Lamina has no CUDA support.");
   m.def("device_count", [] { return 0; }, nb::sig("def device_count() -> int"), "0: no CUDA support in this build.");
