@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build/emulate
+for tool in cmake ninja; do
+  command -v $tool > /dev/null || { echo "test_cuda_emulated: $tool not found; cannot build the emulated backend" >&2; exit 1; }
+done
 # The build needs nanobind importable (pip's isolated build normally provides it).
 python3 -c "import nanobind" 2> /dev/null || python3 -m pip install -q "nanobind>=2.4"
 BUILD_DIR=$build LINK=0 LAMINA_CMAKE_ARGS="-DLAMINA_CUDA=EMULATE ${LAMINA_CMAKE_ARGS:-}" scripts/dev_build.sh
