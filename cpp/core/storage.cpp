@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "core/backend.h"
 #include "core/errors.h"
 
 namespace lamina {
@@ -24,11 +25,19 @@ Device Device::parse(const std::string& spec) {
 }
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
-  if (device.type != Device::Type::CPU)
-    throw RuntimeError("this build of Lamina has no CUDA support");
   std::shared_ptr<Storage> s(new Storage());
   s->nbytes_ = nbytes;
   s->device_ = device;
+  if (device.type == Device::Type::CUDA) {
+    CudaBackend* cuda = cuda_backend();
+    if (!cuda) throw RuntimeError("this build of Lamina has no CUDA support");
+    const int count = cuda->device_count();
+    check<RuntimeError>(device.index < count, "device ", device.str(), " is not available (",
+                        count == 0 ? std::string("no CUDA device found") : std::to_string(count) + " CUDA devices",
+                        ")");
+    if (nbytes > 0) s->data_ = cuda->allocate(nbytes, device.index);
+    return s;
+  }
   if (nbytes > 0) {
     constexpr size_t kAlign = 64;
     if (nbytes > SIZE_MAX - kAlign) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
@@ -50,7 +59,12 @@ std::shared_ptr<Storage> Storage::wrap(void* data, size_t nbytes, std::shared_pt
 }
 
 Storage::~Storage() {
-  if (!owner_) std::free(data_);
+  if (owner_) return;
+  if (device_.type == Device::Type::CUDA) {
+    if (data_) cuda_backend()->release(data_, nbytes_, device_.index);
+  } else {
+    std::free(data_);
+  }
 }
 
 }  // namespace lamina

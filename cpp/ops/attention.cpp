@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/backend.h"
 #include "core/autograd.h"
 #include "core/errors.h"
 #include "cpu/attention.h"
@@ -130,6 +131,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   const bool float_mask_grad = mask_in.defined() && mask_in.dtype() != DType::Bool && mask_in.requires_grad();
   if (dropout > 0 || float_mask_grad)
     return scaled_dot_product_attention_reference(q_in, k_in, v_in, mask_in, causal, dropout, scale);
+  require_cpu("scaled_dot_product_attention", q_in);
   const DType kd = d.kernel;
   const double s = scale ? *scale : 1.0 / std::sqrt(double(std::max<int64_t>(d.d, 1)));
   Tensor q = contiguous(astype(q_in, kd)), k = contiguous(astype(k_in, kd)), v = contiguous(astype(v_in, kd));

@@ -1,6 +1,7 @@
 #include "ops/compare.h"
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "ops/arith.h"
 #include "ops/copy.h"
@@ -8,6 +9,10 @@
 #include "cpu/select.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
+
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -38,9 +43,10 @@ Tensor astype_like(const Tensor& mask, DType dtype) {
   return astype(mask, dtype);
 }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
+  Tensor a = a_in, b = b_in;
+  unify_devices("where", a, b);
   check_same_device("where", cond, a);
-  check_same_device("where", a, b);
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   DType t = promote_types(a.dtype(), b.dtype());
   Tensor c = astype_like(cond, DType::Bool);
@@ -49,13 +55,14 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     GradModeGuard no_grad(false);
     DType kd = kernel_dtype(t);
     Tensor tmp = kd == t ? out : Tensor::empty(shape, kd, a.device());
-    cpu::select(tmp, c, astype(a, kd), astype(b, kd));
+    if (is_cuda(tmp.device())) LAMINA_CUDA_BRANCH("where", cuda::select("where", tmp, c, astype(a, kd), astype(b, kd)));
+    else cpu::select(tmp, c, astype(a, kd), astype(b, kd));
     if (kd != t) out = astype(tmp, t);
   }
-  if (needs_grad({&a, &b})) {
+  if (needs_grad({&a_in, &b_in})) {
     SavedTensor sc(c);
     Shape sa = a.shape(), sb = b.shape();
-    record("where", {a, b}, out, [sc, sa, sb](const Tensor& g) -> std::vector<Tensor> {
+    record("where", {a_in, b_in}, out, [sc, sa, sb](const Tensor& g) -> std::vector<Tensor> {
       Tensor zero = zeros({}, g.dtype());
       return {sum_to(where(sc.get(), g, zero), sa), sum_to(where(sc.get(), zero, g), sb)};
     });

@@ -1,5 +1,6 @@
 #include "ops/conv.h"
 
+#include "core/backend.h"
 #include "core/autograd.h"
 #include "core/errors.h"
 #include "cpu/conv.h"
@@ -20,10 +21,6 @@ struct Shown {
 };
 
 std::string shapes_of(const Shown& s) { return " (input " + shape_str(s.x) + ", weight " + shape_str(s.w) + ")"; }
-
-void check_device(const char* op, const Tensor& t) {
-  check<RuntimeError>(t.device().type == Device::Type::CPU, op, ": this build of Lamina has no CUDA support");
-}
 
 // Strides, dilations and paddings beyond this are refused before any size arithmetic, which
 // then cannot overflow (sides of real or broadcast tensors are < 2**62).
@@ -98,7 +95,7 @@ DType conv_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
 Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {
   check<TypeError>(x.defined() && w.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, x, w);
-  check_device(s.op, x);
+  require_cpu(s.op, x);
   cpu::ConvGeometry g = resolve(s, x.shape(), w.shape(), p);
   if (bias.defined()) {
     check_same_device(s.op, x, bias);
@@ -148,7 +145,7 @@ Tensor input_grad_impl(const Shown& s, const Tensor& gout, const Tensor& w, cons
                        ConvParams p) {
   check<TypeError>(gout.defined() && w.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, gout, w);
-  check_device(s.op, gout);
+  require_cpu(s.op, gout);
   cpu::ConvGeometry g = resolve(s, input_shape, w.shape(), p);
   check_grad_out(s.op, gout, g);
   DType t = conv_dtype(s.op, {&gout, &w});
@@ -207,7 +204,7 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& 
   Shown s{"conv2d_weight_grad", x.defined() ? x.shape() : Shape{}, weight_shape};
   check<TypeError>(x.defined() && grad_out.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, x, grad_out);
-  check_device(s.op, x);
+  require_cpu(s.op, x);
   ConvParams p = params;
   cpu::ConvGeometry g = resolve(s, x.shape(), weight_shape, p);
   check_grad_out(s.op, grad_out, g);

@@ -1,16 +1,57 @@
 #include "ops/copy.h"
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "cpu/copy.h"
 #include "ops/reduce.h"
 
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
+
 namespace lamina {
+
+namespace {
+
+// dst[...] = cast(src[...]) on dst's device; a source elsewhere is brought over first.
+void copy_values(const char* op, const Tensor& dst, const Tensor& src) {
+  if (!is_cuda(dst.device()) && !is_cuda(src.device())) return cpu::copy_cast(dst, src);
+  Tensor s = src.device() == dst.device() ? src : to_device(src.detach(), dst.device());
+  LAMINA_CUDA_BRANCH(op, cuda::copy_cast(op, dst, s));
+}
+
+}  // namespace
+
+Tensor to_device(const Tensor& a, const Device& device) {
+  if (a.device() == device) return a;
+  if (is_cuda(device) || is_cuda(a.device())) {
+    if (!cuda_backend()) throw_no_cuda("to");
+  }
+  Tensor src;
+  {
+    GradModeGuard no_grad(false);
+    src = contiguous(a.detach());
+  }
+  Tensor out = Tensor::empty(a.shape(), a.dtype(), device);
+  const size_t nbytes = size_t(a.numel()) * a.itemsize();
+  if (nbytes > 0) {
+    const bool h2d = is_cuda(device) && !is_cuda(a.device()), d2h = !is_cuda(device) && is_cuda(a.device());
+    const CopyKind kind = h2d ? CopyKind::HostToDevice : d2h ? CopyKind::DeviceToHost : CopyKind::DeviceToDevice;
+    // Between two GPUs this relies on unified addressing (cudaMemcpy with peer pointers).
+    cuda_backend()->copy(out.raw_data(), src.raw_data(), nbytes, kind, is_cuda(device) ? device.index : a.device().index);
+  }
+  if (needs_grad({&a})) {
+    Device from = a.device();
+    record("to", {a}, out, [from](const Tensor& g) -> std::vector<Tensor> { return {to_device(g, from)}; });
+  }
+  return out;
+}
 
 Tensor astype(const Tensor& a, DType dtype) {
   if (a.dtype() == dtype) return a;
   Tensor out = Tensor::empty(a.shape(), dtype, a.device());
-  cpu::copy_cast(out, a);
+  copy_values("astype", out, a);
   if (needs_grad({&a}) && is_floating(dtype)) {
     DType from = a.dtype();
     record("astype", {a}, out, [from](const Tensor& g) -> std::vector<Tensor> { return {astype(g, from)}; });
@@ -20,7 +61,7 @@ Tensor astype(const Tensor& a, DType dtype) {
 
 Tensor clone(const Tensor& a) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
-  cpu::copy_cast(out, a);
+  copy_values("clone", out, a);
   if (needs_grad({&a}))
     record("clone", {a}, out, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
   return out;
@@ -58,7 +99,7 @@ void assign_inplace(const Tensor& dst, const Tensor& result, const char* op) {
   check<ValueError>(broadcast_shapes(dst.shape(), result.shape(), op) == dst.shape(), op,
                     ": cannot write a result of shape ", shape_str(result.shape()),
                     " into a tensor of shape ", shape_str(dst.shape()));
-  cpu::copy_cast(dst, result);
+  copy_values(op, dst, result);
   dst.bump_version();
   if (records) {
     Tensor r = result.dtype() == dst.dtype() ? result : astype(result, dst.dtype());
@@ -73,7 +114,7 @@ void copy_(const Tensor& dst, const Tensor& src) {
                     " into one of shape ", shape_str(dst.shape()));
   bool records = needs_grad({&src});
   check_inplace(dst, records || (GradMode::is_enabled() && dst.requires_grad()), "copy_");
-  cpu::copy_cast(dst, src);
+  copy_values("copy_", dst, src);
   dst.bump_version();
   if (records && is_floating(dst.dtype())) {
     Shape src_shape = src.shape();

@@ -7,6 +7,8 @@ namespace lamina {
 Tensor astype(const Tensor& a, DType dtype);  // differentiable between float dtypes
 Tensor clone(const Tensor& a);                 // differentiable; always new contiguous memory
 Tensor contiguous(const Tensor& a);            // `a` itself when already contiguous
+// `a` on `device` (differentiable): `a` itself when already there, else a contiguous copy.
+Tensor to_device(const Tensor& a, const Device& device);
 // dst[...] = src (broadcast, cast), in place; bumps dst's version. Records history like
 // any in-place op.
 void copy_(const Tensor& dst, const Tensor& src);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/backend.h"
 #include "core/errors.h"
 #include "core/parallel.h"
 #include "core/random.h"
@@ -9,11 +10,16 @@
 #include "cpu/copy.h"
 #include "ops/copy.h"
 
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
+
 namespace lamina {
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor out = Tensor::empty(shape, dtype, device);
-  cpu::fill(out, value);
+  if (is_cuda(device)) LAMINA_CUDA_BRANCH("full", cuda::fill("full", out, value));
+  else cpu::fill(out, value);
   return out;
 }
 Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
@@ -149,10 +155,12 @@ Tensor dropout_mask(const Tensor& like, double p) {
   check<ValueError>(p >= 0 && p < 1, "dropout: rate must be in [0, 1), got ", p);
   double scale = 1.0 / (1.0 - p);
   DType dtype = is_floating(like.dtype()) ? like.dtype() : DType::Float32;
-  return draw(like.shape(), dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
-    v0 = uniform_from_bits(w[0], w[1]) >= p ? scale : 0.0;
-    v1 = uniform_from_bits(w[2], w[3]) >= p ? scale : 0.0;
-  });
+  // Drawn on the host (the same Philox stream on every device), then moved to like's device.
+  return to_device(draw(like.shape(), dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
+                     v0 = uniform_from_bits(w[0], w[1]) >= p ? scale : 0.0;
+                     v1 = uniform_from_bits(w[2], w[3]) >= p ? scale : 0.0;
+                   }),
+                   like.device());
 }
 
 }  // namespace lamina

@@ -1,8 +1,13 @@
 #include "ops/elementwise.h"
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "ops/copy.h"
+
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -12,15 +17,25 @@ void check_same_device(const char* op, const Tensor& a, const Tensor& b) {
                                     b.device().str(), ")"));
 }
 
-Tensor run_binary(cpu::BinaryOp op, const char* name, const Tensor& a, const Tensor& b, DType compute,
+void unify_devices(const char* op, Tensor& a, Tensor& b) {
+  if (a.device() == b.device()) return;
+  GradModeGuard no_grad(false);
+  if (a.ndim() == 0 && !is_cuda(a.device())) a = to_device(a, b.device());
+  else if (b.ndim() == 0 && !is_cuda(b.device())) b = to_device(b, a.device());
+  else check_same_device(op, a, b);
+}
+
+Tensor run_binary(cpu::BinaryOp op, const char* name, const Tensor& a_in, const Tensor& b_in, DType compute,
                   bool returns_bool) {
-  check_same_device(name, a, b);
+  Tensor a = a_in, b = b_in;
+  unify_devices(name, a, b);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   GradModeGuard no_grad(false);
   DType kd = kernel_dtype(compute);
   Tensor ak = astype(a, kd), bk = astype(b, kd);
   Tensor out = Tensor::empty(shape, returns_bool ? DType::Bool : kd, a.device());
-  cpu::binary(op, out, ak, bk);
+  if (is_cuda(out.device())) LAMINA_CUDA_BRANCH(name, cuda::binary(name, op, out, ak, bk));
+  else cpu::binary(op, out, ak, bk);
   return (returns_bool || kd == compute) ? out : astype(out, compute);
 }
 
@@ -30,7 +45,8 @@ Tensor run_unary(cpu::UnaryOp op, const char* name, const Tensor& a, DType compu
   DType kd = kernel_dtype(compute);
   Tensor ak = astype(a, kd);
   Tensor out = Tensor::empty(a.shape(), returns_bool ? DType::Bool : kd, a.device());
-  cpu::unary(op, out, ak, param);
+  if (is_cuda(out.device())) LAMINA_CUDA_BRANCH(name, cuda::unary(name, op, out, ak, param));
+  else cpu::unary(op, out, ak, param);
   return (returns_bool || kd == compute) ? out : astype(out, compute);
 }
 

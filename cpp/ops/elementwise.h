@@ -13,6 +13,9 @@ inline DType kernel_dtype(DType t) {
 }
 // Same device for every operand, or a ValueError naming the op.
 void check_same_device(const char* op, const Tensor& a, const Tensor& b);
+// `a` and `b` on one device: a 0-d CPU tensor (a scalar) moves to the other's device, as in
+// PyTorch; otherwise different devices are a ValueError naming the op.
+void unify_devices(const char* op, Tensor& a, Tensor& b);
 
 // out = op(a, b) computed in `compute` (inputs converted, no autograd recorded here).
 // Comparisons/logical ops return bool; the rest return `compute`.

@@ -1,5 +1,6 @@
 #include "ops/index.h"
 
+#include "core/backend.h"
 #include "core/autograd.h"
 #include "core/errors.h"
 #include "cpu/index.h"
@@ -17,6 +18,7 @@ namespace {
 
 // Indices as contiguous int64, wrapped into [0, n); IndexError names the op and bound.
 Tensor checked_indices(const Tensor& indices, int64_t n, const char* op, int64_t axis) {
+  require_cpu(op, indices);
   check<IndexError>(is_integral(indices.dtype()), op, ": indices must be integers, got ", dtype_name(indices.dtype()));
   Tensor idx = clone(astype(indices.detach(), DType::Int64));
   int64_t* p = idx.data<int64_t>();
@@ -31,6 +33,7 @@ Tensor checked_indices(const Tensor& indices, int64_t n, const char* op, int64_t
 }  // namespace
 
 Tensor take(const Tensor& a, const Tensor& indices, int64_t axis_in) {
+  require_cpu("take", a);
   check<IndexError>(a.ndim() > 0, "take: cannot index a 0-d tensor");
   int64_t axis = normalize_axis(axis_in, a.ndim(), "take");
   int64_t n = a.shape()[size_t(axis)];
@@ -70,6 +73,7 @@ Tensor take(const Tensor& a, const Tensor& indices, int64_t axis_in) {
 }
 
 Tensor masked_select(const Tensor& a, const Tensor& mask, int64_t axis) {
+  require_cpu("masked_select", a);
   check<IndexError>(mask.dtype() == DType::Bool, "masked_select: mask must be bool, got ", dtype_name(mask.dtype()));
   int64_t mnd = std::max<int64_t>(mask.ndim(), 1);
   Tensor m = mask.ndim() == 0 ? reshape(mask, {1}) : mask;
@@ -90,6 +94,7 @@ Tensor masked_select(const Tensor& a, const Tensor& mask, int64_t axis) {
 }
 
 Tensor gather(const Tensor& a, int64_t axis_in, const Tensor& index) {
+  require_cpu("gather", a);
   int64_t axis = normalize_axis(axis_in, a.ndim(), "gather");
   check<ValueError>(index.ndim() == a.ndim(), "gather: index must have the same rank as the input (",
                     a.ndim(), "), got shape ", shape_str(index.shape()));
@@ -109,6 +114,7 @@ Tensor gather(const Tensor& a, int64_t axis_in, const Tensor& index) {
 }
 
 Tensor scatter_add(const Tensor& a, int64_t axis_in, const Tensor& index, const Tensor& src) {
+  require_cpu("scatter_add", a);
   int64_t axis = normalize_axis(axis_in, a.ndim(), "scatter_add");
   if (a.ndim() == 0 && index.ndim() == 0 && src.ndim() == 0)  // as one element (gather's 0-d gradient)
     return reshape(scatter_add(reshape(a, {1}), 0, reshape(index, {1}), reshape(src, {1})), {});
@@ -139,6 +145,7 @@ Tensor scatter_add(const Tensor& a, int64_t axis_in, const Tensor& index, const 
 }
 
 Tensor one_hot(const Tensor& indices, int64_t num_classes, DType dtype) {
+  require_cpu("one_hot", indices);
   check<ValueError>(num_classes > 0, "one_hot: num_classes must be positive, got ", num_classes);
   Tensor idx = checked_indices(indices, num_classes, "one_hot", -1);
   const int64_t* p = idx.data<int64_t>();
@@ -159,6 +166,7 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, const Tensor& value) {
 }
 
 Tensor index_put(const Tensor& a, const Tensor& indices, const Tensor& value) {
+  require_cpu("index_put", a);
   check<IndexError>(a.ndim() > 0, "index_put: cannot index a 0-d tensor");
   Tensor idx = checked_indices(indices, a.shape()[0], "index_put", 0);
   Shape region(idx.shape());

@@ -1,6 +1,7 @@
 #include "ops/matmul.h"
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "cpu/matmul.h"
 #include "ops/copy.h"
@@ -8,9 +9,25 @@
 #include "ops/reduce.h"
 #include "ops/shape_ops.h"
 
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
+
 namespace lamina {
 
 namespace {
+
+// The CUDA GEMM takes contiguous operands with materialised batches; bfloat16 pairs run on
+// tensor cores with an fp32 result, rounded to bfloat16 once at the end (as on the CPU).
+Tensor matmul_cuda(const Tensor& a, const Tensor& b, const Shape& full_a, const Shape& full_b,
+                   const Shape& full_out, DType t) {
+  const bool bf16 = a.dtype() == DType::BFloat16 && b.dtype() == DType::BFloat16;
+  const DType in_t = bf16 ? DType::BFloat16 : kernel_dtype(t);
+  Tensor ac = contiguous(expand(astype(a, in_t), full_a)), bc = contiguous(expand(astype(b, in_t), full_b));
+  Tensor out = Tensor::empty(full_out, kernel_dtype(t), a.device());
+  LAMINA_CUDA_BRANCH("matmul", cuda::matmul("matmul", out, ac, bc));
+  return kernel_dtype(t) == t ? out : astype(out, t);
+}
 
 Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   // a: (..., M, K), b: (..., K, N), both at least 2-D.
@@ -31,6 +48,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
                    dtype_name(b.dtype()));
   DType kd = kernel_dtype(t);
   GradModeGuard no_grad(false);
+  if (is_cuda(a.device())) return matmul_cuda(a, b, full_a, full_b, full_out, t);
   Tensor out = Tensor::empty(full_out, kd, a.device());
   cpu::matmul(out, expand(astype(a, kd), full_a), expand(astype(b, kd), full_b));
   return kd == t ? out : astype(out, t);
@@ -45,7 +63,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                      shape_str(b.shape()));
   Tensor out;
   if (a.ndim() == 2 && b.ndim() == 2 && a.dtype() == b.dtype() && is_floating(a.dtype()) &&
-      kernel_dtype(a.dtype()) == a.dtype() && a.shape()[1] == b.shape()[0]) {
+      kernel_dtype(a.dtype()) == a.dtype() && a.shape()[1] == b.shape()[0] && !is_cuda(a.device())) {
     // The common case needs no reshapes: one output allocation and the kernel.
     out = Tensor::empty({a.shape()[0], b.shape()[1]}, a.dtype(), a.device());
     cpu::matmul(out, a, b);

@@ -1,5 +1,6 @@
 #include "ops/pool.h"
 
+#include "core/backend.h"
 #include "core/autograd.h"
 #include "core/errors.h"
 #include "cpu/pool.h"
@@ -83,6 +84,7 @@ Tensor avg_pool2d_backward(const Tensor& gout, const cpu::PoolGeometry& g, bool 
 }
 
 Tensor avg_pool2d_impl(const char* op, const Tensor& x, const cpu::PoolGeometry& g, bool include_pad) {
+  require_cpu(op, x);
   DType kd = pool_dtype(op, x);
   if (x.dtype() != kd) return astype(avg_pool2d_impl(op, astype(x, kd), g, include_pad), x.dtype());
   Tensor out = Tensor::empty({g.N, g.C, g.OH, g.OW}, kd, x.device());
@@ -99,6 +101,7 @@ Tensor avg_pool2d_impl(const char* op, const Tensor& x, const cpu::PoolGeometry&
 }
 
 Tensor max_pool2d_impl(const char* op, const Tensor& x, const cpu::PoolGeometry& g) {
+  require_cpu(op, x);
   DType kd = pool_dtype(op, x);
   if (x.dtype() != kd) return astype(max_pool2d_impl(op, astype(x, kd), g), x.dtype());
   Tensor out = Tensor::empty({g.N, g.C, g.OH, g.OW}, kd, x.device());

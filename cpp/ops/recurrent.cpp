@@ -1,5 +1,6 @@
 #include "ops/recurrent.h"
 
+#include "core/backend.h"
 #include "core/autograd.h"
 #include "core/errors.h"
 #include "cpu/recurrent.h"
@@ -34,6 +35,7 @@ RnnArgs check_args(const char* op, int64_t gates, const Tensor& x, const Tensor&
                    const std::vector<std::pair<const Tensor*, const char*>>& biases, const Tensor& mask) {
   RnnArgs a{op, gates};
   for (const Tensor* t : {&x, &w_ih, &w_hh}) check<TypeError>(t->defined(), op, ": got an undefined tensor");
+  require_cpu(op, x);
   check<ValueError>(x.ndim() == 3, op, ": x must be (batch, steps, features), got shape ", shape_str(x.shape()));
   check<ValueError>(w_hh.ndim() == 2 && w_hh.shape()[0] == gates * w_hh.shape()[1] && w_hh.shape()[1] > 0, op,
                     ": w_hh must be (", gates, "*hidden, hidden), got shape ", shape_str(w_hh.shape()));

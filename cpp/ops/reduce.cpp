@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "cpu/reduce.h"
 #include "ops/arith.h"
@@ -14,6 +15,10 @@
 #include "ops/elementwise.h"
 #include "ops/shape_ops.h"
 #include "ops/unary.h"
+
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -62,8 +67,12 @@ Tensor reduce_raw(const Tensor& a, const Axes& axes, bool keepdims, DType acc_t,
 
 Tensor sum_raw(const Tensor& a, const Axes& axes, bool keepdims, Kernel kernel = &cpu::sum) {
   DType out_t = sum_dtype(a.dtype());
-  return reduce_raw(a, axes, keepdims, kernel_dtype(out_t), out_t,
-                    [&](const Tensor& o, const Tensor& i) { kernel(o, i, axes); });
+  const bool is_sum = kernel == static_cast<Kernel>(&cpu::sum);
+  return reduce_raw(a, axes, keepdims, kernel_dtype(out_t), out_t, [&](const Tensor& o, const Tensor& i) {
+    if (!is_cuda(o.device())) return kernel(o, i, axes);
+    if (!is_sum) require_cpu("prod", i);
+    LAMINA_CUDA_BRANCH("sum", cuda::sum("sum", o, i, axes));
+  });
 }
 
 int64_t block_count(const Tensor& a, const Axes& axes) {
@@ -80,7 +89,10 @@ Tensor extremum(const Tensor& a, const Axes& axes_in, bool keepdims, bool is_max
   check<ValueError>(block_count(a, axes) > 0, name, ": zero-size reduction over an empty axis of shape ",
                     shape_str(a.shape()), " has no identity");
   Tensor out = reduce_raw(a, axes, keepdims, kernel_dtype(a.dtype()), a.dtype(),
-                          [&](const Tensor& o, const Tensor& i) { cpu::extremum(o, i, axes, is_max); });
+                          [&](const Tensor& o, const Tensor& i) {
+                            require_cpu(name, i);
+                            cpu::extremum(o, i, axes, is_max);
+                          });
   if (needs_grad({&a})) {
     SavedTensor sa(a), sy(out.detach());
     Shape in_shape = a.shape();
@@ -114,7 +126,10 @@ Tensor arg_extremum(const Tensor& a, std::optional<int64_t> axis_in, bool keepdi
   }
   check<ValueError>(src.shape()[size_t(axis)] > 0, name, ": attempt to get ", name, " of an empty sequence");
   Tensor out = reduce_raw(src, {axis}, false, DType::Int64, DType::Int64,
-                          [&](const Tensor& o, const Tensor& i) { cpu::arg_extremum(o, i, axis, is_max); });
+                          [&](const Tensor& o, const Tensor& i) {
+                            require_cpu(name, i);
+                            cpu::arg_extremum(o, i, axis, is_max);
+                          });
   if (!keepdims) return out;
   GradModeGuard no_grad(false);
   return reshape(out, axis_in ? reduced_shape(a.shape(), {axis}, true) : Shape(size_t(a.ndim()), 1));
@@ -189,7 +204,10 @@ Tensor var(const Tensor& a, const Axes& axes_in, bool keepdims, double ddof) {
   Axes axes = all_axes_if_empty(axes_in, a.ndim(), "var");
   DType out_t = float_dtype(a.dtype());
   Tensor out = reduce_raw(a, axes, keepdims, kernel_dtype(out_t), out_t,
-                          [&](const Tensor& o, const Tensor& i) { cpu::variance(o, i, axes, ddof); });
+                          [&](const Tensor& o, const Tensor& i) {
+                            require_cpu("var", i);
+                            cpu::variance(o, i, axes, ddof);
+                          });
   if (needs_grad({&a})) {
     SavedTensor sa(a);
     Shape in_shape = a.shape();
@@ -212,7 +230,10 @@ Tensor logsumexp(const Tensor& a, const Axes& axes_in, bool keepdims) {
   Axes axes = all_axes_if_empty(axes_in, a.ndim(), "logsumexp");
   DType out_t = float_dtype(a.dtype());
   Tensor out = reduce_raw(a, axes, keepdims, kernel_dtype(out_t), out_t,
-                          [&](const Tensor& o, const Tensor& i) { cpu::logsumexp(o, i, axes); });
+                          [&](const Tensor& o, const Tensor& i) {
+                            require_cpu("logsumexp", i);
+                            cpu::logsumexp(o, i, axes);
+                          });
   if (needs_grad({&a})) {
     // A detached output avoids a node -> output -> node cycle; when differentiating
     // again it is recomputed from x so that the second-order graph is complete.

@@ -1,5 +1,6 @@
 #include "ops/scan.h"
 
+#include "core/backend.h"
 #include "core/autograd.h"
 #include "core/errors.h"
 #include "cpu/scan.h"
@@ -13,6 +14,7 @@ namespace {
 
 // Forward or reverse running sum; each direction's gradient is the other direction.
 Tensor cumsum_dir(const Tensor& a, int64_t axis, bool reverse) {
+  require_cpu("cumsum", a);
   const DType out_t = is_floating(a.dtype()) ? a.dtype() : DType::Int64;
   const DType kt = kernel_dtype(out_t);
   Tensor out;

@@ -1,6 +1,7 @@
 #include "ops/softmax.h"
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "cpu/softmax.h"
 #include "ops/arith.h"
@@ -9,6 +10,10 @@
 #include "ops/reduce.h"
 #include "ops/shape_ops.h"
 #include "ops/unary.h"
+
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -29,7 +34,8 @@ Tensor softmax_impl(const Tensor& a, int64_t axis_in, bool log) {
     GradModeGuard no_grad(false);
     Tensor src = a.dtype() == kt ? a : astype(a, kt);
     out = Tensor::empty(a.shape(), kt, a.device());
-    cpu::softmax(out, src, axis, log);
+    if (is_cuda(out.device())) LAMINA_CUDA_BRANCH(name, cuda::softmax(name, out, src, axis, log));
+    else cpu::softmax(out, src, axis, log);
     if (kt != out_t) out = astype(out, out_t);
   }
   if (needs_grad({&a})) {

@@ -3,6 +3,7 @@
 from lamina import _core
 from lamina._core import *  # noqa: F401,F403  (the tensor API is the native module's)
 from lamina._core import Tensor
+import lamina.cuda  # noqa: E402  (the Python module, not _core.cuda, which the star import bound)
 from lamina import random
 from lamina._methods import attach as _attach_methods
 from lamina.autograd import Function, enable_grad, grad, gradcheck, no_grad, value_and_grad

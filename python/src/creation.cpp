@@ -31,8 +31,7 @@ void init_creation(nb::module_& m) {
   m.def(
       "tensor",
       [](nb::handle data, nb::handle dtype, bool requires_grad, nb::handle device) {
-        device_arg(device);
-        return with_grad(to_tensor(data, optional_dtype(dtype), true), requires_grad);
+        return with_grad(to_device(to_tensor(data, optional_dtype(dtype), true), device_arg(device)), requires_grad);
       },
       nb::arg("data"), nb::arg("dtype").none() = nb::none(), nb::arg("requires_grad") = false,
       nb::arg("device").none() = nb::none(),
@@ -58,24 +57,28 @@ void init_creation(nb::module_& m) {
   shaped("ones", 1.0, "A tensor of ones.");
   m.def(
       "empty",
-      [](nb::handle shape, nb::handle dtype, bool requires_grad) {
-        return with_grad(Tensor::empty(shape_arg(shape, "empty"), dt(dtype, DType::Float32)), requires_grad);
+      [](nb::handle shape, nb::handle dtype, bool requires_grad, nb::handle device) {
+        return with_grad(Tensor::empty(shape_arg(shape, "empty"), dt(dtype, DType::Float32), device_arg(device)),
+                         requires_grad);
       },
       nb::arg("shape"), nb::arg("dtype").none() = nb::none(), nb::arg("requires_grad") = false,
+      nb::arg("device").none() = nb::none(),
       "A tensor with uninitialised contents.");
   m.def(
       "full",
-      [](nb::handle shape, double value, nb::handle dtype, bool requires_grad) {
-        return with_grad(full(shape_arg(shape, "full"), value, dt(dtype, DType::Float32)), requires_grad);
+      [](nb::handle shape, double value, nb::handle dtype, bool requires_grad, nb::handle device) {
+        return with_grad(full(shape_arg(shape, "full"), value, dt(dtype, DType::Float32), device_arg(device)),
+                         requires_grad);
       },
       nb::arg("shape"), nb::arg("fill_value"), nb::arg("dtype").none() = nb::none(), nb::arg("requires_grad") = false,
+      nb::arg("device").none() = nb::none(),
       "A tensor filled with `fill_value`.");
   auto like = [&m](const char* name, std::optional<double> value) {
     m.def(
         name,
         [value](const Tensor& t, nb::handle dtype, bool requires_grad) {
           DType d = dt(dtype, t.dtype());
-          Tensor out = value ? full(t.shape(), *value, d) : Tensor::empty(t.shape(), d);
+          Tensor out = value ? full(t.shape(), *value, d, t.device()) : Tensor::empty(t.shape(), d, t.device());
           return with_grad(out, requires_grad);
         },
         nb::arg("tensor"), nb::arg("dtype").none() = nb::none(), nb::arg("requires_grad") = false,
@@ -87,13 +90,13 @@ void init_creation(nb::module_& m) {
   m.def(
       "full_like",
       [](const Tensor& t, double value, nb::handle dtype, bool requires_grad) {
-        return with_grad(full(t.shape(), value, dt(dtype, t.dtype())), requires_grad);
+        return with_grad(full(t.shape(), value, dt(dtype, t.dtype()), t.device()), requires_grad);
       },
       nb::arg("tensor"), nb::arg("fill_value"), nb::arg("dtype").none() = nb::none(),
       nb::arg("requires_grad") = false);
   m.def(
       "arange",
-      [](double start, nb::handle stop, double step, nb::handle dtype) {
+      [](double start, nb::handle stop, double step, nb::handle dtype, nb::handle device) {
         bool all_int = true;
         double lo = start, hi;
         if (stop.is_none()) {
@@ -116,28 +119,35 @@ void init_creation(nb::module_& m) {
           all_int = PyLong_Check(stop.ptr());
         }
         all_int = all_int && lo == std::floor(lo) && step == std::floor(step);
-        return arange(lo, hi, step, dt(dtype, all_int ? DType::Int64 : DType::Float32));
+        return to_device(arange(lo, hi, step, dt(dtype, all_int ? DType::Int64 : DType::Float32)), device_arg(device));
       },
       nb::arg("start"), nb::arg("stop").none() = nb::none(), nb::arg("step") = 1.0,
-      nb::arg("dtype").none() = nb::none(),
+      nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(),
       "Evenly spaced values in [start, stop) (int64 for integer arguments, else float32).");
   m.def(
       "linspace",
-      [](double start, double stop, int64_t num, bool endpoint, nb::handle dtype) {
-        return linspace(start, stop, num, endpoint, dt(dtype, DType::Float32));
+      [](double start, double stop, int64_t num, bool endpoint, nb::handle dtype, nb::handle device) {
+        return to_device(linspace(start, stop, num, endpoint, dt(dtype, DType::Float32)), device_arg(device));
       },
       nb::arg("start"), nb::arg("stop"), nb::arg("num") = 50, nb::arg("endpoint") = true,
-      nb::arg("dtype").none() = nb::none());
+      nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none());
   m.def(
-      "eye", [](int64_t n, std::optional<int64_t> mcols, int64_t k, nb::handle dtype) {
-        return eye(n, mcols.value_or(n), k, dt(dtype, DType::Float32));
+      "eye", [](int64_t n, std::optional<int64_t> mcols, int64_t k, nb::handle dtype, nb::handle device) {
+        return to_device(eye(n, mcols.value_or(n), k, dt(dtype, DType::Float32)), device_arg(device));
       },
-      nb::arg("n"), nb::arg("m").none() = nb::none(), nb::arg("k") = 0, nb::arg("dtype").none() = nb::none());
+      nb::arg("n"), nb::arg("m").none() = nb::none(), nb::arg("k") = 0, nb::arg("dtype").none() = nb::none(),
+      nb::arg("device").none() = nb::none());
 
-  m.def("rand", [](nb::args shape, nb::handle dtype) { return rand(shape_arg(shape.size() == 1 && !PyLong_Check(shape[0].ptr()) ? shape[0] : nb::handle(shape), "rand"), dt(dtype, DType::Float32)); },
-        nb::arg("shape"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), "Uniform samples in [0, 1).");
-  m.def("randn", [](nb::args shape, nb::handle dtype) { return randn(shape_arg(shape.size() == 1 && !PyLong_Check(shape[0].ptr()) ? shape[0] : nb::handle(shape), "randn"), dt(dtype, DType::Float32)); },
-        nb::arg("shape"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), "Standard normal samples.");
+  m.def("rand", [](nb::args shape, nb::handle dtype, nb::handle device) {
+          const Shape sh = shape_arg(shape.size() == 1 && !PyLong_Check(shape[0].ptr()) ? shape[0] : nb::handle(shape), "rand");
+          return to_device(rand(sh, dt(dtype, DType::Float32)), device_arg(device));
+        },
+        nb::arg("shape"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(), "Uniform samples in [0, 1).");
+  m.def("randn", [](nb::args shape, nb::handle dtype, nb::handle device) {
+          const Shape sh = shape_arg(shape.size() == 1 && !PyLong_Check(shape[0].ptr()) ? shape[0] : nb::handle(shape), "randn");
+          return to_device(randn(sh, dt(dtype, DType::Float32)), device_arg(device));
+        },
+        nb::arg("shape"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(), "Standard normal samples.");
   m.def(
       "uniform",
       [](double low, double high, nb::handle shape, nb::handle dtype) {

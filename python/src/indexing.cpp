@@ -2,6 +2,7 @@
 
 #include <nanobind/stl/string.h>
 
+#include "core/backend.h"
 #include "core/autograd.h"
 #include "core/errors.h"
 #include "ops/copy.h"
@@ -120,6 +121,7 @@ Tensor put_masked(const Tensor& t, const Tensor& mask, const Tensor& v) {
     mshape.resize(size_t(t.ndim()), 1);
     return masked_fill(t, reshape(mask, mshape), reshape(v, {}));
   }
+  require_cpu("setitem", mask);
   Tensor m = contiguous(mask);
   const bool* p = m.data<bool>();
   std::vector<int64_t> rows;

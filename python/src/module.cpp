@@ -14,6 +14,7 @@ void init_autograd(nb::module_& m);
 void init_conv(nb::module_& m);
 void init_sequence(nb::module_& m);
 void init_nn(nb::module_& m);
+void init_cuda(nb::module_& m);
 void init_function_wrappers(nb::module_& m);
 }  // namespace lamina::py
 
@@ -46,5 +47,6 @@ NB_MODULE(_core, m) {
   lamina::py::init_conv(m);
   lamina::py::init_sequence(m);
   lamina::py::init_nn(m);
+  lamina::py::init_cuda(m);
   lamina::py::init_function_wrappers(m);  // last: wraps every function defined above
 }

@@ -12,7 +12,7 @@ namespace lamina::py {
 
 std::string tensor_repr(const Tensor& t) {
   nb::module_ np = nb::module_::import_("numpy");
-  nb::object arr = to_numpy(contiguous(t.detach()));
+  nb::object arr = to_numpy(contiguous(to_device(t.detach(), Device{})));
   std::string body = nb::cast<std::string>(np.attr("array2string")(
       arr, "separator"_a = ", ", "prefix"_a = "tensor(", "threshold"_a = 1000, "edgeitems"_a = 3));
   std::string out = "tensor(" + body;

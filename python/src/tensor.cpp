@@ -55,7 +55,7 @@ Shape varargs_shape(nb::args args, const char* op) {
 nb::object scalar_value(const Tensor& t) {
   check<ValueError>(t.numel() == 1, "only one-element tensors can be converted to Python scalars, got shape ",
                     shape_str(t.shape()));
-  Tensor c = contiguous(t.detach());
+  Tensor c = contiguous(to_device(t.detach(), Device{}));
   switch (c.dtype()) {
     case DType::Bool: return nb::bool_(*c.data<bool>());
     case DType::UInt8: return nb::int_(int64_t(*c.data<uint8_t>()));
@@ -104,6 +104,23 @@ void init_tensor(nb::module_& m) {
   cls.def_prop_ro("itemsize", &Tensor::itemsize);
   cls.def_prop_ro("nbytes", [](const Tensor& t) { return t.numel() * int64_t(t.itemsize()); });
   cls.def_prop_ro("device", [](const Tensor& t) { return t.device().str(); });
+  cls.def_prop_ro("is_cuda", [](const Tensor& t) { return t.device().type == Device::Type::CUDA; });
+  cls.def(
+      "to",
+      [](const Tensor& t, nb::handle device, nb::handle dtype) {
+        Tensor out = t;
+        if (auto d = optional_dtype(dtype)) out = astype(out, *d);
+        if (!device.is_none()) out = to_device(out, Device::parse(nb::cast<std::string>(nb::str(device))));
+        return out;
+      },
+      nb::arg("device").none() = nb::none(), nb::arg("dtype").none() = nb::none(),
+      nb::sig("def to(self, device: str | None = None, dtype: str | None = None) -> Tensor"),
+      "This tensor on `device` ('cpu', 'cuda', 'cuda:N') and/or as `dtype`; itself when nothing changes.\n\n"
+      "Differentiable: the gradient flows back to the source device.");
+  cls.def(
+      "cuda", [](const Tensor& t, int index) { return to_device(t, Device{Device::Type::CUDA, index}); },
+      nb::arg("device") = 0, "This tensor on CUDA device `device` (a copy unless it is already there).");
+  cls.def("cpu", [](const Tensor& t) { return to_device(t, Device{}); }, "This tensor in host memory.");
   cls.def("is_contiguous", &Tensor::is_contiguous);
   cls.def_prop_rw("requires_grad", &Tensor::requires_grad,
                   [](Tensor& t, bool v) { t.set_requires_grad(v); });
@@ -167,7 +184,7 @@ void init_tensor(nb::module_& m) {
       "DLPack capsule sharing this tensor's memory.");
   cls.def("__dlpack_device__", [](const Tensor& t) { return nb::make_tuple(1, 0); });
   cls.def("item", [](const Tensor& t) { return scalar_value(t); }, "The value of a one-element tensor.");
-  cls.def("tolist", [](const Tensor& t) { return to_numpy(contiguous(t.detach())).attr("tolist")(); });
+  cls.def("tolist", [](const Tensor& t) { return to_numpy(contiguous(to_device(t.detach(), Device{}))).attr("tolist")(); });
   cls.def("__float__", [](const Tensor& t) { return nb::cast<double>(nb::float_(scalar_value(t))); });
   cls.def("__int__", [](const Tensor& t) { return nb::int_(scalar_value(t)); });
   cls.def("__bool__", [](const Tensor& t) {

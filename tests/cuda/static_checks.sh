@@ -5,7 +5,9 @@
 #   2. the gate really fails a spilling kernel (spill_demo.cu);
 #   3. SASS (cuobjdump): the mma GEMM uses tensor cores (HMMA, bf16 and f16), ldmatrix (LDSM)
 #      and cp.async (LDGSTS); the SGEMM is FFMA from shared memory; no LDL/STL anywhere and
-#      no kernel with a stack or local memory.
+#      no kernel with a stack or local memory;
+#   4. the library kernels (cuda/kernels/*.cu) pass the same ptxas gate for sm_80 and sm_90,
+#      and the library's bf16 GEMM runs on tensor cores with ldmatrix and cp.async.
 # Prints registers and shared memory per kernel, then "N passed, M failed".
 #
 #   NVCC        nvcc to use (default: nvcc on PATH)
@@ -125,6 +127,76 @@ else
     check "$arch: no local memory instructions (LDL/STL) in any kernel" \
       lacks_local_memory "$out/sass.$arch.txt"
     check "$arch: every kernel has STACK:0 and LOCAL:0" lacks_stack "$out/res.$arch.txt"
+  done
+fi
+
+# ---- 4. the library kernels ------------------------------------------------------------------
+lib_flags=(-std=c++20 -O3 -cubin -I"$root/cuda" -I"$root/cpp" --expt-relaxed-constexpr -DLAMINA_HAVE_CUDA=1)
+lib_resources() {  # family<TAB>kernel<TAB>registers<TAB>shared bytes, from one ptxas -v log
+  awk -v fam="$2" '/Compiling entry function/ { name = $0; sub(/.*function \047/, "", name); sub(/\047.*/, "", name) }
+       /Used [0-9]+ registers/ { regs = $0; sub(/.*Used /, "", regs); sub(/ registers.*/, "", regs)
+         smem = 0; if (match($0, /[0-9]+ bytes smem/)) smem = substr($0, RSTART, RLENGTH - 11)
+         print fam "\t" name "\t" regs "\t" smem }' "$1"
+}
+# The one exception: CUDA's sin/cos reduce huge arguments (Payne-Hanek) in a local array.
+lib_lmem_allowed='unary_trig_forward_kernel'
+lib_gate=(-Xptxas -v,-warn-spills)
+lib_gate_ok() {  # every function: no spill stores/loads; a stack frame only if allowed
+  awk -v allowed="$lib_lmem_allowed" '
+    /Function properties for/ { name = $NF }
+    /bytes stack frame/ {
+      stack = $1; spill_st = $5; spill_ld = $9
+      if (spill_st + 0 > 0 || spill_ld + 0 > 0) { print "spills in " name; bad = 1 }
+      if (stack + 0 > 0 && index(name, allowed) == 0) { print "local memory in " name; bad = 1 }
+    }
+    END { exit bad }' "$1"
+}
+lib_table=$out/lib_resources.txt
+: > "$lib_table"
+for src in "$root"/cuda/kernels/*.cu; do
+  family=$(basename "$src" .cu)
+  for arch in "${archs[@]}"; do
+    cubin=$out/lib.$family.$arch.cubin
+    log=$out/lib.$family.$arch.txt
+    # No spills anywhere; local memory only where allowed (lib_lmem_allowed).
+    if "$nvcc" "${lib_flags[@]}" -arch="$arch" "${lib_gate[@]}" -o "$cubin" "$src" > "$log" 2>&1 &&
+       lib_gate_ok "$log"; then
+      check "$arch: cuda/kernels/$family.cu: no spills, no local memory" true
+      lib_resources "$out/lib.$family.$arch.txt" "$family $arch" >> "$lib_table"
+    else
+      cat "$out/lib.$family.$arch.txt"
+      check "$arch: cuda/kernels/$family.cu: ptxas gate" false
+    fi
+  done
+done
+if [ -s "$lib_table" ]; then
+  echo
+  printf '%-16s %-60s %5s %7s\n' "family arch" "kernel" "regs" "smem"
+  c++filt < "$lib_table" | sed -E 's/\tvoid lamina::cuda::device::/\t/; s/\([^\t]*\)\t/\t/' |
+    awk -F'\t' '{ printf "%-16s %-60s %5s %7s\n", $1, substr($2, 1, 60), $3, $4 }'
+  echo
+fi
+if [ -n "$cuobjdump" ] && [ -n "$nvdisasm" ]; then
+  for arch in "${archs[@]}"; do
+    cubin=$out/lib.matmul.$arch.cubin
+    [ -s "$cubin" ] || continue
+    "$cuobjdump" -sass "$cubin" > "$out/sass.$arch.txt"
+    gemm=$(sass_of "$arch" bf16_gemm_forward_kernel)
+    check "$arch: library bf16 GEMM runs on tensor cores (HMMA.16816.F32.BF16)" \
+      contains 'HMMA\.16816\.F32\.BF16' "$gemm"
+    check "$arch: library bf16 GEMM loads with ldmatrix x4 and x4.trans (LDSM.16.M88.4, LDSM.16.MT88.4)" \
+      eval 'contains "LDSM\.16\.M88\.4" "$gemm" && contains "LDSM\.16\.MT88\.4" "$gemm"'
+    check "$arch: library bf16 GEMM copies with cp.async (LDGSTS)" contains 'LDGSTS' "$gemm"
+    check "$arch: library sgemm is FFMA on shared-memory loads" \
+      ffma_from_shared "$(sass_of "$arch" sgemm_forward_kernelIfE)"
+    for family in "$root"/cuda/kernels/*.cu; do
+      family=$(basename "$family" .cu)
+      "$cuobjdump" -sass "$out/lib.$family.$arch.cubin" > "$out/lib_sass.txt" 2> /dev/null || continue
+      awk -v allowed="$lib_lmem_allowed" '/Function :/ { on = index($0, allowed) == 0; next } on' \
+        "$out/lib_sass.txt" > "$out/lib_sass_gated.txt"
+      check "$arch: cuda/kernels/$family.cu has no LDL/STL (outside $lib_lmem_allowed)" \
+        lacks_local_memory "$out/lib_sass_gated.txt"
+    done
   done
 fi
 

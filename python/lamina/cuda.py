@@ -1,0 +1,45 @@
+"""The CUDA backend: device query, synchronisation and device memory.
+
+Works in every build: without CUDA support (or without a driver) ``is_available()`` is
+False and ``device_count()`` is 0. Tensors move with ``x.to("cuda")``, ``x.cuda()`` and
+``x.cpu()``; creation functions take ``device=``.
+"""
+
+from lamina import _core
+
+_cuda = _core.cuda
+
+#: True when this build of Lamina includes the CUDA backend (real or emulated).
+built = _cuda.built
+#: True when the backend runs on the SIMT emulator (CPU), not on a GPU.
+emulated = _cuda.emulated
+
+
+def is_available():
+    """Returns True when the backend is built and a device is present."""
+    return _cuda.is_available()
+
+
+def device_count():
+    """Returns the number of CUDA devices (0 without a driver or backend)."""
+    return _cuda.device_count()
+
+
+def synchronize():
+    """Waits for all queued work on the device to finish."""
+    _cuda.synchronize()
+
+
+def memory_stats():
+    """Returns the caching allocator's counters as a dict.
+
+    Keys: ``allocated_bytes`` (held by live tensors), ``reserved_bytes`` (obtained from the
+    device, including the cache), ``peak_allocated_bytes``, ``device_mallocs`` and
+    ``device_frees`` (cudaMalloc / cudaFree calls so far) and ``cache_hits``.
+    """
+    return _cuda.memory_stats()
+
+
+def empty_cache():
+    """Returns cached, unused device memory to the device."""
+    _cuda.empty_cache()

@@ -1,0 +1,68 @@
+// The CUDA area: device query, synchronisation and the caching allocator's statistics, as
+// the submodule _core.cuda (lamina.cuda re-exports it). In a build without the backend it
+// reports no devices, and the calls that need one raise RuntimeError.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+
+#include "core/backend.h"
+#include "core/errors.h"
+
+#if defined(LAMINA_HAVE_CUDA)
+#include "runtime/runtime.h"
+#endif
+
+namespace nb = nanobind;
+
+namespace lamina::py {
+
+void init_cuda(nb::module_& root) {
+  nb::module_ m = root.def_submodule("cuda", "The CUDA backend: devices and device memory.");
+#if defined(LAMINA_HAVE_CUDA)
+  m.attr("built") = true;
+#if defined(LAMINA_CUDA_EMULATE)
+  m.attr("emulated") = true;  // the SIMT emulator: kernels run on the CPU
+#else
+  m.attr("emulated") = false;
+#endif
+  m.def("is_available", &cuda::is_available, nb::sig("def is_available() -> bool"),
+        "True when Lamina was built with CUDA and a device is present.");
+  m.def("device_count", &cuda::device_count, nb::sig("def device_count() -> int"), "Number of CUDA devices.");
+  m.def(
+      "synchronize",
+      [] {
+        nb::gil_scoped_release release;
+        if (!cuda::is_available()) throw RuntimeError("synchronize: no CUDA device is available");
+        cuda::synchronize_device();
+      },
+      nb::sig("def synchronize() -> None"), "Waits for all queued work on the device.");
+  m.def(
+      "memory_stats",
+      [] {
+        const cuda::MemoryStats s = cuda::memory_stats();
+        nb::dict d;
+        d["allocated_bytes"] = s.allocated_bytes;
+        d["reserved_bytes"] = s.reserved_bytes;
+        d["peak_allocated_bytes"] = s.peak_allocated_bytes;
+        d["device_mallocs"] = s.device_mallocs;
+        d["device_frees"] = s.device_frees;
+        d["cache_hits"] = s.cache_hits;
+        return d;
+      },
+      nb::sig("def memory_stats() -> dict[str, int]"),
+      "The caching allocator's counters: bytes allocated to tensors and reserved from the device,\n"
+      "the peak, and how many cudaMalloc / cudaFree calls and cache hits there were.");
+  m.def("empty_cache", &cuda::empty_cache, nb::sig("def empty_cache() -> None"),
+        "Returns cached, unused device blocks to the device.");
+#else
+  m.attr("built") = false;
+  m.attr("emulated") = false;
+  m.def("is_available", [] { return false; }, nb::sig("def is_available() -> bool"),
+        "False: this build of Lamina has no CUDA support.");
+  m.def("device_count", [] { return 0; }, nb::sig("def device_count() -> int"), "0: no CUDA support in this build.");
+  m.def("synchronize", [] { throw_no_cuda("synchronize"); }, nb::sig("def synchronize() -> None"));
+  m.def("memory_stats", []() -> nb::dict { throw_no_cuda("memory_stats"); }, nb::sig("def memory_stats() -> dict[str, int]"));
+  m.def("empty_cache", [] { throw_no_cuda("empty_cache"); }, nb::sig("def empty_cache() -> None"));
+#endif
+}
+
+}  // namespace lamina::py
