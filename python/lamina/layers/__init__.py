@@ -1,10 +1,15 @@
-"""Keras-style layers."""
+"""Keras-style layers. Every Layer class exported here can be rebuilt by ``load_model``."""
 
+from lamina.layers.attention import MultiHeadAttention, PositionalEmbedding, TransformerEncoder
 from lamina.layers.augmentation import GaussianNoise, RandomFlip, RandomNoise, RandomTranslation
 from lamina.layers.base import Layer
-from lamina.layers.core import Activation, Dense, Dropout, Embedding, Flatten, Reshape
+from lamina.layers.conv import Conv1D, Conv2D, Conv2DTranspose
+from lamina.layers.core import Activation, Dense, Dropout, Embedding, Flatten, Masking, Reshape
+from lamina.layers.merge import Add, Average, Concatenate, Multiply, Subtract
 from lamina.layers.normalization import BatchNormalization, LayerNormalization
-from lamina.layers.recurrent import SimpleRNN
+from lamina.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
+                                   MaxPooling1D, MaxPooling2D, UpSampling2D)
+from lamina.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
 
 def Input(shape, dtype="float32", name=None):  # noqa: N802 (Keras spelling)
@@ -14,6 +19,9 @@ def Input(shape, dtype="float32", name=None):  # noqa: N802 (Keras spelling)
     return _input(shape, dtype=dtype, name=name)
 
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "Input",
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "Masking", "Input",
            "BatchNormalization", "LayerNormalization", "RandomFlip", "RandomTranslation", "GaussianNoise",
-           "RandomNoise", "SimpleRNN"]
+           "RandomNoise", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Conv1D", "Conv2D", "Conv2DTranspose",
+           "MaxPooling1D", "AveragePooling1D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "UpSampling2D", "Add", "Subtract", "Multiply", "Average", "Concatenate",
+           "MultiHeadAttention", "TransformerEncoder", "PositionalEmbedding"]

@@ -108,20 +108,28 @@ class Functional(Model):
                 raise ValueError(f"Input of model '{self.name}' has shape {tuple(got)}, but the model expects "
                                  f"{spec.shape}")
 
-    def call(self, inputs, training=False):
-        values, calls = {}, {}
+    def call(self, inputs, training=False, mask=None):
+        values, masks, calls = {}, {}, {}
         given = inputs if self._multi_input else [inputs]
-        for spec, value in zip(self._inputs, given):
-            values[id(spec)] = value
+        given_masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(given)
+        for spec, value, m in zip(self._inputs, given, given_masks):
+            values[id(spec)], masks[id(spec)] = value, m
         for node in self._order:
             if id(node) in values:
                 continue
             if id(node.call) not in calls:
                 parents = _parents(node)
-                args = [values[id(p)] for p in parents] if isinstance(node.inputs, list) else values[id(parents[0])]
-                calls[id(node.call)] = node.layer(args, training=training)
-            out = calls[id(node.call)]
+                if isinstance(node.inputs, list):
+                    args, arg_mask = [values[id(p)] for p in parents], [masks[id(p)] for p in parents]
+                    arg_mask = None if all(m is None for m in arg_mask) else arg_mask
+                else:
+                    args, arg_mask = values[id(parents[0])], masks[id(parents[0])]
+                out = node.layer(args, training=training, mask=arg_mask)
+                calls[id(node.call)] = (out, node.layer.compute_mask(args, arg_mask))
+            out, out_mask = calls[id(node.call)]
             values[id(node)] = out if node.index is None else out[node.index]
+            masks[id(node)] = out_mask[node.index] if node.index is not None and isinstance(out_mask, list) \
+                else out_mask
         outs = [values[id(t)] for t in self._outputs]
         return outs if self._multi_output else outs[0]
 
