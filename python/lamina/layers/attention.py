@@ -293,8 +293,8 @@ class PositionalEmbedding(Layer):
 
     def _check_input_shape(self, shape):
         if len(shape) != 2 or shape[1] > self.sequence_length:
-            raise ValueError(f"Input of layer '{self.name}' has shape {tuple(shape)}; expected (batch, length <= "
-                             f"{self.sequence_length})")
+            raise ValueError(f"Input of layer '{self.name}' has shape {tuple(shape)}; expected (batch, length) "
+                             f"with length <= sequence_length={self.sequence_length}")
 
     def call(self, x, training=False):
         if x.shape[1] > self.sequence_length:
