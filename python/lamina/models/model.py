@@ -205,7 +205,8 @@ class Model(Layer):
         else:
             x, y = _to_numpy(x, "x"), _to_numpy(y, "y")
             self._check_data(x, y, "fit")
-            if y is None:
+            if y is None and (type(self).train_step is Model.train_step or validation_split):
+                # A custom train_step (a GAN, an autoencoder) may learn from x alone.
                 raise ValueError("fit: y is required")
             sw = None if sample_weight is None else np.asarray(sample_weight)
             if not 0.0 <= validation_split < 1.0:
