@@ -9,9 +9,8 @@ lamina.datasets.fashion_mnist (the dataset-fashion-mnist package, or $LAMINA_DAT
 import argparse
 import time
 
-import numpy as np
-
 import lamina
+import numpy as np
 from lamina import layers
 
 

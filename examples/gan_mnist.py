@@ -16,14 +16,13 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 import lamina
+import numpy as np
 from lamina import layers
 from lamina.losses import binary_crossentropy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from image_grid import save_grid  # noqa: E402
+from image_grid import save_grid
 
 LATENT = 32
 
@@ -130,8 +129,9 @@ def main():
         gan = run(epochs=args.epochs, image_path=args.out)
         print(f"wrote {args.out}")
     last = gan.step_log[-20:]
-    print("last 20 steps: d_loss %.3f  g_loss %.3f  discriminator accuracy on generated %.3f" % tuple(
-        np.mean([s[k] for s in last]) for k in ("d_loss", "g_loss", "d_acc_fake")))
+    d_loss, g_loss, accuracy = (np.mean([s[k] for s in last]) for k in ("d_loss", "g_loss", "d_acc_fake"))
+    print(f"last 20 steps: d_loss {d_loss:.3f}  g_loss {g_loss:.3f}  discriminator accuracy on generated "
+          f"{accuracy:.3f}")
 
 
 if __name__ == "__main__":

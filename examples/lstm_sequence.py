@@ -13,9 +13,8 @@ about 95%.
 
 import argparse
 
-import numpy as np
-
 import lamina
+import numpy as np
 from lamina import layers
 
 MAX_LEN = 30

@@ -14,9 +14,8 @@ good on MNIST, so the gain from transfer is small here).
 
 import argparse
 
-import numpy as np
-
 import lamina
+import numpy as np
 from lamina import layers
 
 

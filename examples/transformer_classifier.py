@@ -13,9 +13,8 @@ The full run reaches about 99% held-out accuracy; --quick (6 epochs on 4,000 seq
 
 import argparse
 
-import numpy as np
-
 import lamina
+import numpy as np
 from lamina import layers
 
 LENGTH, VOCAB, TOKEN_A, TOKEN_B = 12, 20, 1, 2

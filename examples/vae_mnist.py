@@ -16,14 +16,13 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 import lamina
+import numpy as np
 from lamina import layers
 from lamina.losses import binary_crossentropy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from image_grid import save_grid  # noqa: E402
+from image_grid import save_grid
 
 LATENT = 16
 

@@ -22,9 +22,8 @@ import json
 import os
 import tempfile
 
-import numpy as np
-
 import lamina
+import numpy as np
 from lamina import layers, saving
 
 GRAD_EPS = 1e-6
@@ -174,7 +173,7 @@ def _check_gradients(layer_cls, init_kwargs, arrays, call_kwargs, max_coords, rn
         if a.dtype.kind != "f":
             continue
         coords = _sample(a.shape, max_coords, rng)
-        numeric = _numeric_grad(lambda v: value(arrays[:i] + [v] + arrays[i + 1:]), a, coords)
+        numeric = _numeric_grad(lambda v, i=i: value(arrays[:i] + [v] + arrays[i + 1:]), a, coords)
         analytic = np.array([t.grad.numpy()[c] for c in coords])
         np.testing.assert_allclose(analytic, numeric, rtol=GRAD_RTOL, atol=GRAD_ATOL,
                                    err_msg=f"{name}: gradient with respect to input {i}")

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from lamina.datasets import fashion_mnist, mnist
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,11 @@
 """Every layer in lamina.layers through run_layer_test, plus behaviours the table cannot show
 (masking, merge modes, layouts, causal attention, Keras output sizes, summaries)."""
 
+import lamina
 import numpy as np
 import pytest
-from layer_testing import run_layer_test
-
-import lamina
 from lamina import layers
+from layer_testing import run_layer_test
 
 # (id, class, init kwargs, input shape(s), output shape(s), trainable, non-trainable, extra run_layer_test kwargs)
 CASES = [
@@ -147,7 +146,7 @@ def test_bidirectional_merge_modes(mode):
 def test_lstm_initial_state_and_go_backwards():
     x = lamina.tensor(np.random.default_rng(2).normal(size=(2, 4, 3)).astype("float32"))
     lstm = layers.LSTM(2, return_state=True)
-    out, h, c = lstm(x)
+    out, _, _ = lstm(x)
     again, _, _ = lstm(x[:, 2:], initial_state=[lstm(x[:, :2])[1], lstm(x[:, :2])[2]])
     np.testing.assert_allclose(again.numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
     backwards = layers.LSTM.from_config({**lstm.get_config(), "go_backwards": True, "name": "b"})

@@ -188,7 +188,7 @@ class Layer:
         if cached is None:
             params = inspect.signature(cls.call).parameters
             cached = (frozenset(params), any(p.kind == p.VAR_KEYWORD for p in params.values()))
-            setattr(cls, "_call_params", cached)
+            cls._call_params = cached
         return cached
 
     def _accepts(self, name):

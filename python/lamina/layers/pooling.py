@@ -11,8 +11,13 @@ import numpy as np
 
 import lamina
 from lamina.layers.base import Layer
-from lamina.layers.conv import (from_channels_first, normalize_data_format, normalize_padding, normalize_tuple,
-                                to_channels_first)
+from lamina.layers.conv import (
+    from_channels_first,
+    normalize_data_format,
+    normalize_padding,
+    normalize_tuple,
+    to_channels_first,
+)
 
 
 def _same_pads(sizes, kernel, strides):
