@@ -7,8 +7,8 @@ the steps it sees. A model that merely averaged the visible steps would need the
 the recurrence has to accumulate.
 
 Run from the repository root:  PYTHONPATH=python python examples/lstm_sequence.py [--cell gru] [--quick]
-The full run reaches about 98% held-out accuracy; --quick (4 epochs on 3,000 sequences)
-about 95%.
+Measured: the full run (10 epochs on 20,000 sequences) 96.8% held-out accuracy; --quick
+(4 epochs on 3,000 sequences) 97% (LSTM) and 97.6% (GRU).
 """
 
 import argparse
