@@ -15,7 +15,9 @@ _NAME_COUNTS: dict = defaultdict(int)
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras' layer names: Dense -> dense, LSTM -> lstm, Conv2DTranspose -> conv2d_transpose."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(base: str) -> str:
@@ -179,14 +181,48 @@ class Layer:
             raise ValueError(f"Input of layer '{self.name}' has shape {_shape_str(shape)}, but the layer was built "
                              f"for inputs of shape {_shape_str(expected)}")
 
-    def _accepts_training(self):
-        cls = type(self)
-        cached = cls.__dict__.get("_takes_training")
+    @classmethod
+    def _call_signature(cls):
+        """(parameter names of ``call``, whether it takes **kwargs), cached per class."""
+        cached = cls.__dict__.get("_call_params")
         if cached is None:
-            params = inspect.signature(self.call).parameters
-            cached = "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
-            setattr(cls, "_takes_training", cached)
+            params = inspect.signature(cls.call).parameters
+            cached = (frozenset(params), any(p.kind == p.VAR_KEYWORD for p in params.values()))
+            cls._call_params = cached
         return cached
+
+    def _accepts(self, name):
+        names, var_kw = self._call_signature()
+        return name in names or var_kw
+
+    def _check_rank(self, shape):
+        """A check for layers that take any sizes: only the rank must stay the same."""
+        if len(shape) != len(self.input_shape):
+            raise ValueError(f"Input of layer '{self.name}' has shape {_shape_str(shape)}, but the layer was built "
+                             f"for inputs of rank {len(self.input_shape)}")
+
+    def build_sublayer(self, layer, input_shape):
+        """Builds a sub-layer now for `input_shape` (None for sizes that may vary between calls)."""
+        shape = [tuple(s) for s in input_shape] if isinstance(input_shape, list) else tuple(input_shape)
+        layer.input_shape = _batchless(shape)
+        layer.build(shape)
+        layer.built = True
+
+    def _accepts_training(self):
+        return self._accepts("training")
+
+    # ----- masking -------------------------------------------------------------------------
+    supports_masking = False  # whether the layer passes a timestep mask through unchanged
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output for `inputs` carrying `mask` (a bool tensor or None).
+
+        Sequential and functional models call it after each layer to pass masks (from
+        ``Embedding(mask_zero=True)`` or ``Masking``) on to the layers whose ``call`` takes
+        a `mask` argument (LSTM, GRU, MultiHeadAttention, ...). By default a layer passes
+        the mask on when ``supports_masking`` is set and drops it otherwise.
+        """
+        return mask if self.supports_masking else None
 
     def __call__(self, x, training=False, **kwargs):
         from lamina.models.functional import KerasTensor, symbolic_call
@@ -204,11 +240,15 @@ class Layer:
             self._check_input_shape(shape)
         if self._accepts_training():
             kwargs["training"] = training
+        if "mask" in kwargs and not self._accepts("mask"):
+            del kwargs["mask"]
         if self.dtype_policy.is_mixed:
             x = _cast_floats(x, self.compute_dtype)
         out = self.call(x, **kwargs)
         if isinstance(out, lamina.Tensor):
-            self.output_shape = _batchless(out.shape)
+            self.output_shape = _batchless(tuple(out.shape))
+        elif isinstance(out, (list, tuple)) and all(isinstance(o, lamina.Tensor) for o in out):
+            self.output_shape = [_batchless(tuple(o.shape)) for o in out]
         return out
 
     @property

@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding."""
+"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding, Masking."""
 
 import math
 
@@ -20,6 +20,8 @@ class Dense(Layer):
         bias_regularizer: Optional penalty on the bias.
         **kwargs: Layer arguments (name, trainable, input_shape, ...).
     """
+
+    supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
@@ -72,6 +74,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation function by name or callable."""
 
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -91,6 +95,8 @@ class Dropout(Layer):
 
     At inference (``training=False``) it is the identity.
     """
+
+    supports_masking = True
 
     def __init__(self, rate, **kwargs):
         super().__init__(**kwargs)
@@ -148,12 +154,16 @@ class Embedding(Layer):
         output_dim: Size of each vector.
         embeddings_initializer: Initializer of the (input_dim, output_dim) table.
         embeddings_regularizer: Optional penalty on the table.
+        mask_zero: Index 0 is padding: the output carries a mask (``index != 0``) that
+            Sequential and functional models pass to mask-aware layers (LSTM, GRU,
+            attention). The table still has `input_dim` rows.
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
-                 **kwargs):
+                 mask_zero=False, **kwargs):
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.mask_zero = bool(mask_zero)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
 
@@ -169,8 +179,14 @@ class Embedding(Layer):
             x = x.astype("int64")
         return lamina.take(self.cast(self.embeddings), x, 0)
 
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return lamina.not_equal(inputs, lamina.zeros((), dtype=inputs.dtype))
+
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "mask_zero": self.mask_zero,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer)}
 
@@ -179,3 +195,31 @@ class Embedding(Layer):
         config = dict(config)
         config["embeddings_initializer"] = initializers.deserialize(config["embeddings_initializer"])
         return cls(**config)
+
+
+class Masking(Layer):
+    """Masks timesteps whose features all equal `mask_value` (and zeroes them).
+
+    Input (batch, timesteps, features); the mask (batch, timesteps) goes to the following
+    mask-aware layers (LSTM, GRU, attention, GlobalAveragePooling1D).
+    """
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def _check_input_shape(self, shape):
+        pass
+
+    def compute_mask(self, inputs, mask=None):
+        keep = lamina.not_equal(inputs, lamina.full((), self.mask_value, dtype=inputs.dtype))
+        return lamina.max(keep.astype("float32"), -1) > 0.5
+
+    def call(self, x, training=False):
+        keep = self.compute_mask(x)
+        return x * lamina.unsqueeze(keep, -1).astype(x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}

@@ -9,9 +9,11 @@ from lamina.models.model import Model
 class KerasTensor:
     """A symbolic tensor: a shape (batch axis None), a dtype and the layer call that made it."""
 
-    def __init__(self, shape, dtype="float32", layer=None, inputs=None, name=None, call=None, index=None):
+    def __init__(self, shape, dtype="float32", layer=None, inputs=None, name=None, call=None, index=None,
+                 call_kwargs=None):
         self.shape, self.dtype = tuple(shape), dtype
         self.layer, self.inputs = layer, inputs
+        self.call_kwargs = dict(call_kwargs or {})  # e.g. use_causal_mask=True, replayed on every call
         self.name = name
         # Outputs of one call of a multi-output layer share `call`; `index` picks theirs.
         self.call, self.index = call if call is not None else object(), index
@@ -49,9 +51,9 @@ def symbolic_call(layer, inputs, **kwargs):
     parents = list(inputs) if many else inputs
     if isinstance(out, (list, tuple)):
         call = object()
-        return [KerasTensor((None,) + tuple(o.shape[1:]), o.dtype, layer=layer, inputs=parents, call=call, index=i)
-                for i, o in enumerate(out)]
-    return KerasTensor((None,) + tuple(out.shape[1:]), out.dtype, layer=layer, inputs=parents)
+        return [KerasTensor((None,) + tuple(o.shape[1:]), o.dtype, layer=layer, inputs=parents, call=call, index=i,
+                            call_kwargs=kwargs) for i, o in enumerate(out)]
+    return KerasTensor((None,) + tuple(out.shape[1:]), out.dtype, layer=layer, inputs=parents, call_kwargs=kwargs)
 
 
 def _parents(kt):
@@ -108,20 +110,28 @@ class Functional(Model):
                 raise ValueError(f"Input of model '{self.name}' has shape {tuple(got)}, but the model expects "
                                  f"{spec.shape}")
 
-    def call(self, inputs, training=False):
-        values, calls = {}, {}
+    def call(self, inputs, training=False, mask=None):
+        values, masks, calls = {}, {}, {}
         given = inputs if self._multi_input else [inputs]
-        for spec, value in zip(self._inputs, given):
-            values[id(spec)] = value
+        given_masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(given)
+        for spec, value, m in zip(self._inputs, given, given_masks):
+            values[id(spec)], masks[id(spec)] = value, m
         for node in self._order:
             if id(node) in values:
                 continue
             if id(node.call) not in calls:
                 parents = _parents(node)
-                args = [values[id(p)] for p in parents] if isinstance(node.inputs, list) else values[id(parents[0])]
-                calls[id(node.call)] = node.layer(args, training=training)
-            out = calls[id(node.call)]
+                if isinstance(node.inputs, list):
+                    args, arg_mask = [values[id(p)] for p in parents], [masks[id(p)] for p in parents]
+                    arg_mask = None if all(m is None for m in arg_mask) else arg_mask
+                else:
+                    args, arg_mask = values[id(parents[0])], masks[id(parents[0])]
+                out = node.layer(args, training=training, mask=arg_mask, **node.call_kwargs)
+                calls[id(node.call)] = (out, node.layer.compute_mask(args, arg_mask))
+            out, out_mask = calls[id(node.call)]
             values[id(node)] = out if node.index is None else out[node.index]
+            masks[id(node)] = out_mask[node.index] if node.index is not None and isinstance(out_mask, list) \
+                else out_mask
         outs = [values[id(t)] for t in self._outputs]
         return outs if self._multi_output else outs[0]
 
@@ -137,7 +147,8 @@ class Functional(Model):
             ids[id(node)] = len(ids)
             nodes.append({"id": ids[id(node)], "layer": next(i for i, l in enumerate(self.layers) if l is node.layer),
                           "inputs": [ids[id(p)] for p in _parents(node)], "list": isinstance(node.inputs, list),
-                          "call": calls.setdefault(id(node.call), len(calls)), "index": node.index})
+                          "call": calls.setdefault(id(node.call), len(calls)), "index": node.index,
+                          **({"kwargs": node.call_kwargs} if node.call_kwargs else {})})
         return {"name": self.name, "trainable": self.trainable,
                 "layers": [saving.serialize_layer(l) for l in self.layers],
                 "inputs": [{"name": t.name, "shape": list(t.shape[1:]), "dtype": t.dtype} for t in self._inputs],
@@ -156,7 +167,8 @@ class Functional(Model):
         for node in config["nodes"]:
             if node["call"] not in done:
                 parents = [tensors[i] for i in node["inputs"]]
-                done[node["call"]] = layers[node["layer"]](parents if node["list"] else parents[0])
+                done[node["call"]] = layers[node["layer"]](parents if node["list"] else parents[0],
+                                                           **node.get("kwargs", {}))
             out = done[node["call"]]
             tensors[node["id"]] = out if node["index"] is None else out[node["index"]]
         outputs = [tensors[i] for i in config["outputs"]]

@@ -205,7 +205,8 @@ class Model(Layer):
         else:
             x, y = _to_numpy(x, "x"), _to_numpy(y, "y")
             self._check_data(x, y, "fit")
-            if y is None:
+            if y is None and (type(self).train_step is Model.train_step or validation_split):
+                # A custom train_step (a GAN, an autoencoder) may learn from x alone.
                 raise ValueError("fit: y is required")
             sw = None if sample_weight is None else np.asarray(sample_weight)
             if not 0.0 <= validation_split < 1.0:
@@ -373,12 +374,20 @@ class Model(Layer):
 
     # ----- inspection ----------------------------------------------------------------------
     def summary(self, print_fn=print):
-        """Prints each layer's name, type, output shape and parameter count, then totals."""
+        """Prints each layer's name, type, output shape and parameter count, then totals.
+
+        Works for Sequential and functional models once built, and for subclassed models
+        after their first call (a layer the call never used shows as unbuilt).
+        """
         if not self.built and not any(l.built for l in self.layers):
             raise ValueError(f"summary: model '{self.name}' is not built yet; call it on data, fit it, or give the "
                              f"first layer an input_shape")
-        rows = [(f"{l.name} ({type(l).__name__})", str(l.output_shape if l.output_shape is not None else "?"),
-                 f"{l.count_params():,}") for l in self.layers]
+        rows = [(f"{t.name} (InputLayer)", str(t.shape), "0") for t in getattr(self, "_inputs", [])]
+        for l in self.layers:
+            # Sequential and functional layers know their shapes from building; a subclassed
+            # model's layers record theirs during the model's first call.
+            shape = str(l.output_shape) if l.output_shape is not None else ("?" if l.built else "(unbuilt)")
+            rows.append((f"{l.name} ({type(l).__name__})", shape, f"{l.count_params():,}"))
         header = ("Layer (type)", "Output Shape", "Param #")
         widths = [max(len(r[i]) for r in rows + [header]) + 3 for i in range(3)]
         line = lambda r: "".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731

@@ -54,9 +54,11 @@ class Sequential(Model):
 
     _check_input_shape = Layer._check_input_shape
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, mask=None):
         for layer in self._layers:
-            x = layer(x, training=training)
+            y = layer(x, training=training, mask=mask)
+            mask = layer.compute_mask(x, mask)
+            x = y
         return x
 
     def pop(self):
