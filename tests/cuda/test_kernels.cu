@@ -12,6 +12,7 @@
 #include "broken_kernels.cuh"
 #include "example_tests.cuh"
 #include "memory_tests.cuh"
+#include "recurrent_tests.cuh"
 #include "tensor_tests.cuh"
 #include "test_util.h"
 #include "warp_tests.cuh"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   } else if (mode == "kernels") {
     const std::string family = argc > 2 ? argv[2] : "";
     if (family.empty() || family == "attention") test::run_attention_tests();
+    if (family.empty() || family == "recurrent") test::run_recurrent_tests();
   } else if (mode == "catch" || mode == "bug") {
 #if defined(__CUDACC__)
     fprintf(stderr, "%s: the broken kernels run on the emulator only\n", mode.c_str());
