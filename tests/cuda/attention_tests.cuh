@@ -83,25 +83,6 @@ inline AttentionModel attention_model(const AttentionCase& c, const std::vector<
   return m;
 }
 
-template <class T>
-std::vector<T> to_16bit_vector(std::vector<float>& values) {  // rounds `values` in place too
-  std::vector<T> out;
-  out.reserve(values.size());
-  for (float& f : values) {
-    out.push_back(to_16bit<T>(f));
-    f = from_16bit(out.back());
-  }
-  return out;
-}
-
-template <class T>
-std::vector<float> from_16bit_vector(const std::vector<T>& values) {
-  std::vector<float> out;
-  out.reserve(values.size());
-  for (T x : values) out.push_back(from_16bit(x));
-  return out;
-}
-
 // -inf (a row with no visible key) as a finite sentinel, so that it compares equal.
 inline std::vector<double> finite_lse(std::vector<double> v) {
   for (double& x : v) x = std::isinf(x) && x < 0 ? -1e30 : x;

@@ -10,6 +10,7 @@
 
 #include "attention_tests.cuh"
 #include "broken_kernels.cuh"
+#include "conv_tests.cuh"
 #include "example_tests.cuh"
 #include "memory_tests.cuh"
 #include "recurrent_tests.cuh"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     const std::string family = argc > 2 ? argv[2] : "";
     if (family.empty() || family == "attention") test::run_attention_tests();
     if (family.empty() || family == "recurrent") test::run_recurrent_tests();
+    if (family.empty() || family == "conv") test::run_conv_tests();
   } else if (mode == "catch" || mode == "bug") {
 #if defined(__CUDACC__)
     fprintf(stderr, "%s: the broken kernels run on the emulator only\n", mode.c_str());
