@@ -2,6 +2,8 @@
 # Builds the kernel tests with the host compiler on the SIMT emulator, four ways (plain -O2,
 # ThreadSanitizer, AddressSanitizer + UBSan, and the portable ucontext fibers), then runs:
 #   - the self-tests at several SIMT_SEED values (thread order shuffles),
+#   - the library kernels (cuda/kernels/) against their scalar models, at several seeds and
+#     once under each sanitizer,
 #   - the must-catch broken kernels the emulator itself reports,
 #   - the broken kernels only a sanitizer or the watchdog reports (each must be reported),
 # and clean runs under both sanitizers, which must report nothing (the must-catch set runs
@@ -19,7 +21,7 @@ mkdir -p "$build/logs"
 start=$SECONDS
 
 # ---- build ------------------------------------------------------------------------------
-sources=("$root"/cuda/simt/* "$root"/tests/cuda/*.cu "$root"/tests/cuda/*.cuh "$root"/tests/cuda/*.h)
+sources=("$root"/cuda/simt/* "$root"/cuda/kernels/*.cu "$root"/tests/cuda/*.cu "$root"/tests/cuda/*.cuh "$root"/tests/cuda/*.h)
 common=(-std=c++20 -g -Wall -Wextra -Werror -Wno-unknown-pragmas -pthread -I"$root/cuda"
         -x c++ "$root/tests/cuda/test_kernels.cu")
 declare -A variant_flags=(
@@ -111,6 +113,10 @@ for seed in 0 1 2 3; do
   run_driver "self-seed$seed" plain self SIMT_SEED=$seed
 done
 run_driver "self-one-worker" plain self SIMT_THREADS=1
+for seed in 0 1 2 3; do
+  run_driver "kernels-seed$seed" plain kernels SIMT_SEED=$seed
+done
+run_driver "kernels-one-worker" plain kernels SIMT_THREADS=1 SIMT_SEED=5
 for seed in 0 1 2; do
   run_driver "catch-seed$seed" plain catch SIMT_SEED=$seed
 done
@@ -118,10 +124,12 @@ for seed in 0 3; do
   run_driver "ucontext-self-seed$seed" ucontext self SIMT_SEED=$seed
 done
 run_driver "ucontext-catch" ucontext catch
+run_driver "ucontext-kernels-seed1" ucontext kernels SIMT_SEED=1
 
 for seed in 0 1; do
   run_driver "tsan-self-seed$seed" tsan self SIMT_SEED=$seed
 done
+run_driver "tsan-kernels-seed2" tsan kernels SIMT_SEED=2
 race='WARNING: ThreadSanitizer: data race'
 expect_report "tsan-reports-missing-barrier" tsan race-barrier "$race"
 expect_report "tsan-reports-lock-step-warp" tsan race-lockstep "$race"
@@ -129,6 +137,7 @@ expect_report "tsan-reports-race-between-blocks" tsan race-blocks "$race"
 
 run_driver "asan-self" asan self
 run_driver "asan-catch" asan catch
+run_driver "asan-kernels-seed3" asan kernels SIMT_SEED=3
 overflow='ERROR: AddressSanitizer: heap-buffer-overflow'
 expect_report "asan-reports-global-out-of-bounds" asan oob-global "$overflow"
 expect_report "asan-reports-shared-out-of-bounds" asan oob-shared "$overflow"

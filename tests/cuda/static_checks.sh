@@ -8,6 +8,9 @@
 #      no kernel with a stack or local memory;
 #   4. the library kernels (cuda/kernels/*.cu) pass the same ptxas gate for sm_80 and sm_90,
 #      and the library's bf16 GEMM runs on tensor cores with ldmatrix and cp.async.
+#   5. the attention, recurrent and conv kernels (cuda/kernels/) pass the same gate for sm_80
+#      and sm_90; flash attention and the bf16 conv run on tensor cores (HMMA) fed by ldmatrix
+#      (LDSM) and cp.async (LDGSTS); no LDL/STL and STACK:0 in those files.
 # Prints registers and shared memory per kernel, then "N passed, M failed".
 #
 #   NVCC        nvcc to use (default: nvcc on PATH)
@@ -197,6 +200,94 @@ if [ -n "$cuobjdump" ] && [ -n "$nvdisasm" ]; then
       check "$arch: cuda/kernels/$family.cu has no LDL/STL (outside $lib_lmem_allowed)" \
         lacks_local_memory "$out/lib_sass_gated.txt"
     done
+# ---- 5. attention, recurrent and conv kernels --------------------------------------------------
+family_resources() {  # kernel<TAB>registers<TAB>shared bytes (static + dynamic), from one ptxas log
+  awk '/Compiling entry function/ { name = $0; sub(/.*function \047/, "", name); sub(/\047.*/, "", name) }
+       /Used [0-9]+ registers/ { regs = $0; sub(/.*Used /, "", regs); sub(/ registers.*/, "", regs)
+         smem = 0; if (match($0, /[0-9]+ bytes smem/)) smem = substr($0, RSTART, RLENGTH - 11)
+         print name "\t" regs "\t" smem }' "$1" |
+    c++filt | sed -E 's/^void //; s/^lamina::cuda::device:://; s/\(.*\)\t/\t/; s/__nv_bfloat16/bf16/g; s/__half/f16/g'
+}
+# Dynamic shared memory per launch (not in ptxas -v): from the launchers' configurations.
+dynamic_smem() {
+  case "$1" in
+    attention_forward_kernel*64*) echo 36864 ;;    # 4 * 64 * (64 + 8) * 2
+    attention_forward_kernel*128*) echo 34816 ;;   # 4 * 32 * (128 + 8) * 2
+    attention_backward_kernel*64*) echo 33024 ;;   # (2*64*72 + 2*32*72 + 64*40) * 2 + 256
+    attention_backward_kernel*128*) echo 37632 ;;  # (2*32*136 + 2*32*136 + 32*40) * 2 + 256
+    conv2d_forward_bf16_kernel*) echo 20480 ;;     # 2 * (64 + 64) * 40 * 2
+    *) echo 0 ;;
+  esac
+}
+cuobjdump=${CUOBJDUMP:-$(find_tool cuobjdump)}
+nvdisasm=$(find_tool nvdisasm)
+for family in attention recurrent conv; do
+  src=$root/cuda/kernels/$family.cu
+  for arch in "${archs[@]}"; do
+    cubin=$out/$family.$arch.cubin
+    if "$nvcc" "${nvcc_flags[@]}" -arch="$arch" "${gate[@]}" -o "$cubin" "$src" \
+         > "$out/ptxas.$family.$arch.txt" 2>&1; then
+      check "$arch: $family.cu: no spills, no local memory" true
+    else
+      cat "$out/ptxas.$family.$arch.txt"
+      check "$arch: $family.cu: ptxas gate" false
+    fi
+  done
+  if [ -s "$out/$family.sm_80.cubin" ] && [ -s "$out/$family.sm_90.cubin" ]; then
+    echo
+    printf '%-58s %5s %6s %6s %5s %6s %6s\n' "$family.cu kernel" "sm80" "static" "dyn" "sm90" "static" "dyn"
+    printf '%-58s %5s %6s %6s %5s %6s %6s\n' "" "regs" "smem" "smem" "regs" "smem" "smem"
+    join -t $'\t' <(family_resources "$out/ptxas.$family.sm_80.txt" | sort) \
+                  <(family_resources "$out/ptxas.$family.sm_90.txt" | sort) |
+      while IFS=$'\t' read -r name r80 s80 r90 s90; do
+        dyn=$(dynamic_smem "$name")
+        printf '%-58s %5s %6s %6s %5s %6s %6s\n' "${name:0:58}" "$r80" "$s80" "$dyn" "$r90" "$s90" "$dyn"
+      done
+    echo
+  fi
+done
+if [ -z "$cuobjdump" ] || [ -z "$nvdisasm" ]; then
+  echo "skipped the SASS checks of attention, recurrent and conv: cuobjdump or nvdisasm not found"
+else
+  export PATH="$(dirname "$nvdisasm"):$PATH"
+  sass_in() {  # sass_in FILE NAME: the SASS of kernels whose mangled name contains NAME
+    awk -v k="$2" '/Function :/ { on = index($0, k) > 0; next } on' "$1"
+  }
+  has() { grep -qE "$1" <<< "$2"; }
+  tensor_path() {  # HMMA of the type, ldmatrix and cp.async all present
+    has "$1" "$2" && has 'LDSM\.16\.M88\.4' "$2" && has 'LDGSTS' "$2"
+  }
+  for arch in "${archs[@]}"; do
+    for family in attention recurrent conv; do
+      [ -s "$out/$family.$arch.cubin" ] || continue
+      "$cuobjdump" -sass "$out/$family.$arch.cubin" > "$out/sass.$family.$arch.txt"
+      "$cuobjdump" -res-usage "$out/$family.$arch.cubin" > "$out/res.$family.$arch.txt"
+      check "$arch: $family.cu: no LDL/STL" lacks_local_memory "$out/sass.$family.$arch.txt"
+      check "$arch: $family.cu: every kernel has STACK:0 and LOCAL:0" lacks_stack "$out/res.$family.$arch.txt"
+    done
+    sass=$out/sass.attention.$arch.txt
+    for d in 64 128; do
+      fwd_bf16=$(sass_in "$sass" "attention_forward_kernelI13__nv_bfloat16Li${d}E")
+      fwd_f16=$(sass_in "$sass" "attention_forward_kernelI6__halfLi${d}E")
+      bwd_bf16=$(sass_in "$sass" "attention_backward_kernelI13__nv_bfloat16Li${d}E")
+      bwd_f16=$(sass_in "$sass" "attention_backward_kernelI6__halfLi${d}E")
+      check "$arch: attention forward bf16 D=$d: HMMA.16816.F32.BF16, LDSM.x4 (+.trans), LDGSTS" \
+        eval 'tensor_path "HMMA\.16816\.F32\.BF16" "$fwd_bf16" && has "LDSM\.16\.MT88\.4" "$fwd_bf16"'
+      check "$arch: attention forward f16 D=$d: HMMA.16816.F32, LDSM, LDGSTS" \
+        tensor_path 'HMMA\.16816\.F32 ' "$fwd_f16"
+      check "$arch: attention backward bf16 D=$d: HMMA.16816.F32.BF16, LDSM, LDGSTS, RED/ATOM for dQ" \
+        eval 'tensor_path "HMMA\.16816\.F32\.BF16" "$bwd_bf16" && has "\b(RED|ATOM)[.A-Z0-9]*\.ADD" "$bwd_bf16"'
+      check "$arch: attention backward f16 D=$d: HMMA.16816.F32, LDSM, LDGSTS" \
+        tensor_path 'HMMA\.16816\.F32 ' "$bwd_f16"
+    done
+    conv_vec=$(sass_in "$out/sass.conv.$arch.txt" conv2d_forward_bf16_kernelILb1E)
+    conv_gather=$(sass_in "$out/sass.conv.$arch.txt" conv2d_forward_bf16_kernelILb0E)
+    check "$arch: conv2d bf16 (cp.async path): HMMA.16816.F32.BF16, LDSM.x4, LDGSTS" \
+      tensor_path 'HMMA\.16816\.F32\.BF16' "$conv_vec"
+    check "$arch: conv2d bf16 (gathered path): HMMA.16816.F32.BF16, LDSM.x4" \
+      eval 'has "HMMA\.16816\.F32\.BF16" "$conv_gather" && has "LDSM\.16\.M88\.4" "$conv_gather"'
+    check "$arch: conv2d fp32 kernels are FFMA on shared-memory loads" \
+      eval 'ffma_from_shared "$(sass_in "$out/sass.conv.$arch.txt" conv2d_forward_fp32_kernel)"'
   done
 fi
 

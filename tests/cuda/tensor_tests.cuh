@@ -22,6 +22,26 @@ float from_16bit(T h) {
   if constexpr (std::is_same_v<T, __half>) return __half2float(h);
   else return __bfloat162float(h);
 }
+// Host vectors to and from 16-bit storage.
+template <class T>
+std::vector<T> to_16bit_vector(std::vector<float>& values) {  // rounds `values` in place too
+  std::vector<T> out;
+  out.reserve(values.size());
+  for (float& f : values) {
+    out.push_back(to_16bit<T>(f));
+    f = from_16bit(out.back());
+  }
+  return out;
+}
+
+template <class T>
+std::vector<float> from_16bit_vector(const std::vector<T>& values) {
+  std::vector<float> out;
+  out.reserve(values.size());
+  for (T x : values) out.push_back(from_16bit(x));
+  return out;
+}
+
 template <class T>
 const char* type_name() {
   return std::is_same_v<T, __half> ? "f16" : "bf16";

@@ -1,0 +1,555 @@
+// Flash attention, forward and backward, on tensor cores (mma.sync m16n8k16, bf16 or fp16 in,
+// fp32 accumulate). The N x N score matrix is never stored: the forward pass keeps a running
+// (online) softmax per query row and saves its log-sum-exp; the backward pass recomputes the
+// probabilities from that log-sum-exp.
+//
+// Layouts (all contiguous, T = __nv_bfloat16 or __half):
+//   q, o, d_o, dq   [batch, heads, nq, D]      k, v, dk, dv   [batch, heads, nk, D]
+//   lse, delta      [batch, heads, nq] fp32    dq_accum       [batch, heads, nq, D] fp32
+//   kv_lens         [batch] int32 or null: keys j >= kv_lens[b] are padding (masked out)
+// Masks: causal keeps key j for query i iff j <= i (top-left aligned, so nq == nk is the usual
+// self-attention case). A query row with no visible key gets o = 0 and lse = -inf.
+// D (head dimension) is a template parameter: 64 or 128.
+//
+// Kernels:
+//   attention_forward_kernel<T, D>   grid (ceil(nq / 64), batch * heads), 128 threads (4 warps,
+//       16 query rows each). Q is staged through shared memory once and held as mma A
+//       fragments (ldmatrix.x4). K and V tiles of Bc keys (Bc = 64 for D = 64, 32 for D = 128)
+//       are double-buffered with cp.async: tile i+1 is in flight while tile i is used.
+//       S = Q K^T (K fragments by ldmatrix.x4), masked, scaled into log2 units, online softmax
+//       in fp32 registers; P is repacked from accumulator to A-fragment layout in registers
+//       and O += P V (V fragments by ldmatrix.x4.trans). Shared memory 4 * Bc * (D + 8) * 2 B:
+//       36 KiB (D = 64), 34 KiB (D = 128). Rows are padded by 8 elements so the 8 rows of an
+//       ldmatrix fall in different banks.
+//   attention_backward_kernel<T, D>  grid (ceil(nk / Bc), batch * heads), Bc / 16 warps (Bc =
+//       64 for D = 64, 32 for D = 128), each warp owning 16 keys. K and V stay in shared memory;
+//       for each 32-row query tile (cp.async, single stage): S^T = K Q^T, dP^T = V dO^T,
+//       P^T = exp(S^T - lse), dS^T = P^T (dP^T - delta); dV += P^T dO and dK += dS^T Q
+//       accumulate in registers for the whole key block. dQ needs a sum over key blocks that
+//       run in different CTAs: dS goes through shared memory and each CTA atomicAdds its
+//       dS K contribution into the fp32 dq_accum (one add per element per key block), then a
+//       separate pass converts dq_accum to T. Shared memory 33 KiB (D = 64), 37 KiB (D = 128).
+//   attention_backward_prepare_kernel  delta_i = dO_i . O_i (fp32) and zeroes dq_accum; one
+//       warp per query row.
+//   attention_backward_dq_kernel       dq = T(dq_accum), elementwise.
+//
+// FLOPs (per batch * head, no mask): forward 4 * nq * nk * D (two GEMMs), backward
+// 10 * nq * nk * D (recompute S, dP, dV, dK, dQ); causal halves both. The exponentials are
+// nq * nk (forward) and again nq * nk (backward). Bytes: forward reads Q once and K, V once per
+// query block, (2 * nq + 2 * nk * ceil(nq / 64)) * D * sizeof(T), writes O and lse; backward
+// reads K, V once and Q, dO, lse, delta once per key block, and adds into dq_accum once per key
+// block (4 bytes * nq * D * ceil(nk / Bc)). At D = 64, 2 * 64 * 64 FLOPs per K element
+// loaded: compute-bound on every current GPU.
+//
+// Version 1: two-stage cp.async pipeline (forward), single stage (backward), 4 warps, no
+// swizzle (padding instead), no warp specialisation or Hopper wgmma/TMA; see
+// cuda/kernels/README.md for the predicted H100 figures.
+#include <math.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "simt/portable.cuh"
+
+namespace lamina::cuda {
+
+template <class T>
+struct AttentionArgs {
+  const T* q = nullptr;
+  const T* k = nullptr;
+  const T* v = nullptr;
+  const T* o = nullptr;    // forward output; input to the backward pass
+  const T* d_o = nullptr;  // backward only
+  T* out = nullptr;        // forward: o; unused by the backward pass
+  float* lse = nullptr;    // written by the forward pass, read by the backward pass
+  T* dq = nullptr;
+  T* dk = nullptr;
+  T* dv = nullptr;
+  float* dq_accum = nullptr;  // backward workspace, batch * heads * nq * D floats
+  float* delta = nullptr;     // backward workspace, batch * heads * nq floats
+  const int* kv_lens = nullptr;
+  int batch = 0, heads = 0, nq = 0, nk = 0;
+  float scale = 0.0f;  // usually 1 / sqrt(D)
+  bool causal = false;
+};
+
+namespace device {
+namespace attn {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>)
+    return simt::pack_half2(__float2half(lo), __float2half(hi));
+  else
+    return simt::pack_bf16x2(__float2bfloat16(lo), __float2bfloat16(hi));
+}
+
+template <class T>
+__device__ __forceinline__ float to_float(T x) {
+  if constexpr (std::is_same_v<T, __half>) return __half2float(x);
+  else return __bfloat162float(x);
+}
+
+template <class T>
+__device__ __forceinline__ T from_float(float x) {
+  if constexpr (std::is_same_v<T, __half>) return __float2half(x);
+  else return __float2bfloat16(x);
+}
+
+// acc += a * b for one warp.
+template <class T>
+__device__ __forceinline__ void mma(float (&acc)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+  const uint32_t b[2] = {b0, b1};
+  if constexpr (std::is_same_v<T, __half>) simt::mma_m16n8k16_f16(acc, a, b, acc);
+  else simt::mma_m16n8k16_bf16(acc, a, b, acc);
+}
+
+// Rows row0 .. row0 + ROWS - 1 of a [n, D] matrix into shared memory [ROWS][LD], 16 bytes per
+// cp.async; rows at or past n are zero-filled with plain stores (padding keys must be finite:
+// 0 * NaN would poison P V).
+template <class T, int D, int LD, int ROWS, int THREADS>
+__device__ __forceinline__ void load_rows(T* dst, const T* src, int row0, int n) {
+  constexpr int kChunksPerRow = D / 8;
+  for (int c = threadIdx.x; c < ROWS * kChunksPerRow; c += THREADS) {
+    const int r = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
+    T* d = dst + r * LD + col;
+    if (row0 + r < n) simt::cp_async16(d, src + size_t(row0 + r) * D + col);
+    else *reinterpret_cast<uint4*>(d) = uint4{0u, 0u, 0u, 0u};
+  }
+}
+
+template <int D>
+struct ForwardConfig {
+  static constexpr int kWarps = 4, kThreads = 32 * kWarps;
+  static constexpr int kBr = 16 * kWarps;          // query rows per CTA
+  static constexpr int kBc = D == 64 ? 64 : 32;    // keys per pipeline stage
+  static constexpr int kLd = D + 8;                // padded row, in elements
+  static constexpr size_t kSmemBytes = 4 * size_t(kBc) * kLd * 2;  // K and V, 2 stages each
+};
+
+template <int D>
+struct BackwardConfig {
+  static constexpr int kBc = D == 64 ? 64 : 32;  // keys per CTA
+  static constexpr int kWarps = kBc / 16, kThreads = 32 * kWarps;
+  static constexpr int kBr = 32;                 // query rows per step
+  static constexpr int kLd = D + 8;
+  static constexpr int kLdS = kBr + 8;           // dS^T rows
+  static constexpr size_t kSmemBytes =
+      (2 * size_t(kBc) * kLd + 2 * size_t(kBr) * kLd + size_t(kBc) * kLdS) * 2 +
+      2 * kBr * sizeof(float);
+};
+
+}  // namespace attn
+
+// ---- kernels --------------------------------------------------------------------------------
+
+template <class T, int D>
+__global__ void __launch_bounds__(attn::ForwardConfig<D>::kThreads)
+    attention_forward_kernel(AttentionArgs<T> p) {
+  using C = attn::ForwardConfig<D>;
+  constexpr int Br = C::kBr, Bc = C::kBc, LD = C::kLd;
+  SIMT_DYNAMIC_SMEM(T, smem);
+  T* const ks = smem;                  // [2][Bc][LD]
+  T* const vs = smem + 2 * Bc * LD;    // [2][Bc][LD]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int bh = blockIdx.y, b = bh / p.heads, q0 = blockIdx.x * Br;
+  const T* const q = p.q + size_t(bh) * p.nq * D;
+  const T* const k = p.k + size_t(bh) * p.nk * D;
+  const T* const v = p.v + size_t(bh) * p.nk * D;
+  const int kv_len = p.kv_lens ? max(0, min(p.kv_lens[b], p.nk)) : p.nk;
+  const int kv_end = p.causal ? min(kv_len, q0 + Br) : kv_len;
+  const int n_tiles = (kv_end + Bc - 1) / Bc;
+
+  // Q: through the K buffers (free until the pipeline starts) into A fragments.
+  attn::load_rows<T, D, LD, Br, C::kThreads>(smem, q, q0, p.nq);
+  simt::cp_async_commit();
+  simt::cp_async_wait<0>();
+  __syncthreads();
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    simt::ldmatrix<4>(qf[kk], &smem[(warp * 16 + lane % 8 + 8 * ((lane / 8) % 2)) * LD +
+                                     kk * 16 + 8 * (lane / 16)]);
+  __syncthreads();
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  const float scale2 = p.scale * attn::kLog2e;
+  const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+
+  if (n_tiles > 0) {
+    attn::load_rows<T, D, LD, Bc, C::kThreads>(ks, k, 0, kv_len);
+    attn::load_rows<T, D, LD, Bc, C::kThreads>(vs, v, 0, kv_len);
+  }
+  simt::cp_async_commit();
+  for (int it = 0; it < n_tiles; ++it) {
+    const int stage = it & 1;
+    if (it + 1 < n_tiles) {  // prefetch the next tile into the other stage
+      attn::load_rows<T, D, LD, Bc, C::kThreads>(ks + (stage ^ 1) * Bc * LD, k, (it + 1) * Bc, kv_len);
+      attn::load_rows<T, D, LD, Bc, C::kThreads>(vs + (stage ^ 1) * Bc * LD, v, (it + 1) * Bc, kv_len);
+    }
+    simt::cp_async_commit();  // possibly empty: keeps the group count uniform
+    simt::cp_async_wait<1>();
+    __syncthreads();
+    const T* const kt = ks + stage * Bc * LD;
+    const T* const vt = vs + stage * Bc * LD;
+
+    // S = Q K^T for this warp's 16 rows and Bc keys.
+    float s[Bc / 8][4];
+#pragma unroll
+    for (int j = 0; j < Bc / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int j = 0; j < Bc / 8; j += 2) {
+        uint32_t kb[4];
+        simt::ldmatrix<4>(kb, &kt[(j * 8 + 8 * (lane / 16) + lane % 8) * LD + kk * 16 +
+                                  8 * ((lane / 8) % 2)]);
+        attn::mma<T>(s[j], qf[kk], kb[0], kb[1]);
+        attn::mma<T>(s[j + 1], qf[kk], kb[2], kb[3]);
+      }
+    }
+
+    // Mask, then the online softmax in log2 units; each row's 4 owners form a lane quad.
+    const int key0 = it * Bc;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < Bc / 8; ++j)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int key = key0 + j * 8 + 2 * t + c;
+          const bool visible = key < kv_len && (!p.causal || key <= row[r]);
+          float& x = s[j][2 * r + c];
+          x = visible ? x * scale2 : -INFINITY;
+          mx = fmaxf(mx, x);
+        }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[r], mx);
+      const float m_ref = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet
+      const float alpha = exp2f(m[r] - m_ref);
+      m[r] = m_new;
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < Bc / 8; ++j)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          float& x = s[j][2 * r + c];
+          x = exp2f(x - m_ref);
+          sum += x;
+        }
+      l[r] = l[r] * alpha + sum;  // this lane's partial sum; the quad is summed at the end
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        o[n][2 * r] *= alpha;
+        o[n][2 * r + 1] *= alpha;
+      }
+    }
+
+    // O += P V: P's accumulator layout is the A layout of the next mma, two n-tiles per k-step.
+#pragma unroll
+    for (int kc = 0; kc < Bc / 16; ++kc) {
+      const uint32_t pa[4] = {attn::pack2<T>(s[2 * kc][0], s[2 * kc][1]),
+                              attn::pack2<T>(s[2 * kc][2], s[2 * kc][3]),
+                              attn::pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                              attn::pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+      for (int n = 0; n < D / 8; n += 2) {
+        uint32_t vb[4];
+        simt::ldmatrix<4, true>(vb, &vt[(kc * 16 + 8 * ((lane / 8) % 2) + lane % 8) * LD +
+                                        n * 8 + 8 * (lane / 16)]);
+        attn::mma<T>(o[n], pa, vb[0], vb[1]);
+        attn::mma<T>(o[n + 1], pa, vb[2], vb[3]);
+      }
+    }
+    __syncthreads();  // this stage is refilled by the next iteration's prefetch
+  }
+
+  T* const out = p.out + size_t(bh) * p.nq * D;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    if (row[r] >= p.nq) continue;
+    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<uint32_t*>(&out[size_t(row[r]) * D + n * 8 + 2 * t]) =
+          attn::pack2<T>(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+    if (t == 0)
+      p.lse[size_t(bh) * p.nq + row[r]] =
+          l[r] > 0.0f ? (m[r] + log2f(l[r])) * attn::kLn2 : -INFINITY;
+  }
+}
+
+// delta_i = sum_d dO[i, d] * O[i, d]; zeroes row i of dq_accum. One warp per row.
+template <class T, int D>
+__global__ void __launch_bounds__(128) attention_backward_prepare_kernel(AttentionArgs<T> p) {
+  const size_t rows = size_t(p.batch) * p.heads * p.nq;
+  const size_t row = size_t(blockIdx.x) * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;  // no barrier below; only warp collectives, uniform per warp
+  float sum = 0.0f;
+  for (int d = lane; d < D; d += 32) {
+    sum += attn::to_float(p.d_o[row * D + d]) * attn::to_float(p.o[row * D + d]);
+    p.dq_accum[row * D + d] = 0.0f;
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (lane == 0) p.delta[row] = sum;
+}
+
+template <class T, int D>
+__global__ void __launch_bounds__(attn::BackwardConfig<D>::kThreads)
+    attention_backward_kernel(AttentionArgs<T> p) {
+  using C = attn::BackwardConfig<D>;
+  constexpr int Br = C::kBr, Bc = C::kBc, LD = C::kLd, LDS = C::kLdS;
+  SIMT_DYNAMIC_SMEM(T, smem);
+  T* const ks = smem;                 // [Bc][LD]
+  T* const vs = ks + Bc * LD;         // [Bc][LD]
+  T* const qs = vs + Bc * LD;         // [Br][LD]
+  T* const dos = qs + Br * LD;        // [Br][LD]
+  T* const dss = dos + Br * LD;       // [Bc][LDS]: dS^T * scale, keys by queries
+  float* const lse_s = reinterpret_cast<float*>(dss + Bc * LDS);  // [Br], log2 units
+  float* const delta_s = lse_s + Br;                              // [Br]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int bh = blockIdx.y, b = bh / p.heads, k0 = blockIdx.x * Bc, kw = warp * 16;
+  const size_t q_off = size_t(bh) * p.nq * D, kv_off = size_t(bh) * p.nk * D;
+  const int kv_len = p.kv_lens ? max(0, min(p.kv_lens[b], p.nk)) : p.nk;
+  const float scale2 = p.scale * attn::kLog2e;
+
+  attn::load_rows<T, D, LD, Bc, C::kThreads>(ks, p.k + kv_off, k0, p.nk);
+  attn::load_rows<T, D, LD, Bc, C::kThreads>(vs, p.v + kv_off, k0, p.nk);
+  simt::cp_async_commit();
+
+  float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) dk[n][i] = dv[n][i] = 0.0f;
+
+  const int n_qtiles = (p.nq + Br - 1) / Br;
+  // Causal: queries before this key block see none of it. Padding: a block of padding keys
+  // has zero gradients and adds nothing to dQ.
+  const int qt_begin = k0 >= kv_len ? n_qtiles : (p.causal ? k0 / Br : 0);
+  for (int qt = qt_begin; qt < n_qtiles; ++qt) {
+    const int q0 = qt * Br;
+    attn::load_rows<T, D, LD, Br, C::kThreads>(qs, p.q + q_off, q0, p.nq);
+    attn::load_rows<T, D, LD, Br, C::kThreads>(dos, p.d_o + q_off, q0, p.nq);
+    simt::cp_async_commit();
+    for (int i = threadIdx.x; i < Br; i += C::kThreads) {
+      const bool in = q0 + i < p.nq;
+      lse_s[i] = in ? p.lse[size_t(bh) * p.nq + q0 + i] * attn::kLog2e : 0.0f;
+      delta_s[i] = in ? p.delta[size_t(bh) * p.nq + q0 + i] : 0.0f;
+    }
+    simt::cp_async_wait<0>();
+    __syncthreads();
+
+    // S^T = K Q^T and dP^T = V dO^T: this warp's 16 keys by Br queries.
+    float s[Br / 8][4], dp[Br / 8][4];
+#pragma unroll
+    for (int j = 0; j < Br / 8; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) s[j][i] = dp[j][i] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int a_at = (kw + lane % 8 + 8 * ((lane / 8) % 2)) * LD + kk * 16 + 8 * (lane / 16);
+      uint32_t ka[4], va[4];
+      simt::ldmatrix<4>(ka, &ks[a_at]);
+      simt::ldmatrix<4>(va, &vs[a_at]);
+#pragma unroll
+      for (int j = 0; j < Br / 8; j += 2) {
+        const int b_at = (j * 8 + 8 * (lane / 16) + lane % 8) * LD + kk * 16 + 8 * ((lane / 8) % 2);
+        uint32_t qb[4], ob[4];
+        simt::ldmatrix<4>(qb, &qs[b_at]);
+        simt::ldmatrix<4>(ob, &dos[b_at]);
+        attn::mma<T>(s[j], ka, qb[0], qb[1]);
+        attn::mma<T>(s[j + 1], ka, qb[2], qb[3]);
+        attn::mma<T>(dp[j], va, ob[0], ob[1]);
+        attn::mma<T>(dp[j + 1], va, ob[2], ob[3]);
+      }
+    }
+
+    // P^T from the saved log-sum-exp, then dS^T = P^T (dP^T - delta); s <- P^T, dp <- dS^T.
+#pragma unroll
+    for (int j = 0; j < Br / 8; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int key = k0 + kw + g + 8 * (i / 2), ql = j * 8 + 2 * t + i % 2, query = q0 + ql;
+        const bool visible = key < kv_len && query < p.nq && (!p.causal || key <= query);
+        const float pr = visible ? exp2f(s[j][i] * scale2 - lse_s[ql]) : 0.0f;
+        s[j][i] = pr;
+        dp[j][i] = pr * (dp[j][i] - delta_s[ql]);
+      }
+
+    // dV += P^T dO and dK += dS^T Q (the scale is applied once, at the end).
+#pragma unroll
+    for (int kc = 0; kc < Br / 16; ++kc) {
+      const uint32_t pa[4] = {attn::pack2<T>(s[2 * kc][0], s[2 * kc][1]),
+                              attn::pack2<T>(s[2 * kc][2], s[2 * kc][3]),
+                              attn::pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                              attn::pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+      const uint32_t da[4] = {attn::pack2<T>(dp[2 * kc][0], dp[2 * kc][1]),
+                              attn::pack2<T>(dp[2 * kc][2], dp[2 * kc][3]),
+                              attn::pack2<T>(dp[2 * kc + 1][0], dp[2 * kc + 1][1]),
+                              attn::pack2<T>(dp[2 * kc + 1][2], dp[2 * kc + 1][3])};
+#pragma unroll
+      for (int n = 0; n < D / 8; n += 2) {
+        const int at = (kc * 16 + 8 * ((lane / 8) % 2) + lane % 8) * LD + n * 8 + 8 * (lane / 16);
+        uint32_t ob[4], qb[4];
+        simt::ldmatrix<4, true>(ob, &dos[at]);
+        simt::ldmatrix<4, true>(qb, &qs[at]);
+        attn::mma<T>(dv[n], pa, ob[0], ob[1]);
+        attn::mma<T>(dv[n + 1], pa, ob[2], ob[3]);
+        attn::mma<T>(dk[n], da, qb[0], qb[1]);
+        attn::mma<T>(dk[n + 1], da, qb[2], qb[3]);
+      }
+    }
+
+    // dS^T * scale to shared memory, for dQ = dS K across all the block's keys.
+#pragma unroll
+    for (int j = 0; j < Br / 8; ++j)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        *reinterpret_cast<uint32_t*>(&dss[(kw + g + 8 * r) * LDS + j * 8 + 2 * t]) =
+            attn::pack2<T>(dp[j][2 * r] * p.scale, dp[j][2 * r + 1] * p.scale);
+    __syncthreads();
+
+    // dQ[q0 .. q0 + Br) += dS K: warp -> (16-row query group, slice of D); 8 accumulators live.
+    constexpr int kGroups = Br / 16, kSlices = C::kWarps / kGroups, kSlice = D / kSlices;
+    const int qg = warp % kGroups, slice = warp / kGroups;
+#pragma unroll 1
+    for (int n0 = slice * kSlice; n0 < (slice + 1) * kSlice; n0 += 16) {
+      float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+      for (int kc = 0; kc < Bc / 16; ++kc) {
+        const int mat = lane / 8;
+        uint32_t a[4], kb[4];
+        simt::ldmatrix<4, true>(a, &dss[(kc * 16 + 8 * (mat / 2) + lane % 8) * LDS + qg * 16 +
+                                        8 * (mat % 2)]);
+        simt::ldmatrix<4, true>(kb, &ks[(kc * 16 + 8 * (mat % 2) + lane % 8) * LD + n0 +
+                                        8 * (mat / 2)]);
+        attn::mma<T>(acc[0], a, kb[0], kb[1]);
+        attn::mma<T>(acc[1], a, kb[2], kb[3]);
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int query = q0 + qg * 16 + g + 8 * (i / 2);
+          if (query < p.nq)
+            atomicAdd(&p.dq_accum[q_off + size_t(query) * D + n0 + 8 * h + 2 * t + i % 2],
+                      acc[h][i]);
+        }
+    }
+    __syncthreads();  // qs, dos and dss are refilled next step
+  }
+  simt::cp_async_wait<0>();  // K and V landed even if no query tile ran
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int key = k0 + kw + g + 8 * r;
+    if (key >= p.nk) continue;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      const size_t at = kv_off + size_t(key) * D + n * 8 + 2 * t;
+      *reinterpret_cast<uint32_t*>(&p.dk[at]) =
+          attn::pack2<T>(dk[n][2 * r] * p.scale, dk[n][2 * r + 1] * p.scale);
+      *reinterpret_cast<uint32_t*>(&p.dv[at]) = attn::pack2<T>(dv[n][2 * r], dv[n][2 * r + 1]);
+    }
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(256)
+    attention_backward_dq_kernel(const float* __restrict__ dq_accum, T* __restrict__ dq, size_t n) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    dq[i] = attn::from_float<T>(dq_accum[i]);
+}
+
+}  // namespace device
+
+// ---- launchers ------------------------------------------------------------------------------
+
+namespace attn_host {
+
+inline void require(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string("attention: ") + what);
+}
+
+template <class T>
+void check_common(const AttentionArgs<T>& a, int head_dim) {
+  require(head_dim == 64 || head_dim == 128, "head dimension must be 64 or 128");
+  require(a.batch > 0 && a.heads > 0 && a.nq > 0 && a.nk > 0, "empty shape");
+  require(a.batch * a.heads <= 65535, "batch * heads must be at most 65535");
+  require(a.q && a.k && a.v && a.lse, "q, k, v and lse are required");
+  for (const void* ptr : {static_cast<const void*>(a.q), static_cast<const void*>(a.k),
+                          static_cast<const void*>(a.v)})
+    require(reinterpret_cast<uintptr_t>(ptr) % 16 == 0, "q, k and v must be 16-byte aligned");
+}
+
+}  // namespace attn_host
+
+// o = softmax(scale * q k^T + mask) v, and lse per query row. Returns the launch error.
+template <class T>
+cudaError_t attention_forward(const AttentionArgs<T>& a, int head_dim, cudaStream_t stream = nullptr) {
+  attn_host::check_common(a, head_dim);
+  attn_host::require(a.out != nullptr, "out is required");
+  auto launch = [&](auto kernel, auto config) {
+    using C = decltype(config);
+    return simt_launch(kernel, dim3((a.nq + C::kBr - 1) / C::kBr, a.batch * a.heads),
+                       dim3(C::kThreads), C::kSmemBytes, stream, a);
+  };
+  if (head_dim == 64)
+    return launch(device::attention_forward_kernel<T, 64>, device::attn::ForwardConfig<64>{});
+  return launch(device::attention_forward_kernel<T, 128>, device::attn::ForwardConfig<128>{});
+}
+
+// dq, dk, dv from d_o, with o and lse saved by attention_forward; dq_accum and delta are
+// workspaces the caller provides (their sizes are in AttentionArgs). Returns the first launch
+// error.
+template <class T>
+cudaError_t attention_backward(const AttentionArgs<T>& a, int head_dim, cudaStream_t stream = nullptr) {
+  attn_host::check_common(a, head_dim);
+  attn_host::require(a.o && a.d_o && a.dq && a.dk && a.dv, "o, d_o, dq, dk and dv are required");
+  attn_host::require(a.dq_accum && a.delta, "the dq_accum and delta workspaces are required");
+  attn_host::require(reinterpret_cast<uintptr_t>(a.d_o) % 16 == 0, "d_o must be 16-byte aligned");
+  const size_t rows = size_t(a.batch) * a.heads * a.nq;
+  attn_host::require((rows + 3) / 4 <= 0x7fffffffu, "too many query rows");
+  auto run = [&](auto prepare, auto main, auto config) -> cudaError_t {
+    using C = decltype(config);
+    cudaError_t e = simt_launch(prepare, dim3(unsigned((rows + 3) / 4)), dim3(128), 0, stream, a);
+    if (e != cudaSuccess) return e;
+    e = simt_launch(main, dim3((a.nk + C::kBc - 1) / C::kBc, a.batch * a.heads), dim3(C::kThreads),
+                    C::kSmemBytes, stream, a);
+    if (e != cudaSuccess) return e;
+    const size_t n = rows * size_t(head_dim);
+    const unsigned blocks = unsigned(std::min<size_t>((n + 255) / 256, 4096));
+    return simt_launch(device::attention_backward_dq_kernel<T>, dim3(blocks), dim3(256), 0, stream,
+                       static_cast<const float*>(a.dq_accum), a.dq, n);
+  };
+  if (head_dim == 64)
+    return run(device::attention_backward_prepare_kernel<T, 64>,
+               device::attention_backward_kernel<T, 64>, device::attn::BackwardConfig<64>{});
+  return run(device::attention_backward_prepare_kernel<T, 128>,
+             device::attention_backward_kernel<T, 128>, device::attn::BackwardConfig<128>{});
+}
+
+// The instantiations the library uses, so that the device build compiles every kernel.
+template cudaError_t attention_forward<__nv_bfloat16>(const AttentionArgs<__nv_bfloat16>&, int, cudaStream_t);
+template cudaError_t attention_forward<__half>(const AttentionArgs<__half>&, int, cudaStream_t);
+template cudaError_t attention_backward<__nv_bfloat16>(const AttentionArgs<__nv_bfloat16>&, int, cudaStream_t);
+template cudaError_t attention_backward<__half>(const AttentionArgs<__half>&, int, cudaStream_t);
+
+}  // namespace lamina::cuda
