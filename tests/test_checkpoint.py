@@ -15,8 +15,9 @@ import pytest
 import lamina
 from lamina import layers, saving
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+# Child processes import the same lamina this process imported (installed or a dev tree).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(lamina.__file__)))
+ENV = {**os.environ, "PYTHONPATH": PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def _model(seed):

@@ -17,8 +17,9 @@ import pytest
 import lamina as lm
 from lamina import layers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+# Child processes import the same lamina this process imported (installed or a dev tree).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(lm.__file__)))
+ENV = {**os.environ, "PYTHONPATH": PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def _rss_bytes():
