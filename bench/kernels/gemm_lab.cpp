@@ -98,6 +98,10 @@ struct Mats {
     lamina::cpu::gemm_f32(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N, e,
                           e == Epilogue::None ? nullptr : bias.data());
   }
+  void gemm_t(bool ta, bool tb) {  // the same buffers read transposed (square sizes only)
+    lamina::cpu::gemm_f32(ta, tb, M, N, K, 1.0f, A.data(), ta ? M : K, B.data(), tb ? K : N, 0.0f,
+                          C.data(), N);
+  }
   bool valid() const {  // sampled entries against a double-precision dot product
     uint32_t s = 777;
     for (int t = 0; t < 256; ++t) {
@@ -172,6 +176,26 @@ int main(int argc, char** argv) {
     double ta = time_call([&] { m.gemm(); });
     std::printf("  v2 packed, AVX2 6x16      %7.1f  %s\n", flop / ta / 1e9, m.valid() ? "ok" : "WRONG");
   }
+
+  std::printf("\nlayouts at 512^3, 1 thread (GFLOP/s): NN, TN, NT, TT\n ");
+  {
+    Mats m(512, 512, 512);
+    const double flop = 2.0 * 512 * 512 * 512;
+    for (int t = 0; t < 4; ++t) std::printf(" %7.1f", flop / time_call([&] { m.gemm_t(t & 1, t & 2); }) / 1e9);
+    std::printf("\n");
+  }
+
+  std::printf("\nthread split threshold: 1 vs 2 threads (GFLOP/s)\n");
+  for (int64_t n : {64, 80, 96, 112, 128, 160}) {
+    Mats m(n, n, n);
+    const double flop = 2.0 * n * n * n;
+    lamina::set_num_threads(1);
+    double t1 = time_call([&] { m.gemm(); }, 0.2);
+    lamina::set_num_threads(2);
+    double t2 = time_call([&] { m.gemm(); }, 0.2);
+    std::printf("  %4lld^3  %7.1f  %7.1f\n", (long long)n, flop / t1 / 1e9, flop / t2 / 1e9);
+  }
+  lamina::set_num_threads(1);
 
   std::printf("\nepilogue cost at 128x784x512, 1 thread (ms)\n");
   {

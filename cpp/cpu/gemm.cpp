@@ -90,6 +90,7 @@ struct Problem {
   const T* bias;
   MicroKernel<T> micro;
   void (*direct)(const Direct<T>&);
+  void (*pack_b)(bool, const T*, int64_t, int64_t, int64_t, T*);
 
   const T* a_at(int64_t i, int64_t k) const { return ta ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return tb ? B + j * ldb + k : B + k * ldb + j; }
@@ -112,7 +113,7 @@ void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
     for (int64_t pc = 0; pc < p.K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.K - pc);
       const bool last = pc + kc == p.K;
-      pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
+      p.pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
       StoreArgs<T> s{p.alpha, pc == 0 ? p.beta : T(1), last ? p.epilogue : Epilogue::None, nullptr};
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
@@ -228,7 +229,8 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
   Problem<float> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue,
                    epilogue == Epilogue::None ? nullptr : bias,
                    avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
-                   avx2 ? direct_f32_avx2 : direct_f32_generic};
+                   avx2 ? direct_f32_avx2 : direct_f32_generic,
+                   avx2 ? pack_b_f32_avx2 : pack_b<float>};
   run(p);
 }
 
@@ -240,7 +242,7 @@ void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, doubl
   const bool avx2 = use_avx2();
   Problem<double> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Epilogue::None,
                     nullptr, avx2 ? microkernel_f64_avx2 : microkernel_f64_generic,
-                    avx2 ? direct_f64_avx2 : direct_f64_generic};
+                    avx2 ? direct_f64_avx2 : direct_f64_generic, pack_b<double>};
   run(p);
 }
 

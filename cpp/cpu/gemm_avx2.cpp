@@ -276,6 +276,52 @@ LAMINA_AVX2_INLINE void direct_dots(const Direct<float>& d) {
 
 }  // namespace
 
+namespace {
+
+// In-register transpose of an 8 x 8 block: r[i][k] -> r[k][i].
+LAMINA_AVX2_INLINE void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int g = 0; g < 8; g += 4) {
+    t[g + 0] = _mm256_unpacklo_ps(r[g + 0], r[g + 1]);  // r0[0] r1[0] r0[1] r1[1] | same +4
+    t[g + 1] = _mm256_unpackhi_ps(r[g + 0], r[g + 1]);  // r0[2] r1[2] r0[3] r1[3] | same +4
+    t[g + 2] = _mm256_unpacklo_ps(r[g + 2], r[g + 3]);
+    t[g + 3] = _mm256_unpackhi_ps(r[g + 2], r[g + 3]);
+    u[g + 0] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0x44);  // column 0 | column 4, rows g..g+3
+    u[g + 1] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0xEE);  // column 1 | column 5
+    u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);  // column 2 | column 6
+    u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);  // column 3 | column 7
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
+    r[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
+  }
+}
+
+}  // namespace
+
+// pack_b for op(B) = B^T (the 16 columns of a panel are 16 rows of B, each contiguous in k):
+// 8 x 8 register transposes instead of 16 strided scalar streams. Other cases: pack_b.
+LAMINA_AVX2 void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc,
+                                 float* out) {
+  const int64_t full = trans ? nc / 16 * 16 : 0;
+  const int64_t k8 = kc / 8 * 8;
+  for (int64_t j = 0; j < full; j += 16) {
+    float* panel = out + j * kc;
+    for (int64_t k = 0; k < k8; k += 8)
+      for (int g = 0; g < 16; g += 8) {
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(B + (j + g + i) * ldb + k);
+        transpose8(r);
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) _mm256_store_ps(panel + (k + c) * 16 + g, r[c]);
+      }
+    for (int64_t k = k8; k < kc; ++k)
+      for (int i = 0; i < 16; ++i) panel[k * 16 + i] = B[(j + i) * ldb + k];
+  }
+  if (full < nc) pack_b<float>(trans, trans ? B + full * ldb : B, ldb, kc, nc - full, out + full * kc);
+}
+
 // Unpacked path: register-blocked intrinsics for the two layouts that have a unit stride to
 // vectorize along; the remaining one (both operands transposed) uses the plain loops.
 LAMINA_AVX2 void direct_f32_avx2(const Direct<float>& d) {
