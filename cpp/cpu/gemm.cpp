@@ -43,9 +43,10 @@ struct Blocking<double> {
 // Below this many multiply-adds the unpacked loops win when op(B) rows are contiguous
 // (measured: even at 24^3, 1.0x at 32^3). With op(B) = B^T packing wins from 8^3 up.
 constexpr int64_t kDirectWork = 32 * 32 * 32;
-// Threads pay off above ~0.3 ms of single-thread work; each task gets at least this much.
-constexpr int64_t kParallelWork = 96 * 96 * 96;
-constexpr int64_t kTaskWork = 48 * 48 * 48;
+// A second thread pays off from about 64^3 multiply-adds (measured: 1.3x at 64^3, a loss
+// at 48^3, where waking the worker costs more than half the work); tasks get at least 32^3.
+constexpr int64_t kParallelWork = 64 * 64 * 64;
+constexpr int64_t kTaskWork = 32 * 32 * 32;
 
 std::atomic<Isa> g_isa{Isa::Auto};
 
@@ -54,16 +55,16 @@ bool use_avx2() { return g_isa.load(std::memory_order_relaxed) != Isa::Generic &
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Per-thread packing buffers, grown on demand and kept: pool workers live for the whole
-// process, so a steady training loop allocates nothing here.
-void* scratch(int slot, size_t bytes) {
+// The calling thread's packing workspace, grown on demand and kept, so a steady training
+// loop allocates nothing here. Pool workers use slices of their caller's workspace: they
+// never allocate, so nothing can throw on a worker thread.
+void* scratch(size_t bytes) {
   struct Buffer {
     void* data = nullptr;
     size_t size = 0;
     ~Buffer() { std::free(data); }
   };
-  thread_local Buffer buffers[2];
-  Buffer& b = buffers[slot];
+  thread_local Buffer b;
   if (bytes > b.size) {
     std::free(b.data);
     b.size = 0;
@@ -73,6 +74,21 @@ void* scratch(int slot, size_t bytes) {
   }
   return b.data;
 }
+
+// Block sizes for a product of K and an m x n slab of C: equal blocks no larger than the
+// limits, so no block is a thin leftover.
+template <class T>
+struct Blocks {
+  int64_t kc, mc, nc;
+  Blocks(int64_t K, int64_t m, int64_t n)
+      : kc(ceil_div(K, ceil_div(K, Blocking<T>::KC))),
+        mc(round_up(ceil_div(m, ceil_div(m, Blocking<T>::MC)), Tile<T>::MR)),
+        nc(round_up(ceil_div(n, ceil_div(n, Blocking<T>::NC)), Tile<T>::NR)) {}
+  // Packed A block then packed B block, each a multiple of 64 bytes. A slab's blocks are
+  // never larger than those of the whole matrix, so this bounds every slab's need.
+  int64_t a_elems() const { return round_up(mc * kc, 64 / sizeof(T)); }
+  int64_t elems() const { return a_elems() + round_up(nc * kc, 64 / sizeof(T)); }
+};
 
 template <class T>
 struct Problem {
@@ -96,17 +112,15 @@ struct Problem {
   const T* b_at(int64_t k, int64_t j) const { return tb ? B + j * ldb + k : B + k * ldb + j; }
 };
 
-// The blocked product for C[i0:i1, j0:j1], on the calling thread.
+// The blocked product for C[i0:i1, j0:j1], on the calling thread, packing into `work`
+// (Blocks<T>(K, M, N).elems() elements, 64-byte aligned).
 template <class T>
-void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1, T* work) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-  using Blk = Blocking<T>;
-  // Equal blocks no larger than the limits, so no block is a thin leftover.
-  const int64_t kc_max = ceil_div(p.K, ceil_div(p.K, Blk::KC));
-  const int64_t mc_max = round_up(ceil_div(i1 - i0, ceil_div(i1 - i0, Blk::MC)), MR);
-  const int64_t nc_max = round_up(ceil_div(j1 - j0, ceil_div(j1 - j0, Blk::NC)), NR);
-  T* abuf = static_cast<T*>(scratch(0, size_t(mc_max * kc_max) * sizeof(T)));
-  T* bbuf = static_cast<T*>(scratch(1, size_t(nc_max * kc_max) * sizeof(T)));
+  const Blocks<T> blk(p.K, i1 - i0, j1 - j0);
+  const int64_t kc_max = blk.kc, mc_max = blk.mc, nc_max = blk.nc;
+  T* abuf = work;
+  T* bbuf = work + blk.a_elems();
 
   for (int64_t jc = j0; jc < j1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, j1 - jc);
@@ -156,9 +170,9 @@ void direct_range(const Problem<T>& p, int64_t k_used, int64_t i0, int64_t i1, i
 
 template <class T>
 void run(const Problem<T>& p) {
-  const int64_t work = p.M * p.N * p.K;  // multiply-adds
+  const int64_t macs = p.M * p.N * p.K;  // multiply-adds
   const int threads = get_num_threads();
-  const bool parallel = threads > 1 && work >= kParallelWork;
+  const bool parallel = threads > 1 && macs >= kParallelWork;
 
   if (p.K == 0 || p.alpha == T(0)) {  // BLAS rule: A and B are not read
     direct_range(p, 0, 0, p.M, 0, p.N);
@@ -166,7 +180,7 @@ void run(const Problem<T>& p) {
   }
   // Unpacked when small, or matrix-vector shaped; except with both operands transposed,
   // where neither loop order has a unit stride and packing is the faster way to get one.
-  const bool small = work < kDirectWork && !p.tb;
+  const bool small = macs < kDirectWork && !p.tb;
   const bool vector_shape = (p.M == 1 || p.N == 1) && !(p.ta && p.tb);
   if (small || vector_shape) {
     if (!parallel) {
@@ -180,21 +194,27 @@ void run(const Problem<T>& p) {
     }
     return;
   }
+  const int64_t slot = Blocks<T>(p.K, p.M, p.N).elems();
   if (!parallel) {
-    gemm_blocked(p, 0, p.M, 0, p.N);
+    gemm_blocked(p, 0, p.M, 0, p.N, static_cast<T*>(scratch(size_t(slot) * sizeof(T))));
     return;
   }
+  // parallel_for calls the body at most `threads` times (once per chunk, or once inline),
+  // so `threads` workspace slots suffice; each call takes the next one.
+  T* work = static_cast<T*>(scratch(size_t(slot * threads) * sizeof(T)));
+  std::atomic<int> next_slot{0};
+  auto slab = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    gemm_blocked(p, i0, i1, j0, j1, work + slot * next_slot.fetch_add(1));
+  };
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (p.N >= p.M) {
     const int64_t grain = std::max<int64_t>(1, ceil_div(kTaskWork, p.M * p.K * NR));
-    parallel_for(0, ceil_div(p.N, NR), grain, [&](int64_t lo, int64_t hi) {
-      gemm_blocked(p, 0, p.M, lo * NR, std::min(hi * NR, p.N));
-    });
+    parallel_for(0, ceil_div(p.N, NR), grain,
+                 [&](int64_t lo, int64_t hi) { slab(0, p.M, lo * NR, std::min(hi * NR, p.N)); });
   } else {
     const int64_t grain = std::max<int64_t>(1, ceil_div(kTaskWork, p.N * p.K * MR));
-    parallel_for(0, ceil_div(p.M, MR), grain, [&](int64_t lo, int64_t hi) {
-      gemm_blocked(p, lo * MR, std::min(hi * MR, p.M), 0, p.N);
-    });
+    parallel_for(0, ceil_div(p.M, MR), grain,
+                 [&](int64_t lo, int64_t hi) { slab(lo * MR, std::min(hi * MR, p.M), 0, p.N); });
   }
 }
 
