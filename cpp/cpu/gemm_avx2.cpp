@@ -2,15 +2,17 @@
 // function here carries target("avx2,fma"), so the file builds without -mavx2 and nothing
 // from it runs on an older CPU.
 //
-// microkernel_f32_avx2, version 1: C[6,16] tile.
+// microkernel_f32_avx2, version 2: C[6,16] tile (v1 staged edge tiles through a copy).
 //   a: 6-row panel packed [kc][6]; b: 16-column panel packed [kc][16], 64-byte aligned.
 //   Registers: 12 ymm accumulators (6 rows x 2 x 8 floats) + 2 for b + 1 broadcast of a.
 //   Per k: 2 aligned loads, 6 broadcasts, 12 FMAs = 192 FLOP; 2 FMA ports => 6 cycles/k,
 //   loads (8 per k) stay under the 2-3 load ports' budget. FMA latency 4-5 cycles is hidden
 //   by 12 independent chains. Bytes from L1 per k: 88 for 192 FLOP.
 //   Store: alpha, beta (C not read when beta == 0), bias, ReLU or tanh-GELU, fused in
-//   registers before the single write of C.
+//   registers before the single write of C; tiles cut by the matrix edge use masked
+//   loads/stores on the same registers.
 // microkernel_f64_avx2: the same scheme as a 6x8 tile of doubles (96 FLOP per k).
+// Also here: the unpacked small/matrix-vector path and the B^T packing (8x8 transposes).
 #include <immintrin.h>
 
 #include <algorithm>

@@ -250,6 +250,8 @@ void argument_checks() {
   report(throws([&] { lamina::cpu::gemm_f32(false, false, 2, 2, 2, 1, x, 1, x, 2, 0, x, 2); }), c, "args", "lda < K accepted");
   report(throws([&] { lamina::cpu::gemm_f32(false, false, 2, 2, 2, 1, x, 2, x, 2, 0, x, 2, Epilogue::Bias); }), c, "args",
          "bias epilogue without bias accepted");
+  report(!throws([&] { lamina::cpu::gemm_f32(false, false, 2, 2, 0, 1, x, 0, x, 2, 0, x, 2); }) && x[0] == 0, c, "args",
+         "K == 0 with lda == 0 (empty A) rejected");
 }
 
 }  // namespace
