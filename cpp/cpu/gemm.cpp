@@ -105,6 +105,7 @@ struct Problem {
   const T* bias;
   MicroKernel<T> micro;
   void (*direct)(const Direct<T>&);
+  void (*pack_a)(bool, const T*, int64_t, int64_t, int64_t, T*);
   void (*pack_b)(bool, const T*, int64_t, int64_t, int64_t, T*);
 
   const T* a_at(int64_t i, int64_t k) const { return ta ? A + k * lda + i : A + i * lda + k; }
@@ -130,7 +131,7 @@ void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
       StoreArgs<T> s{p.alpha, pc == 0 ? p.beta : T(1), last ? p.epilogue : Epilogue::None, nullptr};
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
-        pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
+        p.pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = int(std::min<int64_t>(NR, nc - jr));
           const T* b = bbuf + jr * kc;
@@ -251,7 +252,7 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
                    epilogue == Epilogue::None ? nullptr : bias,
                    avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
                    avx2 ? direct_f32_avx2 : direct_f32_generic,
-                   avx2 ? pack_b_f32_avx2 : pack_b<float>};
+                   avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
   run(p);
 }
 
@@ -263,7 +264,8 @@ void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, doubl
   const bool avx2 = use_avx2();
   Problem<double> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Epilogue::None,
                     nullptr, avx2 ? microkernel_f64_avx2 : microkernel_f64_generic,
-                    avx2 ? direct_f64_avx2 : direct_f64_generic, pack_b<double>};
+                    avx2 ? direct_f64_avx2 : direct_f64_generic, pack_a<double>,
+                    pack_b<double>};
   run(p);
 }
 

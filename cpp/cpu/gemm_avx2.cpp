@@ -324,6 +324,34 @@ LAMINA_AVX2 void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_
   if (full < nc) pack_b<float>(trans, trans ? B + full * ldb : B, ldb, kc, nc - full, out + full * kc);
 }
 
+// pack_a for op(A) = A (each of a panel's 6 rows contiguous in k): 6 rows x 8 k go through
+// one 8 x 8 transpose (2 zero rows); column c becomes the 6 values of k + c. Each 8-wide
+// store spills 2 lanes into the next column's slot, which the next store overwrites; the
+// last column of a group is stored with a mask. Other cases: pack_a.
+LAMINA_AVX2 void pack_a_f32_avx2(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc,
+                                 float* out) {
+  const int64_t full = trans ? 0 : mc / 6 * 6;
+  const int64_t k8 = kc / 8 * 8;
+  const __m256i six = lane_mask(6);
+  for (int64_t i = 0; i < full; i += 6) {
+    float* panel = out + i * kc;
+    const float* rows = A + i * lda;
+    for (int64_t k = 0; k < k8; k += 8) {
+      __m256 r[8];
+#pragma GCC unroll 6
+      for (int q = 0; q < 6; ++q) r[q] = _mm256_loadu_ps(rows + q * lda + k);
+      r[6] = r[7] = _mm256_setzero_ps();
+      transpose8(r);
+#pragma GCC unroll 7
+      for (int c = 0; c < 7; ++c) _mm256_storeu_ps(panel + (k + c) * 6, r[c]);
+      _mm256_maskstore_ps(panel + (k + 7) * 6, six, r[7]);
+    }
+    for (int64_t k = k8; k < kc; ++k)
+      for (int q = 0; q < 6; ++q) panel[k * 6 + q] = rows[q * lda + k];
+  }
+  if (full < mc) pack_a<float>(trans, trans ? A + full : A + full * lda, lda, mc - full, kc, out + full * kc);
+}
+
 // Unpacked path: register-blocked intrinsics for the two layouts that have a unit stride to
 // vectorize along; the remaining one (both operands transposed) uses the plain loops.
 LAMINA_AVX2 void direct_f32_avx2(const Direct<float>& d) {

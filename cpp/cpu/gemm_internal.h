@@ -71,6 +71,7 @@ template <class T>
 void pack_a(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* out);
 template <class T>
 void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out);
+void pack_a_f32_avx2(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* out);
 void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* out);
 
 // Scalar epilogue shared by the portable kernels and the tests' expectations.
