@@ -197,6 +197,16 @@ int main(int argc, char** argv) {
   }
   lamina::set_num_threads(1);
 
+  std::printf("\nfloat64 at 512^3, 1 thread: ");
+  {
+    std::vector<double> A(512 * 512, 0.5), B(512 * 512, 0.25), C(512 * 512);
+    double t = time_call([&] {
+      lamina::cpu::gemm_f64(false, false, 512, 512, 512, 1.0, A.data(), 512, B.data(), 512, 0.0, C.data(), 512);
+    });
+    std::printf("%.1f GFLOP/s (%.0f%% of half the f32 peak)  %s\n", 2.0 * 512 * 512 * 512 / t / 1e9,
+                100 * 2.0 * 512 * 512 * 512 / t / 1e9 / (peak1 / 2), C[777] == 0.5 * 0.25 * 512 ? "ok" : "WRONG");
+  }
+
   std::printf("\nepilogue cost at 128x784x512, 1 thread (ms)\n");
   {
     Mats m(128, 512, 784);
