@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 
 #include "core/errors.h"
 #include "core/parallel.h"
@@ -40,11 +39,13 @@ struct Blocking<double> {
   static constexpr int64_t MC = 72, KC = 256, NC = 1536;
 };
 
-// Below this many multiply-adds the unpacked loops win (packing and tile setup dominate).
+// Below this many multiply-adds the unpacked loops win when op(B) rows are contiguous
+// (measured: even at 24^3, 1.0x at 32^3). With op(B) = B^T packing wins from 8^3 up.
 constexpr int64_t kDirectWork = 32 * 32 * 32;
-// Threads pay off above ~0.3 ms of single-thread work; each task gets at least this much.
-constexpr int64_t kParallelWork = 96 * 96 * 96;
-constexpr int64_t kTaskWork = 48 * 48 * 48;
+// A second thread pays off from about 64^3 multiply-adds (measured: 1.3x at 64^3, a loss
+// at 48^3, where waking the worker costs more than half the work); tasks get at least 32^3.
+constexpr int64_t kParallelWork = 64 * 64 * 64;
+constexpr int64_t kTaskWork = 32 * 32 * 32;
 
 std::atomic<Isa> g_isa{Isa::Auto};
 
@@ -53,16 +54,16 @@ bool use_avx2() { return g_isa.load(std::memory_order_relaxed) != Isa::Generic &
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Per-thread packing buffers, grown on demand and kept: pool workers live for the whole
-// process, so a steady training loop allocates nothing here.
-void* scratch(int slot, size_t bytes) {
+// The calling thread's packing workspace, grown on demand and kept, so a steady training
+// loop allocates nothing here. Pool workers use slices of their caller's workspace: they
+// never allocate, so nothing can throw on a worker thread.
+void* scratch(size_t bytes) {
   struct Buffer {
     void* data = nullptr;
     size_t size = 0;
     ~Buffer() { std::free(data); }
   };
-  thread_local Buffer buffers[2];
-  Buffer& b = buffers[slot];
+  thread_local Buffer b;
   if (bytes > b.size) {
     std::free(b.data);
     b.size = 0;
@@ -72,6 +73,21 @@ void* scratch(int slot, size_t bytes) {
   }
   return b.data;
 }
+
+// Block sizes for a product of K and an m x n slab of C: equal blocks no larger than the
+// limits, so no block is a thin leftover.
+template <class T>
+struct Blocks {
+  int64_t kc, mc, nc;
+  Blocks(int64_t K, int64_t m, int64_t n)
+      : kc(ceil_div(K, ceil_div(K, Blocking<T>::KC))),
+        mc(round_up(ceil_div(m, ceil_div(m, Blocking<T>::MC)), Tile<T>::MR)),
+        nc(round_up(ceil_div(n, ceil_div(n, Blocking<T>::NC)), Tile<T>::NR)) {}
+  // Packed A block then packed B block, each a multiple of 64 bytes. A slab's blocks are
+  // never larger than those of the whole matrix, so this bounds every slab's need.
+  int64_t a_elems() const { return round_up(mc * kc, 64 / sizeof(T)); }
+  int64_t elems() const { return a_elems() + round_up(nc * kc, 64 / sizeof(T)); }
+};
 
 template <class T>
 struct Problem {
@@ -89,51 +105,33 @@ struct Problem {
   const T* bias;
   MicroKernel<T> micro;
   void (*direct)(const Direct<T>&);
+  void (*pack_a)(bool, const T*, int64_t, int64_t, int64_t, T*);
+  void (*pack_b)(bool, const T*, int64_t, int64_t, int64_t, T*);
 
   const T* a_at(int64_t i, int64_t k) const { return ta ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return tb ? B + j * ldb + k : B + k * ldb + j; }
 };
 
-// A tile cut by the matrix edge: run the full-tile kernel on a local copy.
+// The blocked product for C[i0:i1, j0:j1], on the calling thread, packing into `work`
+// (Blocks<T>(K, M, N).elems() elements, 64-byte aligned).
 template <class T>
-void edge_tile(const Problem<T>& p, int64_t kc, const T* a, const T* b, T* c, int mr, int nr,
-               const StoreArgs<T>& s) {
+void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1, T* work) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-  alignas(64) T tmp[MR * NR] = {};
-  alignas(64) T bias[NR] = {};
-  StoreArgs<T> s2 = s;
-  if (s.beta != T(0))
-    for (int i = 0; i < mr; ++i) std::memcpy(tmp + i * NR, c + i * p.ldc, nr * sizeof(T));
-  if (s.bias) {
-    std::memcpy(bias, s.bias, nr * sizeof(T));
-    s2.bias = bias;
-  }
-  p.micro(kc, a, b, tmp, NR, s2);
-  for (int i = 0; i < mr; ++i) std::memcpy(c + i * p.ldc, tmp + i * NR, nr * sizeof(T));
-}
-
-// The blocked product for C[i0:i1, j0:j1], on the calling thread.
-template <class T>
-void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-  using Blk = Blocking<T>;
-  // Equal blocks no larger than the limits, so no block is a thin leftover.
-  const int64_t kc_max = ceil_div(p.K, ceil_div(p.K, Blk::KC));
-  const int64_t mc_max = round_up(ceil_div(i1 - i0, ceil_div(i1 - i0, Blk::MC)), MR);
-  const int64_t nc_max = round_up(ceil_div(j1 - j0, ceil_div(j1 - j0, Blk::NC)), NR);
-  T* abuf = static_cast<T*>(scratch(0, size_t(mc_max * kc_max) * sizeof(T)));
-  T* bbuf = static_cast<T*>(scratch(1, size_t(nc_max * kc_max) * sizeof(T)));
+  const Blocks<T> blk(p.K, i1 - i0, j1 - j0);
+  const int64_t kc_max = blk.kc, mc_max = blk.mc, nc_max = blk.nc;
+  T* abuf = work;
+  T* bbuf = work + blk.a_elems();
 
   for (int64_t jc = j0; jc < j1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, j1 - jc);
     for (int64_t pc = 0; pc < p.K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.K - pc);
       const bool last = pc + kc == p.K;
-      pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
+      p.pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
       StoreArgs<T> s{p.alpha, pc == 0 ? p.beta : T(1), last ? p.epilogue : Epilogue::None, nullptr};
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
-        pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
+        p.pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = int(std::min<int64_t>(NR, nc - jr));
           const T* b = bbuf + jr * kc;
@@ -142,10 +140,7 @@ void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
             const int mr = int(std::min<int64_t>(MR, mc - ir));
             const T* a = abuf + ir * kc;
             T* c = p.C + (ic + ir) * p.ldc + jc + jr;
-            if (mr == MR && nr == NR)
-              p.micro(kc, a, b, c, p.ldc, s);
-            else
-              edge_tile(p, kc, a, b, c, mr, nr, s);
+            p.micro(kc, a, b, c, p.ldc, s, mr, nr);
           }
         }
       }
@@ -175,15 +170,19 @@ void direct_range(const Problem<T>& p, int64_t k_used, int64_t i0, int64_t i1, i
 
 template <class T>
 void run(const Problem<T>& p) {
-  const int64_t work = p.M * p.N * p.K;  // multiply-adds
+  const int64_t macs = p.M * p.N * p.K;  // multiply-adds
   const int threads = get_num_threads();
-  const bool parallel = threads > 1 && work >= kParallelWork;
+  const bool parallel = threads > 1 && macs >= kParallelWork;
 
   if (p.K == 0 || p.alpha == T(0)) {  // BLAS rule: A and B are not read
     direct_range(p, 0, 0, p.M, 0, p.N);
     return;
   }
-  if (work < kDirectWork || p.M == 1 || p.N == 1) {
+  // Unpacked when small, or matrix-vector shaped; except with both operands transposed,
+  // where neither loop order has a unit stride and packing is the faster way to get one.
+  const bool small = macs < kDirectWork && !p.tb;
+  const bool vector_shape = (p.M == 1 || p.N == 1) && !(p.ta && p.tb);
+  if (small || vector_shape) {
     if (!parallel) {
       direct_range(p, p.K, 0, p.M, 0, p.N);
     } else if (p.M == 1) {
@@ -195,30 +194,38 @@ void run(const Problem<T>& p) {
     }
     return;
   }
+  const int64_t slot = Blocks<T>(p.K, p.M, p.N).elems();
   if (!parallel) {
-    gemm_blocked(p, 0, p.M, 0, p.N);
+    gemm_blocked(p, 0, p.M, 0, p.N, static_cast<T*>(scratch(size_t(slot) * sizeof(T))));
     return;
   }
+  // parallel_for calls the body at most `threads` times (once per chunk, or once inline),
+  // so `threads` workspace slots suffice; each call takes the next one.
+  T* work = static_cast<T*>(scratch(size_t(slot * threads) * sizeof(T)));
+  std::atomic<int> next_slot{0};
+  auto slab = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    gemm_blocked(p, i0, i1, j0, j1, work + slot * next_slot.fetch_add(1));
+  };
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (p.N >= p.M) {
     const int64_t grain = std::max<int64_t>(1, ceil_div(kTaskWork, p.M * p.K * NR));
-    parallel_for(0, ceil_div(p.N, NR), grain, [&](int64_t lo, int64_t hi) {
-      gemm_blocked(p, 0, p.M, lo * NR, std::min(hi * NR, p.N));
-    });
+    parallel_for(0, ceil_div(p.N, NR), grain,
+                 [&](int64_t lo, int64_t hi) { slab(0, p.M, lo * NR, std::min(hi * NR, p.N)); });
   } else {
     const int64_t grain = std::max<int64_t>(1, ceil_div(kTaskWork, p.N * p.K * MR));
-    parallel_for(0, ceil_div(p.M, MR), grain, [&](int64_t lo, int64_t hi) {
-      gemm_blocked(p, lo * MR, std::min(hi * MR, p.M), 0, p.N);
-    });
+    parallel_for(0, ceil_div(p.M, MR), grain,
+                 [&](int64_t lo, int64_t hi) { slab(lo * MR, std::min(hi * MR, p.M), 0, p.N); });
   }
 }
 
+// Leading dimensions are checked only for matrices that are read or written, so an empty
+// operand may come with any stride.
 void check_args(const char* name, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
                 int64_t ldc, bool ta, bool tb) {
   check<ValueError>(M >= 0 && N >= 0 && K >= 0, name, ": negative size M=", M, " N=", N, " K=", K);
-  check<ValueError>(lda >= std::max<int64_t>(1, ta ? M : K), name, ": lda=", lda, " too small");
-  check<ValueError>(ldb >= std::max<int64_t>(1, tb ? K : N), name, ": ldb=", ldb, " too small");
-  check<ValueError>(ldc >= std::max<int64_t>(1, N), name, ": ldc=", ldc, " too small");
+  if (M > 0 && K > 0) check<ValueError>(lda >= (ta ? M : K), name, ": lda=", lda, " is too small");
+  if (K > 0 && N > 0) check<ValueError>(ldb >= (tb ? K : N), name, ": ldb=", ldb, " is too small");
+  if (M > 0 && N > 0) check<ValueError>(ldc >= N, name, ": ldc=", ldc, " is too small");
 }
 
 }  // namespace
@@ -244,7 +251,8 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
   Problem<float> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue,
                    epilogue == Epilogue::None ? nullptr : bias,
                    avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
-                   avx2 ? direct_f32_avx2 : direct_f32_generic};
+                   avx2 ? direct_f32_avx2 : direct_f32_generic,
+                   avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
   run(p);
 }
 
@@ -256,7 +264,8 @@ void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, doubl
   const bool avx2 = use_avx2();
   Problem<double> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Epilogue::None,
                     nullptr, avx2 ? microkernel_f64_avx2 : microkernel_f64_generic,
-                    avx2 ? direct_f64_avx2 : direct_f64_generic};
+                    avx2 ? direct_f64_avx2 : direct_f64_generic, pack_a<double>,
+                    pack_b<double>};
   run(p);
 }
 

@@ -30,11 +30,12 @@ struct StoreArgs {
   const T* bias;  // points at the tile's first column
 };
 
-// Full MR x NR tile: a is an MR-row panel packed [kc][MR], b an NR-column panel packed
-// [kc][NR] (both 64-byte aligned, zero-padded past the matrix edge).
+// One MR x NR tile: a is an MR-row panel packed [kc][MR], b an NR-column panel packed
+// [kc][NR] (both 64-byte aligned, zero-padded past the matrix edge). Only rows [0, mr) and
+// columns [0, nr) of c are read or written.
 template <class T>
 using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
-                             const StoreArgs<T>& s);
+                             const StoreArgs<T>& s, int mr, int nr);
 
 // Unpacked path for small or vector-shaped products: op(A) element (i,k) is
 // A[i*a_row + k*a_col]; op(B) element (k,j) is B[k*b_row + j*b_col].
@@ -51,13 +52,13 @@ struct Direct {
 };
 
 void microkernel_f32_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                             const StoreArgs<float>& s);
+                             const StoreArgs<float>& s, int mr, int nr);
 void microkernel_f64_generic(int64_t kc, const double* a, const double* b, double* c,
-                             int64_t ldc, const StoreArgs<double>& s);
+                             int64_t ldc, const StoreArgs<double>& s, int mr, int nr);
 void microkernel_f32_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                          const StoreArgs<float>& s);
+                          const StoreArgs<float>& s, int mr, int nr);
 void microkernel_f64_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                          const StoreArgs<double>& s);
+                          const StoreArgs<double>& s, int mr, int nr);
 
 void direct_f32_generic(const Direct<float>& d);
 void direct_f64_generic(const Direct<double>& d);
@@ -70,6 +71,8 @@ template <class T>
 void pack_a(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* out);
 template <class T>
 void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out);
+void pack_a_f32_avx2(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* out);
+void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* out);
 
 // Scalar epilogue shared by the portable kernels and the tests' expectations.
 float gelu_tanh(float x);

@@ -52,6 +52,21 @@ void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out)
   constexpr int NR = Tile<T>::NR;
   // op(B)(k,j) = B[k*ldb + j], or B[j*ldb + k] when transposed; a panel "row" is a column j.
   const int64_t js = trans ? ldb : 1, ks = trans ? 1 : ldb;
+  if (!trans) {
+    // Rows of B are contiguous: read each once, front to back, and deal its NR-wide pieces
+    // out to the panels (sequential reads keep the hardware prefetcher streaming).
+    const int64_t full = nc / NR;
+    constexpr int64_t KB = 8;  // rows per sweep: each panel then receives 8 adjacent rows at once
+    for (int64_t k0 = 0; k0 < kc; k0 += KB) {
+      const int64_t k1 = std::min(kc, k0 + KB);
+      for (int64_t p = 0; p < full; ++p)
+        for (int64_t k = k0; k < k1; ++k)
+          std::memcpy(out + p * NR * kc + k * NR, B + k * ldb + p * NR, NR * sizeof(T));
+    }
+    if (full * NR < nc)
+      pack_panel<T, NR>(B + full * NR, 1, ldb, int(nc - full * NR), kc, out + full * NR * kc);
+    return;
+  }
   for (int64_t j = 0; j < nc; j += NR) {
     int cols = int(std::min<int64_t>(NR, nc - j));
     pack_panel<T, NR>(B + j * js, js, ks, cols, kc, out + j * kc);
