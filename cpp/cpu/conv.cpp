@@ -28,8 +28,9 @@
 
 #include "core/errors.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
+#include "cpu/isa.h"
 #include "cpu/gemm.h"
-#include "cpu/gemm_internal.h"
 
 namespace lamina::cpu {
 
@@ -42,24 +43,9 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
   else gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
 }
 
-// Per-thread buffers (slot 0: columns, slot 1: a block of outputs), grown on demand and kept (pool workers live for the whole
-// process, so a steady training loop allocates nothing here).
-void* scratch(int slot, size_t bytes) {
-  struct Buffer {
-    void* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffers[2];
-  Buffer& b = buffers[slot];
-  if (bytes > b.size) {
-    std::free(b.data);
-    b.size = 0;
-    b.data = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    check<MemoryError>(b.data != nullptr, "conv2d: cannot allocate ", bytes, " bytes of column buffer");
-    b.size = bytes;
-  }
-  return b.data;
+template <class T>
+T* scratch_of(ScratchSlot slot, int64_t elements) {
+  return static_cast<T*>(thread_scratch(slot, size_t(elements) * sizeof(T), "conv2d"));
 }
 
 // Output positions o in [lo, hi) whose input coordinate o * s + off lies in [0, L).
@@ -178,8 +164,8 @@ void forward_gemm(const ConvGeometry& g, T* out, const T* x, const T* w, const T
   const int64_t chunks = image_chunks(g);
   for_image_chunks(g.N, chunks, [&](int64_t, int64_t lo, int64_t hi) {
     const int64_t nb = images_per_block(g, hi - lo);
-    T* col = direct ? nullptr : static_cast<T*>(scratch(0, size_t(Kg * nb * P) * sizeof(T)));
-    T* block = nb > 1 ? static_cast<T*>(scratch(1, size_t(Cog * nb * P) * sizeof(T))) : nullptr;
+    T* col = direct ? nullptr : scratch_of<T>(ScratchSlot::ConvColumns, Kg * nb * P);
+    T* block = nb > 1 ? scratch_of<T>(ScratchSlot::ConvOutputBlock, Cog * nb * P) : nullptr;
     for (int64_t n0 = lo; n0 < hi; n0 += nb) {
       const int64_t m = std::min(nb, hi - n0), ld = m * P;
       for (int64_t gi = 0; gi < g.groups; ++gi) {
@@ -222,8 +208,8 @@ void backward_gemm(const ConvGeometry& g, T* dx, T* dw, const T* x, const T* w, 
     T* dwc = dw ? (chunk == 0 ? dw : partial.data() + (chunk - 1) * wsize) : nullptr;
     if (dwc && lo == hi) std::fill(dwc, dwc + wsize, T(0));
     const int64_t nb = images_per_block(g, hi - lo);
-    T* col = direct ? nullptr : static_cast<T*>(scratch(0, size_t(Kg * nb * P) * sizeof(T)));
-    T* block = nb > 1 ? static_cast<T*>(scratch(1, size_t(Cog * nb * P) * sizeof(T))) : nullptr;
+    T* col = direct ? nullptr : scratch_of<T>(ScratchSlot::ConvColumns, Kg * nb * P);
+    T* block = nb > 1 ? scratch_of<T>(ScratchSlot::ConvOutputBlock, Cog * nb * P) : nullptr;
     for (int64_t n0 = lo; n0 < hi; n0 += nb) {
       const int64_t m = std::min(nb, hi - n0), ld = m * P;
       for (int64_t gi = 0; gi < g.groups; ++gi) {
@@ -370,10 +356,7 @@ LAMINA_CONV_AVX2 void dw_weight_grad_plane_avx2(const ConvGeometry& g, T* dwk, c
   dw_weight_grad_plane(g, dwk, gp, xp, acc);
 }
 
-bool have_avx2() {
-  static const bool yes = gemm_detail::cpu_has_avx2_fma();
-  return yes;
-}
+bool have_avx2() { return use_avx2_kernels(); }
 
 // Planes per task so that each task does at least ~32K multiply-adds.
 int64_t plane_grain(const ConvGeometry& g) {

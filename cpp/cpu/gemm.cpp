@@ -17,6 +17,7 @@
 
 #include "core/errors.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_internal.h"
 
@@ -54,25 +55,9 @@ bool use_avx2() { return g_isa.load(std::memory_order_relaxed) != Isa::Generic &
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// The calling thread's packing workspace, grown on demand and kept, so a steady training
-// loop allocates nothing here. Pool workers use slices of their caller's workspace: they
-// never allocate, so nothing can throw on a worker thread.
-void* scratch(size_t bytes) {
-  struct Buffer {
-    void* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer b;
-  if (bytes > b.size) {
-    std::free(b.data);
-    b.size = 0;
-    b.data = std::aligned_alloc(64, size_t(round_up(int64_t(bytes), 64)));
-    check<MemoryError>(b.data != nullptr, "gemm: cannot allocate ", bytes, " bytes of packing buffer");
-    b.size = bytes;
-  }
-  return b.data;
-}
+// The calling thread's packing workspace (see core/scratch.h). Pool workers use slices of
+// their caller's workspace: they never allocate, so nothing can throw on a worker thread.
+void* scratch(size_t bytes) { return thread_scratch(ScratchSlot::GemmPacking, bytes, "gemm"); }
 
 // Block sizes for a product of K and an m x n slab of C: equal blocks no larger than the
 // limits, so no block is a thin leftover.
