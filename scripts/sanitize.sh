@@ -57,5 +57,10 @@ fi
 
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
-LD_PRELOAD="$ASAN_RT" PYTHONPATH="$PKG" "$PY" -m pytest -q -p no:cacheprovider "$@"
+# libstdc++ is preloaded too: ASan's __cxa_throw interceptor must find the real one at
+# start-up, before the interpreter loads any C++ extension.
+STDCXX=$("${CXX_BIN:-c++}" -print-file-name=libstdc++.so)
+# --capture=sys: pytest captures Python-level output only, so a sanitizer report (written to
+# file descriptor 2) reaches the log even when it stops the process in the middle of a test.
+LD_PRELOAD="$ASAN_RT $STDCXX" PYTHONPATH="$PKG" "$PY" -m pytest -q --capture=sys -p no:cacheprovider "$@"
 echo "sanitize.sh: no AddressSanitizer or UndefinedBehaviorSanitizer reports"

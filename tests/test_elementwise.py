@@ -430,3 +430,17 @@ def test_elementwise_errors():
     check_errors(lm.exp, [(("x",), TypeError, "str"), ((None,), TypeError, "NoneType")])
     check_errors(lm.where, [((lm.ones(2), lm.ones(3), lm.ones(2)), ValueError, "where")])
     check_errors(lambda: lm.leaky_relu(lm.ones(2), "a"), [((), TypeError, "leaky_relu")])
+
+
+def test_integer_overflow_wraps_like_numpy():
+    a = np.array([2**62, 2**40, -2**63, 7], dtype=np.int64)
+    b = np.array([2**62, 2**40, -1, 3], dtype=np.int64)
+    t, u = lm.tensor(a), lm.tensor(b)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal((t + u).numpy(), a + b)
+        np.testing.assert_array_equal((t - u).numpy(), a - b)
+        np.testing.assert_array_equal((t * u).numpy(), a * b)
+        np.testing.assert_array_equal(lm.square(t).numpy(), np.square(a))
+        assert lm.sum(t).item() == int(a.sum())
+        assert lm.prod(t).item() == int(a.prod())
+        np.testing.assert_array_equal(lm.cumsum(t, 0).numpy(), np.cumsum(a))

@@ -433,3 +433,9 @@ def test_bad_argument_types_are_type_errors():
     check_errors(lm.gelu, [((lm.ones(2), 3), TypeError, "gelu: approximate must be")])
     check_errors(lm.arange, [((0, "5"), TypeError, "arange: stop must be a number")])
     check_errors(lm.zeros, [(((2**62,), "float16"), MemoryError, "shape (4611686018427387904,)")])
+
+
+@pytest.mark.parametrize("n,m,k", [(3, 3, 0), (3, 5, 2), (5, 3, -2), (3, 3, 5), (3, 3, -5), (3, 3, 2**62),
+                                   (3, 3, -2**63), (0, 4, 0), (7, 2, 1)])
+def test_eye_any_diagonal(n, m, k):
+    np.testing.assert_array_equal(lm.eye(n, m, k).numpy(), np.eye(n, m, max(min(k, 100), -100), dtype=np.float32))

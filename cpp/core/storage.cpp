@@ -1,5 +1,6 @@
 #include "core/storage.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/backend.h"
@@ -38,13 +39,13 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
     if (nbytes > 0) s->data_ = cuda->allocate(nbytes, device.index);
     return s;
   }
-  if (nbytes > 0) {
-    constexpr size_t kAlign = 64;
-    if (nbytes > SIZE_MAX - kAlign) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
-    size_t rounded = (nbytes + kAlign - 1) / kAlign * kAlign;
-    s->data_ = std::aligned_alloc(kAlign, rounded);
-    if (!s->data_) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
-  }
+  // Empty tensors get a real (one-line) buffer too: kernels may then pass their pointers to
+  // memcpy/memset with a zero size, which a null pointer would make undefined.
+  constexpr size_t kAlign = 64;
+  if (nbytes > SIZE_MAX - kAlign) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
+  size_t rounded = std::max<size_t>(kAlign, (nbytes + kAlign - 1) / kAlign * kAlign);
+  s->data_ = std::aligned_alloc(kAlign, rounded);
+  if (!s->data_) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
   return s;
 }
 

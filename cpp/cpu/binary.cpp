@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "cpu/loops.h"
+#include "cpu/wrapping.h"
 
 namespace lamina::cpu::LAMINA_KERNELS {
 
@@ -108,11 +109,11 @@ void dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
   switch (op) {
     case BinaryOp::Add:
       if constexpr (std::is_same_v<T, bool>) return run<T, T>(out, a, b, [](T x, T y) -> T { return x || y; });
-      else return run<T, T>(out, a, b, [](T x, T y) -> T { return x + y; });
-    case BinaryOp::Sub: return run<T, T>(out, a, b, arith<T>([](T x, T y) { return x - y; }));
+      else return run<T, T>(out, a, b, [](T x, T y) -> T { return wrapping_add(x, y); });
+    case BinaryOp::Sub: return run<T, T>(out, a, b, arith<T>([](T x, T y) { return wrapping_sub(x, y); }));
     case BinaryOp::Mul:
       if constexpr (std::is_same_v<T, bool>) return run<T, T>(out, a, b, [](T x, T y) -> T { return x && y; });
-      else return run<T, T>(out, a, b, [](T x, T y) -> T { return x * y; });
+      else return run<T, T>(out, a, b, [](T x, T y) -> T { return wrapping_mul(x, y); });
     case BinaryOp::Div: return run<T, T>(out, a, b, [](T x, T y) -> T { return x / y; });
     case BinaryOp::FloorDiv: return run<T, T>(out, a, b, [](T x, T y) { return floor_div(x, y); });
     case BinaryOp::Mod: return run<T, T>(out, a, b, [](T x, T y) { return py_mod(x, y); });

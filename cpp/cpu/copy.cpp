@@ -8,6 +8,7 @@
 namespace lamina::cpu {
 
 void copy_cast(const Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;  // empty storage may have no buffer at all
   if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous() &&
       dst.shape() == src.shape()) {
     std::memcpy(dst.raw_data(), src.raw_data(), size_t(dst.numel()) * dst.itemsize());

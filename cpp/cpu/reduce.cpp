@@ -6,6 +6,7 @@
 #include "core/errors.h"
 #include "cpu/convert.h"
 #include "cpu/reduce_loops.h"
+#include "cpu/wrapping.h"
 
 namespace lamina::cpu::LAMINA_KERNELS {
 
@@ -19,16 +20,17 @@ struct SumReducer {
     Acc lanes[8] = {};
   };
   State init() const { return {}; }
-  void add(State& s, In v, int64_t) const { s.lanes[0] += Acc(v); }
+  void add(State& s, In v, int64_t) const { s.lanes[0] = wrapping_add(s.lanes[0], Acc(v)); }
   void add_run(State& s, const In* p, int64_t n, int64_t) const {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-      for (int k = 0; k < 8; ++k) s.lanes[k] += Acc(p[i + k]);
-    for (; i < n; ++i) s.lanes[0] += Acc(p[i]);
+      for (int k = 0; k < 8; ++k) s.lanes[k] = wrapping_add(s.lanes[k], Acc(p[i + k]));
+    for (; i < n; ++i) s.lanes[0] = wrapping_add(s.lanes[0], Acc(p[i]));
   }
   Acc finish(const State& s, int64_t) const {
-    return ((s.lanes[0] + s.lanes[1]) + (s.lanes[2] + s.lanes[3])) +
-           ((s.lanes[4] + s.lanes[5]) + (s.lanes[6] + s.lanes[7]));
+    auto add = [](Acc x, Acc y) { return wrapping_add(x, y); };
+    return add(add(add(s.lanes[0], s.lanes[1]), add(s.lanes[2], s.lanes[3])),
+               add(add(s.lanes[4], s.lanes[5]), add(s.lanes[6], s.lanes[7])));
   }
 };
 
@@ -45,7 +47,7 @@ template <class In, class Acc>
 struct ProdReducer : RunByElement<ProdReducer<In, Acc>, In> {
   using State = Acc;
   State init() const { return Acc(1); }
-  void add(State& s, In v, int64_t) const { s *= Acc(v); }
+  void add(State& s, In v, int64_t) const { s = wrapping_mul(s, Acc(v)); }
   Acc finish(const State& s, int64_t) const { return s; }
 };
 

@@ -4,6 +4,7 @@
 
 #include "core/errors.h"
 #include "cpu/reduce_loops.h"
+#include "cpu/wrapping.h"
 
 namespace lamina::cpu {
 
@@ -19,7 +20,7 @@ void cumsum_rows(const Tensor& out, const Tensor& in, int64_t axis, bool reverse
     Acc acc = 0;
     for (int64_t j = 0; j < len; ++j) {
       int64_t k = reverse ? len - 1 - j : j;
-      acc += Acc(ib[ioff + k * is]);
+      acc = wrapping_add(acc, Acc(ib[ioff + k * is]));
       ob[ooff + k * os] = Out(acc);
     }
   });

@@ -6,6 +6,7 @@
 #include "core/errors.h"
 #include "cpu/loops.h"
 #include "cpu/vmath.h"
+#include "cpu/wrapping.h"
 
 namespace lamina::cpu::LAMINA_KERNELS {
 
@@ -111,7 +112,7 @@ void dispatch(UnaryOp op, const Tensor& out, const Tensor& a, double param) {
     case UnaryOp::Relu: return run<T>(out, a, [](T x) { return x > T(0) || x != x ? x : T(0); });  // NaN propagates
     case UnaryOp::Square:
       if constexpr (std::is_same_v<T, bool>) return run<T>(out, a, [](T x) { return x; });
-      else return run<T>(out, a, [](T x) { return T(x * x); });
+      else return run<T>(out, a, [](T x) { return wrapping_mul(x, x); });
     case UnaryOp::LogicalNot: return run<T, bool>(out, a, [](T x) { return x == T(0); });
     default:
       if constexpr (std::is_floating_point_v<T>) return float_ops<T>(op, out, a, T(param));

@@ -45,13 +45,14 @@ Tensor generate(const Shape& shape, DType dtype, F f) {
   return out;
 }
 
-// Element i of a draw uses word i % 4 of Philox block (start + i / 4).
+// Elements 2p and 2p + 1 of a draw come from Philox block (start + p). The output is
+// allocated first, so a draw that cannot be allocated does not advance the generator.
 template <class F>
 Tensor draw(const Shape& shape, DType dtype, F from_words) {
-  int64_t n = checked_numel(shape, "random");
-  uint64_t start = Generator::global().reserve(uint64_t(n + 1) / 2 + 1);
-  uint64_t seed = Generator::global().initial_seed();
   Tensor out = Tensor::empty(shape, dtype);
+  int64_t n = out.numel();
+  uint64_t start = Generator::global().reserve((uint64_t(n) + 1) / 2 + 1);
+  uint64_t seed = Generator::global().initial_seed();
   visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* o = out.data<T>();
@@ -95,8 +96,10 @@ Tensor linspace(double start, double stop, int64_t num, bool endpoint, DType dty
 Tensor eye(int64_t n, int64_t m, int64_t k, DType dtype) {
   check<ValueError>(n >= 0 && m >= 0, "eye: sizes must be non-negative, got (", n, ", ", m, ")");
   Tensor out = zeros({n, m}, dtype);
-  Tensor diag = Tensor::view_of(out, {std::max<int64_t>(0, std::min(n - std::max<int64_t>(-k, 0), m - std::max<int64_t>(k, 0)))},
-                                {m + 1}, k >= 0 ? k : -k * m);
+  // Length of diagonal k; computed so that no huge |k| overflows.
+  int64_t length = k >= 0 ? std::min(n, m - std::min(k, m)) : std::min(m, n - std::min(-(k + 1), n - 1) - 1);
+  if (length <= 0) return out;
+  Tensor diag = Tensor::view_of(out, {length}, {m + 1}, k >= 0 ? k : -k * m);
   cpu::fill(diag, 1.0);
   return out;
 }
