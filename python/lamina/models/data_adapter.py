@@ -68,6 +68,81 @@ def unpack(element, what):
     return element, None, None
 
 
+def check_class_weight(class_weight, what):
+    """Validates a ``{class_index: weight}`` dict; returns it with int keys and float weights.
+
+    Raises:
+        TypeError: When `class_weight` is not a dict.
+        ValueError: For a key that is not a non-negative integer, or a weight that is not a
+            finite, non-negative number.
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{what}: class_weight must be a dict {{class_index: weight}}, got "
+                        f"{type(class_weight).__name__}")
+    checked = {}
+    for key, weight in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
+            raise ValueError(f"{what}: class_weight keys must be class indices (non-negative ints), got {key!r}")
+        try:
+            weight = float(weight)
+        except (TypeError, ValueError):
+            weight = float("nan")
+        if not np.isfinite(weight) or weight < 0:
+            raise ValueError(f"{what}: class_weight[{key}] must be a finite, non-negative number, "
+                             f"got {class_weight[key]!r}")
+        checked[int(key)] = weight
+    return checked
+
+
+def class_weights(y, class_weight, what, all_labels=False):
+    """Per-sample weights from labels, as Keras computes them.
+
+    The class of a sample is the argmax of one-hot (or soft) targets with several
+    columns, else its label rounded to an int (sparse class indices, or 0/1 binary
+    targets). Classes missing from `class_weight` get weight 1.
+
+    Args:
+        y: Targets, of shape (n,), (n, 1) or (n, classes).
+        class_weight: A dict checked by ``check_class_weight``.
+        what: Caller's name for error messages.
+        all_labels: Whether `y` holds all the training targets (arrays, not one batch of
+            a Dataset): then integer labels tell the number of classes too.
+
+    Raises:
+        ValueError: For several outputs, targets of rank above 2, or a key that is not
+            one of the classes (beyond the one-hot width, or with `all_labels` above the
+            largest label).
+    """
+    if isinstance(y, list):  # several outputs: a supported type, an unsupported combination
+        raise ValueError(f"{what}: class_weight needs one output's targets, got {len(y)}")  # noqa: TRY004
+    y = np.asarray(y)
+    if y.ndim > 2:
+        raise ValueError(f"{what}: class_weight supports targets of rank 1 or 2, got shape {y.shape}; "
+                         f"pass a sample_weight instead")
+    if y.ndim == 2 and y.shape[1] > 1:
+        labels, num_classes = np.argmax(y, axis=-1), y.shape[1]
+    else:
+        labels = np.rint(y.reshape(len(y))).astype(np.int64)
+        num_classes = int(labels.max(initial=1)) + 1 if all_labels else None
+    if num_classes is not None:
+        unknown = sorted(k for k in class_weight if k >= num_classes)
+        if unknown:
+            raise ValueError(f"{what}: class_weight has keys {unknown} but the targets only hold classes "
+                             f"0..{num_classes - 1}")
+    table = np.ones(max(max(class_weight, default=0), int(labels.max(initial=0))) + 1, dtype=np.float32)
+    for key, weight in class_weight.items():
+        table[key] = weight
+    return np.where(labels >= 0, table[np.clip(labels, 0, None)], np.float32(1.0))
+
+
+def combine_weights(sample_weight, extra):
+    """`sample_weight` times `extra` (either may be None)."""
+    if sample_weight is None or extra is None:
+        return extra if sample_weight is None else sample_weight
+    sample_weight = np.asarray(sample_weight, dtype=np.float32)
+    return sample_weight * extra.reshape(extra.shape + (1,) * (sample_weight.ndim - 1))
+
+
 class ArrayAdapter:
     """Batches of in-memory arrays, reshuffled each epoch when `shuffle`."""
 
@@ -93,12 +168,14 @@ class IterableAdapter:
         source: Dataset, generator or iterator yielding batches.
         steps: Batches per epoch; None runs until the source is exhausted (a generator can
             then serve one epoch only).
+        class_weight: Checked ``{class_index: weight}`` dict applied to each batch's
+            targets (multiplying any sample weights the batch carries).
     """
 
-    def __init__(self, source, steps, what):
+    def __init__(self, source, steps, what, class_weight=None):
         from lamina.data import Dataset
 
-        self.source, self.what = source, what
+        self.source, self.what, self.class_weight = source, what, class_weight
         self.reiterable = isinstance(source, Dataset)
         self._iterator = None if self.reiterable else iter(source)
         if steps is None and self.reiterable:
@@ -117,14 +194,18 @@ class IterableAdapter:
                     self.exhausted = self.steps is not None or count == 0
                 return
             x, y, sw = unpack(element, self.what)
-            yield (batch_tensor(to_numpy(x, "x")), batch_tensor(to_numpy(y, "y")),
-                   None if sw is None else to_numpy(sw, "sample_weight"))
+            y, sw = to_numpy(y, "y"), None if sw is None else to_numpy(sw, "sample_weight")
+            if self.class_weight is not None:
+                if y is None:
+                    raise ValueError(f"{self.what}: class_weight needs batches with targets, (x, y)")
+                sw = combine_weights(sw, class_weights(y, self.class_weight, self.what))
+            yield batch_tensor(to_numpy(x, "x")), batch_tensor(y), sw
             count += 1
 
 
-def adapter(x, y, sample_weight, batch_size, shuffle, steps, what):
+def adapter(x, y, sample_weight, batch_size, shuffle, steps, what, class_weight=None):
     if is_iterable_source(x):
         if y is not None:
             raise ValueError(f"{what}: y must not be given when x is a Dataset or generator (it yields (x, y))")
-        return IterableAdapter(x, steps, what)
+        return IterableAdapter(x, steps, what, class_weight)
     return ArrayAdapter(x, y, sample_weight, batch_size, shuffle, steps)

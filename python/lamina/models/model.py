@@ -170,7 +170,7 @@ class Model(Layer):
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0, sample_weight=None, steps_per_epoch=None,
-            validation_steps=None, gradient_accumulation_steps=1):
+            validation_steps=None, gradient_accumulation_steps=1, class_weight=None):
         """Trains for `epochs` passes over the data and returns a History.
 
         Args:
@@ -192,16 +192,28 @@ class Model(Layer):
             gradient_accumulation_steps: Micro-batches whose gradients are averaged before
                 each optimizer step (see ``apply_loss_gradients``); the loss and metrics
                 still report every micro-batch.
+            class_weight: Dict ``{class_index: weight}`` weighting each training sample's
+                loss (and metrics) by its class, as Keras does: the argmax of one-hot
+                targets, else the integer label (a 0/1 value for binary targets). Classes
+                not in the dict weigh 1; it multiplies `sample_weight` when both are given,
+                applies to each batch of a Dataset or generator, and not to validation.
+
+        Raises:
+            TypeError: When `class_weight` is not a dict.
+            ValueError: For invalid arguments, among them `class_weight` keys that are not
+                classes of the targets.
         """
         if self.optimizer is None:
             raise RuntimeError("fit: the model must be compiled first; call model.compile(optimizer, loss, metrics)")
         if not isinstance(gradient_accumulation_steps, int) or gradient_accumulation_steps < 1:
             raise ValueError(f"fit: gradient_accumulation_steps must be a positive int, got "
                              f"{gradient_accumulation_steps!r}")
+        if class_weight is not None:
+            class_weight = da.check_class_weight(class_weight, "fit")
         if da.is_iterable_source(x):
             if validation_split:
                 raise ValueError("fit: validation_split needs arrays; pass validation_data with a Dataset")
-            train = da.adapter(x, y, None, batch_size, shuffle, steps_per_epoch, "fit")
+            train = da.adapter(x, y, None, batch_size, shuffle, steps_per_epoch, "fit", class_weight)
         else:
             x, y = _to_numpy(x, "x"), _to_numpy(y, "y")
             self._check_data(x, y, "fit")
@@ -219,6 +231,10 @@ class Model(Layer):
                 validation_data = (_slice(x, slice(split, None)), y[split:])
                 x, y = _slice(x, slice(0, split)), y[:split]
                 sw = None if sw is None else sw[:split]
+            if class_weight is not None:
+                if y is None:
+                    raise ValueError("fit: class_weight needs targets y")
+                sw = da.combine_weights(sw, da.class_weights(y, class_weight, "fit", all_labels=True))
             train = da.ArrayAdapter(x, y, sw, batch_size, shuffle, steps_per_epoch)
         val_args = None
         if validation_data is not None:
@@ -373,6 +389,30 @@ class Model(Layer):
                                   f"with save(); save_weights() works without it")
 
     # ----- inspection ----------------------------------------------------------------------
+    def get_layer(self, name=None, index=None):
+        """A layer of the model by name or by position in ``layers``, as in Keras.
+
+        Args:
+            name: The layer's name.
+            index: Its index in ``layers`` (negative indices count from the end).
+
+        Raises:
+            ValueError: When both or neither are given, the index is out of range, or no
+                layer has that name (the message lists the layers' names).
+        """
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: give either a layer name or an index, not both or neither")
+        layers = self.layers
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: asked for layer at index {index} but model '{self.name}' has "
+                                 f"{len(layers)} layers")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named '{name}'. Existing layers: {[l.name for l in layers]}")
+
     def summary(self, print_fn=print):
         """Prints each layer's name, type, output shape and parameter count, then totals.
 
