@@ -261,11 +261,18 @@ class Layer:
         return w.astype(self.compute_dtype) if w.dtype != self.compute_dtype else w
 
     # ----- config --------------------------------------------------------------------------
+    # Initializer/regularizer attributes that get_config serializes; layers list theirs.
+    # Constructors accept the serialized forms, so from_config needs no special case.
+    _config_weight_settings = ()
+
     def get_config(self):
         """The constructor arguments that recreate this layer (without its weights)."""
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy.name}
         if self._input_shape_arg is not None:
             config["input_shape"] = list(self._input_shape_arg)
+        for key in self._config_weight_settings:
+            module = initializers if key.endswith("_initializer") else regularizers
+            config[key] = module.serialize(getattr(self, key))
         return config
 
     @classmethod

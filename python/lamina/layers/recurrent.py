@@ -32,6 +32,9 @@ class SimpleRNN(Layer):
             reversed too, as in Keras).
     """
 
+    _config_weight_settings = ("kernel_initializer", "recurrent_initializer", "bias_initializer",
+                               "kernel_regularizer", "recurrent_regularizer", "bias_regularizer")
+
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, return_sequences=False, return_state=False,
@@ -83,12 +86,7 @@ class SimpleRNN(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias, "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "use_bias": self.use_bias,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards}
 
@@ -121,6 +119,9 @@ class _FusedRNN(Layer):
 
     gates = 4
     supports_masking = True
+
+    _config_weight_settings = ("kernel_initializer", "recurrent_initializer", "bias_initializer",
+                               "kernel_regularizer", "recurrent_regularizer", "bias_regularizer")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -189,21 +190,8 @@ class _FusedRNN(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias, "dropout": self.dropout,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
-            config[key] = initializers.deserialize(config[key])
-        return cls(**config)
 
 
 class LSTM(_FusedRNN):
