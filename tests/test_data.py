@@ -111,7 +111,7 @@ def test_fashion_mnist_missing_files_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", ())
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
-        fashion_mnist.load_data()
+        fashion_mnist.load_data(download=False)
 
 
 @pytest.mark.skipif(fashion_mnist.find_dir() is None, reason="Fashion-MNIST files are not installed "

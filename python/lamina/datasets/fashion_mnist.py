@@ -3,7 +3,8 @@
 Files are looked for in ``$LAMINA_DATA_DIR`` (directly or in a ``fashion_mnist`` or
 ``fashion-mnist`` subfolder), then ``~/.lamina/datasets/fashion_mnist``, then where the
 Debian/Ubuntu package ``dataset-fashion-mnist`` installs them
-(``/usr/share/datasets/fashion-mnist``). Nothing is downloaded.
+(``/usr/share/datasets/fashion-mnist``); if they are in none of these, ``load_data`` tries
+the usual public mirrors once and otherwise says where to get them.
 
 Labels: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal, 6 Shirt,
 7 Sneaker, 8 Bag, 9 Ankle boot (``CLASS_NAMES``).
@@ -28,8 +29,16 @@ def find_dir():
     return idx.find_dir(_candidate_dirs())
 
 
-def load_data():
+MIRRORS = ("https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+           "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/")
+
+
+def load_data(download=True):
     """Loads Fashion-MNIST as ``keras.datasets.fashion_mnist.load_data`` does.
+
+    Args:
+        download: When the files are not on disk, try fetching them from the usual public
+            mirrors into ~/.lamina/datasets/fashion_mnist first (tests pass False).
 
     Returns:
         ((x_train, y_train), (x_test, y_test)): uint8 arrays of shapes (60000, 28, 28),
@@ -39,11 +48,5 @@ def load_data():
         FileNotFoundError: when the files are not found; the message says where to get them.
         ValueError: when a file is corrupt or has unexpected dimensions.
     """
-    folder = find_dir()
-    if folder is None:
-        looked = ", ".join(str(d) for d in _candidate_dirs())
-        raise FileNotFoundError(
-            f"Fashion-MNIST files not found (looked in: {looked}). Install the Debian package "
-            f"(apt-get install dataset-fashion-mnist), or put {', '.join(idx.FILES.values())} in "
-            f"~/.lamina/datasets/fashion_mnist or in a folder named by LAMINA_DATA_DIR.")
-    return idx.load_idx_dataset(folder)
+    return idx.load("fashion_mnist", _candidate_dirs(), MIRRORS,
+                    "Install the Debian package (apt-get install dataset-fashion-mnist).", download)

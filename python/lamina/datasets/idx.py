@@ -87,3 +87,57 @@ def load_idx_dataset(folder, num_classes=10):
     if arrays["y_train"].max() >= num_classes or arrays["y_test"].max() >= num_classes:
         raise ValueError(f"{folder}: labels must be in 0..{num_classes - 1}")
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def download(name, base_urls, timeout=15.0):
+    """Fetches the four files of dataset `name` into ~/.lamina/datasets/<name>.
+
+    Each file is validated by the IDX reader before it is moved into place (atomically), so
+    a partial or corrupt download never looks like a dataset. Returns the folder, or None
+    when no mirror could be reached (offline machines): the caller then explains where to
+    put the files.
+    """
+    import tempfile
+    import urllib.request
+
+    target = Path.home() / ".lamina" / "datasets" / name
+    for base in base_urls:
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for file in FILES.values():
+                if (target / file).is_file():
+                    continue
+                with urllib.request.urlopen(base + file, timeout=timeout) as response:
+                    payload = response.read()
+                # Same extension as the real file, so the reader decompresses it the same way.
+                fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{file}.", suffix=".tmp" + Path(file).suffix)
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        out.write(payload)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    read_idx(Path(tmp))
+                    os.replace(tmp, target / file)
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
+            return target
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def load(name, candidates, base_urls, where_to_get, allow_download):
+    """The dataset from the first folder holding its files; otherwise a download attempt
+    (when allowed), then a FileNotFoundError saying where the files were looked for and
+    where to put them."""
+    folder = find_dir(candidates)
+    if folder is None and allow_download:
+        folder = download(name, base_urls)
+    if folder is None:
+        looked = ", ".join(str(d) for d in candidates)
+        raise FileNotFoundError(
+            f"{name} files not found (looked in: {looked}). {where_to_get} Put "
+            f"{', '.join(FILES.values())} in ~/.lamina/datasets/{name} or in a folder named by "
+            f"the LAMINA_DATA_DIR environment variable.")
+    return load_idx_dataset(folder)

@@ -1,7 +1,8 @@
 """MNIST handwritten digits, read from the four IDX gzip files on local disk.
 
 Files are looked for in ``$LAMINA_DATA_DIR`` (directly or in an ``mnist`` subfolder),
-then in ``~/.lamina/datasets/mnist``. Nothing is downloaded.
+then in ``~/.lamina/datasets/mnist``; if they are in none of these, ``load_data`` tries the
+usual public mirror once and otherwise says where to put them.
 """
 
 from pathlib import Path
@@ -19,21 +20,24 @@ def find_dir():
     return idx.find_dir(_candidate_dirs())
 
 
-def load_data():
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",)
+
+
+def load_data(download=True):
     """Loads MNIST as Keras does.
+
+    Args:
+        download: When the files are not on disk, try fetching them from the usual public
+            mirror into ~/.lamina/datasets/mnist first (tests pass False: they never use
+            the network).
 
     Returns:
         ((x_train, y_train), (x_test, y_test)): uint8 arrays of shapes (60000, 28, 28),
         (60000,), (10000, 28, 28) and (10000,).
 
     Raises:
-        FileNotFoundError: when the files are not found; the message says where to put them.
+        FileNotFoundError: when the files are neither on disk nor downloadable; the message
+            says where to put them.
         ValueError: when a file is corrupt or has unexpected dimensions.
     """
-    folder = find_dir()
-    if folder is None:
-        looked = ", ".join(str(d) for d in _candidate_dirs())
-        raise FileNotFoundError(
-            f"MNIST files not found (looked in: {looked}). Put {', '.join(FILES.values())} in "
-            f"~/.lamina/datasets/mnist or in a folder named by the LAMINA_DATA_DIR environment variable.")
-    return idx.load_idx_dataset(folder)
+    return idx.load("mnist", _candidate_dirs(), MIRRORS, "", download)
