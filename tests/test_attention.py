@@ -159,3 +159,11 @@ BAD = [
 def test_errors(call, message):
     with pytest.raises(ValueError, match="scaled_dot_product_attention: .*" + message):
         call()
+
+
+def test_double_backward_through_the_fused_op_raises():
+    q, k, v = (lm.tensor(np.random.default_rng(i).standard_normal((1, 2, 5, 8)), requires_grad=True)
+               for i in range(3))
+    out = lm.scaled_dot_product_attention(q, k, v)
+    with pytest.raises(RuntimeError, match="create_graph"):
+        lm.grad(lm.sum(out * out), [q], create_graph=True)

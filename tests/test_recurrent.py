@@ -224,3 +224,16 @@ BAD = [
 def test_errors(name, call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_double_backward_through_the_fused_op_raises(kind):
+    make = lstm_params if kind == "lstm" else gru_params
+    arrays = make(2, 3, 4, 5)
+    xs = [lm.tensor(a, dtype="float64", requires_grad=True) for a in arrays]
+    out = (fused_lstm if kind == "lstm" else fused_gru)(*xs)[0]
+    (g,) = lm.grad(lm.sum(out * out), [xs[0]], create_graph=False)
+    assert g.shape == xs[0].shape
+    out = (fused_lstm if kind == "lstm" else fused_gru)(*xs)[0]
+    with pytest.raises(RuntimeError, match="create_graph"):
+        lm.grad(lm.sum(out * out), [xs[0]], create_graph=True)

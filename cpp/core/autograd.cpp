@@ -50,6 +50,12 @@ Node::~Node() {
   for (Edge& e : next) release_node(std::move(e.node));
 }
 
+void refuse_double_backward(const char* op, const char* alternative) {
+  if (GradMode::is_enabled())
+    throw RuntimeError(detail::concat(op, ": differentiating its gradient (create_graph=True) is not supported by "
+                                      "the fused kernel; use ", alternative, " for higher-order gradients"));
+}
+
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   if (!GradMode::is_enabled()) return false;
   for (const Tensor* t : inputs)

@@ -69,6 +69,11 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 // Records `out`'s history: a node named `name` over `inputs` with the given vjp.
 void record(const char* name, const std::vector<Tensor>& inputs, Tensor& out, VjpFn vjp);
 
+// For fused ops whose backward runs native kernels without recording: called first in
+// their vjp, it raises instead of silently returning a gradient that cannot be
+// differentiated again (create_graph=True).
+void refuse_double_backward(const char* op, const char* alternative);
+
 // Accumulates d(roots)/d(leaves) into each leaf's .grad.
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
               bool create_graph);

@@ -166,6 +166,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
     Tensor out_saved = out.detach();  // a detached output avoids a node -> output -> node cycle
     const bool want[3] = {q.requires_grad(), k.requires_grad(), v.requires_grad()};
     record(kOp, {q, k, v}, out, [=](const Tensor& g) -> std::vector<Tensor> {
+      refuse_double_backward(kOp, "scaled_dot_product_attention_reference");
       GradModeGuard no_grad(false);
       Tensor dout = contiguous(astype(g, kd));
       Tensor dq = Tensor::empty(sq.get().shape(), kd), dk = Tensor::empty(sk.get().shape(), kd),

@@ -119,6 +119,7 @@ std::vector<Tensor> lstm(const Tensor& x_in, const Tensor& h0_in, const Tensor& 
                           w_ih.requires_grad(), w_hh.requires_grad(), b.requires_grad()};
     record("lstm", {x, h0, c0, w_ih, w_hh, b}, packed,
            [=](const Tensor& g) -> std::vector<Tensor> {
+             refuse_double_backward("lstm", "a loop of lstm_cell");
              GradModeGuard no_grad(false);
              Tensor dout = contiguous(astype(g, kd));
              const int64_t I = d.input;
@@ -169,6 +170,7 @@ std::vector<Tensor> gru(const Tensor& x_in, const Tensor& h0_in, const Tensor& w
                           w_hh.requires_grad(), b_ih.requires_grad(), b_hh.requires_grad()};
     record("gru", {x, h0, w_ih, w_hh, b_ih, b_hh}, packed,
            [=](const Tensor& g) -> std::vector<Tensor> {
+             refuse_double_backward("gru", "a loop of gru_cell");
              GradModeGuard no_grad(false);
              Tensor dout = contiguous(astype(g, kd));
              const int64_t I = d.input;
