@@ -27,6 +27,11 @@ T fast_tanh(T x) {
   else return std::tanh(x);
 }
 template <class T>
+T fast_erf(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::erf(x);
+  else return std::erf(x);
+}
+template <class T>
 T stable_sigmoid(T x) {
   if constexpr (std::is_same_v<T, float>) {
     return vmath::sigmoid(x);
@@ -67,7 +72,7 @@ void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
         return T(kSeluScale) * (x > 0 ? x : T(kSeluAlpha) * std::expm1(x));
       });
     case UnaryOp::GeluErf:
-      return run<T>(out, a, [](T x) { return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2))); });
+      return run<T>(out, a, [](T x) { return T(0.5) * x * (T(1) + fast_erf(x * T(M_SQRT1_2))); });
     case UnaryOp::GeluTanh:
       return run<T>(out, a, [](T x) {
         const T c = T(0.7978845608028654);  // sqrt(2 / pi)
@@ -75,7 +80,7 @@ void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
       });
     case UnaryOp::Silu: return run<T>(out, a, [](T x) { return x * stable_sigmoid(x); });
     case UnaryOp::Softplus: return run<T>(out, a, [](T x) { return stable_softplus(x); });
-    case UnaryOp::Erf: return run<T>(out, a, [](T x) { return std::erf(x); });
+    case UnaryOp::Erf: return run<T>(out, a, [](T x) { return fast_erf(x); });
     case UnaryOp::Reciprocal: return run<T>(out, a, [](T x) { return T(1) / x; });
     case UnaryOp::Floor: return run<T>(out, a, [](T x) { return std::floor(x); });
     case UnaryOp::Ceil: return run<T>(out, a, [](T x) { return std::ceil(x); });
