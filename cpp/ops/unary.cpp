@@ -180,6 +180,8 @@ Tensor gelu(const Tensor& a, bool tanh_approximation) {
   }
   Tensor out = apply(UnaryOp::GeluErf, "gelu", a, float_dtype(a));
   record_pointwise("gelu", a, out, [](const Tensor& x) {
+    // One fused pass; when differentiating again, the composite so that the graph continues.
+    if (!GradMode::is_enabled()) return apply(UnaryOp::GeluErfGrad, "gelu", x, float_dtype(x));
     Tensor cdf = mul(add(erf(mul(x, M_SQRT1_2)), 1.0), 0.5);
     Tensor pdf = mul(exp(mul(square(x), -0.5)), 0.3989422804014327);
     return add(cdf, mul(x, pdf));

@@ -121,6 +121,8 @@ __device__ __forceinline__ T unary_value(UnaryOp op, T x, double param) {
       case UnaryOp::Selu:
         return T(1.0507009873554805) * (x > 0 ? x : T(1.6732632423543772) * expm1(x));
       case UnaryOp::GeluErf: return T(0.5) * x * (T(1) + erf(x * T(0.7071067811865476)));
+      case UnaryOp::GeluErfGrad:
+        return T(0.5) * (T(1) + erf(x * T(0.7071067811865476))) + x * T(0.3989422804014327) * exp(T(-0.5) * x * x);
       case UnaryOp::GeluTanh:
         return T(0.5) * x * (T(1) + tanh(T(0.7978845608028654) * (x + T(0.044715) * x * x * x)));
       case UnaryOp::Silu: return x * sigmoid(x);
