@@ -12,6 +12,7 @@
 #include "core/errors.h"
 #include "core/tensor.h"
 #include "cpu/binary.h"
+#include "cpu/scalar_rules.h"
 #include "cpu/unary.h"
 #include "kernels/common.cuh"
 #include "kernels/launchers.h"
@@ -24,73 +25,11 @@ using cpu::UnaryOp;
 
 namespace device {
 
-// The CPU kernels' semantics (cpu/unary.cpp, cpu/binary.cpp): Python's floor division and
-// modulo for integers and floats, integer division by zero gives 0, NaN propagates through
-// relu/maximum/minimum.
-template <class T>
-__device__ __forceinline__ T floor_div(T a, T b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    if (b == 0) return a / b;
-    const T mod = fmod(a, b);
-    T div = (a - mod) / b;
-    if (mod != 0 && ((b < 0) != (mod < 0))) div -= T(1);
-    if (div == 0) return copysign(T(0), a / b);
-    const T q = floor(div);
-    return div - q > T(0.5) ? q + T(1) : q;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    return b ? a : false;
-  } else {
-    if (b == 0) return 0;
-    if constexpr (std::is_signed_v<T>) {
-      if (b == -1) return T(0 - static_cast<std::make_unsigned_t<T>>(a));
-      T q = a / b;
-      if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-      return q;
-    } else {
-      return a / b;
-    }
-  }
-}
-
-template <class T>
-__device__ __forceinline__ T py_mod(T a, T b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    if (b == 0) return fmod(a, b);
-    T r = fmod(a, b);
-    if (r != 0 && ((r < 0) != (b < 0))) r += b;
-    return r;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    return false;
-  } else {
-    if (b == 0) return 0;
-    if constexpr (std::is_signed_v<T>) {
-      if (b == -1) return 0;
-      T r = a % b;
-      if (r != 0 && ((r < 0) != (b < 0))) r += b;
-      return r;
-    } else {
-      return a % b;
-    }
-  }
-}
-
-template <class T>
-__device__ __forceinline__ T int_pow(T base, T exp) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return base || !exp;
-  } else {
-    if constexpr (std::is_signed_v<T>) {
-      if (exp < 0) return base == 1 ? 1 : (base == -1 ? ((exp & 1) ? -1 : 1) : 0);
-    }
-    using U = std::make_unsigned_t<T>;
-    U result = 1, b = U(base);
-    for (T e = exp; e > 0; e >>= 1) {
-      if (e & 1) result *= b;
-      b *= b;
-    }
-    return T(result);
-  }
-}
+// Floor division, modulo and integer powers come from cpu/scalar_rules.h, shared with the
+// CPU kernels; NaN propagates through relu/maximum/minimum as there.
+using cpu::floor_div;
+using cpu::int_pow;
+using cpu::py_mod;
 
 template <class T>
 __device__ __forceinline__ T sigmoid(T x) {  // stable for large |x|
