@@ -200,6 +200,9 @@ if [ -n "$cuobjdump" ] && [ -n "$nvdisasm" ]; then
       check "$arch: cuda/kernels/$family.cu has no LDL/STL (outside $lib_lmem_allowed)" \
         lacks_local_memory "$out/lib_sass_gated.txt"
     done
+  done
+fi
+
 # ---- 5. attention, recurrent and conv kernels --------------------------------------------------
 family_resources() {  # kernel<TAB>registers<TAB>shared bytes (static + dynamic), from one ptxas log
   awk '/Compiling entry function/ { name = $0; sub(/.*function \047/, "", name); sub(/\047.*/, "", name) }
