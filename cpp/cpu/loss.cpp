@@ -21,12 +21,6 @@ namespace lamina::cpu::LAMINA_KERNELS {
 
 namespace {
 
-template <class T>
-T exp_of(T x) {
-  if constexpr (std::is_same_v<T, float>) return vmath::exp(x);
-  else return std::exp(x);
-}
-
 int64_t grain_for(int64_t work_per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(work_per_item, 1)); }
 
 template <class T>
@@ -45,7 +39,7 @@ void sce_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, co
       for (int64_t c = 0; c < C; ++c) m = (p[c] > m || p[c] != p[c]) ? p[c] : m;
       if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: keep lse = -inf, no NaN from inf - inf
       double s = 0;
-      for (int64_t c = 0; c < C; ++c) s += double(exp_of(T(p[c] - m)));
+      for (int64_t c = 0; c < C; ++c) s += double(fast_exp(T(p[c] - m)));
       const double l = double(m) + std::log(s);
       lsep[r] = T(l);
       if (lp) {
@@ -82,7 +76,7 @@ void sce_backward(const Tensor& dlogits, const Tensor& g, const Tensor& logits, 
       if (lp) {
         const int64_t y = lp[r];
         const T w = wp ? wp[y] : T(1), scale = gr * w;
-        for (int64_t c = 0; c < C; ++c) q[c] = scale * exp_of(T(p[c] - l));
+        for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp(T(p[c] - l));
         q[y] -= scale;
       } else {
         const T* t = tp + r * C;
@@ -90,9 +84,9 @@ void sce_backward(const Tensor& dlogits, const Tensor& g, const Tensor& logits, 
         for (int64_t c = 0; c < C; ++c) tw += wp ? double(wp[c]) * double(t[c]) : double(t[c]);
         const T scale = gr * T(tw);
         if (wp) {
-          for (int64_t c = 0; c < C; ++c) q[c] = scale * exp_of(T(p[c] - l)) - gr * wp[c] * t[c];
+          for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp(T(p[c] - l)) - gr * wp[c] * t[c];
         } else {
-          for (int64_t c = 0; c < C; ++c) q[c] = scale * exp_of(T(p[c] - l)) - gr * t[c];
+          for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp(T(p[c] - l)) - gr * t[c];
         }
       }
     }
@@ -107,7 +101,7 @@ void bce_forward(const Tensor& loss, const Tensor& x, const Tensor& t) {
     for (int64_t i = lo; i < hi; ++i) {
       const T v = xp[i];
       const T relu = v > 0 ? v : T(0), av = v < 0 ? -v : v;
-      op[i] = relu - v * tp[i] + T(std::log1p(exp_of(-av)));
+      op[i] = relu - v * tp[i] + T(std::log1p(fast_exp(-av)));
     }
   });
 }
@@ -117,7 +111,7 @@ void bce_backward(const Tensor& dx, const Tensor& g, const Tensor& x, const Tens
   const T *xp = x.data<T>(), *tp = t.data<T>(), *gp = g.data<T>();
   T* dp = dx.data<T>();
   parallel_for(0, x.numel(), 32768, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) dp[i] = gp[i] * (T(1) / (T(1) + exp_of(-xp[i])) - tp[i]);
+    for (int64_t i = lo; i < hi; ++i) dp[i] = gp[i] * (T(1) / (T(1) + fast_exp(-xp[i])) - tp[i]);
   });
 }
 

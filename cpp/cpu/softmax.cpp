@@ -12,12 +12,6 @@ namespace lamina::cpu::LAMINA_KERNELS {
 namespace {
 
 template <class T>
-T exp_of(T x) {
-  if constexpr (std::is_same_v<T, float>) return vmath::exp(x);
-  else return std::exp(x);
-}
-
-template <class T>
 void softmax_rows(const Tensor& out, const Tensor& in, int64_t axis, bool log) {
   const T* ib = in.data<T>();
   T* ob = out.data<T>();
@@ -32,7 +26,7 @@ void softmax_rows(const Tensor& out, const Tensor& in, int64_t axis, bool log) {
     }
     double s = 0;
     for (int64_t k = 0; k < len; ++k) {
-      T e = exp_of(p[k * is] - m);
+      T e = fast_exp(p[k * is] - m);
       if (!log) q[k * os] = e;
       s += double(e);
     }

@@ -15,34 +15,6 @@ namespace {
 constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
-// float32 uses the vectorizable forms; float64 keeps libm. Forced inline: a call left in
-// the element loop would keep it from vectorizing.
-template <class T>
-__attribute__((always_inline)) inline T fast_exp(T x) {
-  if constexpr (std::is_same_v<T, float>) return vmath::exp(x);
-  else return std::exp(x);
-}
-template <class T>
-__attribute__((always_inline)) inline T fast_tanh(T x) {
-  if constexpr (std::is_same_v<T, float>) return vmath::tanh(x);
-  else return std::tanh(x);
-}
-template <class T>
-__attribute__((always_inline)) inline T fast_erf(T x) {
-  if constexpr (std::is_same_v<T, float>) return vmath::erf(x);
-  else return std::erf(x);
-}
-template <class T>
-__attribute__((always_inline)) inline T stable_sigmoid(T x) {
-  if constexpr (std::is_same_v<T, float>) {
-    return vmath::sigmoid(x);
-  } else {
-    if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-    T e = std::exp(x);
-    return e / (T(1) + e);
-  }
-}
-
 template <class T>
 T stable_softplus(T x) {  // log(1 + e^x) without overflow
   return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
@@ -65,7 +37,7 @@ void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
     case UnaryOp::Sin: return run<T>(out, a, [](T x) { return std::sin(x); });
     case UnaryOp::Cos: return run<T>(out, a, [](T x) { return std::cos(x); });
     case UnaryOp::Tanh: return run<T>(out, a, [](T x) { return fast_tanh(x); });
-    case UnaryOp::Sigmoid: return run<T>(out, a, [](T x) { return stable_sigmoid(x); });
+    case UnaryOp::Sigmoid: return run<T>(out, a, [](T x) { return fast_sigmoid(x); });
     case UnaryOp::LeakyRelu: return run<T>(out, a, [p](T x) { return x > 0 ? x : x * p; });
     case UnaryOp::Elu: return run<T>(out, a, [p](T x) { return x > 0 ? x : p * std::expm1(x); });
     case UnaryOp::Selu:
@@ -84,7 +56,7 @@ void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
         const T c = T(0.7978845608028654);  // sqrt(2 / pi)
         return T(0.5) * x * (T(1) + fast_tanh(c * (x + T(0.044715) * x * x * x)));
       });
-    case UnaryOp::Silu: return run<T>(out, a, [](T x) { return x * stable_sigmoid(x); });
+    case UnaryOp::Silu: return run<T>(out, a, [](T x) { return x * fast_sigmoid(x); });
     case UnaryOp::Softplus: return run<T>(out, a, [](T x) { return stable_softplus(x); });
     case UnaryOp::Erf: return run<T>(out, a, [](T x) { return fast_erf(x); });
     case UnaryOp::Reciprocal: return run<T>(out, a, [](T x) { return T(1) / x; });

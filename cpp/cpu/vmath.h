@@ -3,8 +3,10 @@
 // calls). Accuracy: a few ulp over the whole float range; NaN and +-inf propagate as in
 // libm. float64 kernels keep using libm: they serve references and gradient checks.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/isa.h"
 
@@ -75,5 +77,35 @@ __attribute__((always_inline)) inline float erf(float x) {
 }
 
 }  // namespace vmath
+
+// Type-generic forms for kernels templated on the element type: float32 takes the
+// vectorizable forms above, float64 keeps libm. Forced inline: a call left in an element
+// loop would keep it from vectorizing.
+template <class T>
+__attribute__((always_inline)) inline T fast_exp(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::exp(x);
+  else return std::exp(x);
+}
+template <class T>
+__attribute__((always_inline)) inline T fast_tanh(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::tanh(x);
+  else return std::tanh(x);
+}
+template <class T>
+__attribute__((always_inline)) inline T fast_erf(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::erf(x);
+  else return std::erf(x);
+}
+template <class T>
+__attribute__((always_inline)) inline T fast_sigmoid(T x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return vmath::sigmoid(x);
+  } else {
+    if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+    T e = std::exp(x);
+    return e / (T(1) + e);
+  }
+}
+
 }  // namespace LAMINA_LOOPS
 }  // namespace lamina::cpu

@@ -17,13 +17,6 @@ namespace lamina::py {
 
 namespace {
 
-Tensor as_tensor(nb::handle h) {
-  if (nb::isinstance<Tensor>(h)) return nb::cast<Tensor>(h);
-  return to_tensor(h, std::nullopt, false);
-}
-
-Tensor optional_tensor(nb::handle h) { return h.is_none() ? Tensor() : as_tensor(h); }
-
 // An int, or a sequence of `n` ints (one per spatial axis).
 template <size_t n>
 std::array<int64_t, n> int_tuple(nb::handle h, const char* op, const char* name) {

@@ -187,6 +187,13 @@ Tensor to_tensor(nb::handle obj, std::optional<DType> dtype, bool copy) {
   return out;
 }
 
+Tensor as_tensor(nb::handle obj) {
+  if (nb::isinstance<Tensor>(obj)) return nb::cast<Tensor>(obj);
+  return to_tensor(obj, std::nullopt, false);
+}
+
+Tensor optional_tensor(nb::handle obj) { return obj.is_none() ? Tensor() : as_tensor(obj); }
+
 Tensor operand(nb::handle obj, const Tensor& other) {
   if (nb::isinstance<Tensor>(obj)) return nb::cast<Tensor>(obj);
   DType o = other.dtype();

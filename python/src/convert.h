@@ -18,6 +18,11 @@ namespace nb = nanobind;
 // as a new Tensor. Python floats become float32 and ints int64 unless dtype is given;
 // numpy arrays keep their dtype.
 Tensor to_tensor(nb::handle obj, std::optional<DType> dtype = std::nullopt, bool copy = true);
+// A tensor-like argument of an op: a Tensor as is, anything else converted without a copy
+// when possible.
+Tensor as_tensor(nb::handle obj);
+// None -> an undefined tensor (the op's default), else as_tensor.
+Tensor optional_tensor(nb::handle obj);
 // The operand of a binary op next to `other`: Python scalars are "weak" and take
 // other's dtype when they fit its kind (x_float32 * 2.0 stays float32).
 Tensor operand(nb::handle obj, const Tensor& other);

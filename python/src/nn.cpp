@@ -15,13 +15,6 @@ namespace lamina::py {
 
 namespace {
 
-Tensor as_tensor(nb::handle h) {
-  if (nb::isinstance<Tensor>(h)) return nb::cast<Tensor>(h);
-  return to_tensor(h, std::nullopt, false);
-}
-
-Tensor optional_tensor(nb::handle h) { return h.is_none() ? Tensor() : as_tensor(h); }
-
 // None -> an empty list (the optional state is off); otherwise a list of tensors.
 TensorList tensor_list(nb::handle h, const char* op, const char* what) {
   if (h.is_none()) return {};

@@ -26,11 +26,6 @@ namespace lamina::py {
 
 namespace {
 
-Tensor as_tensor(nb::handle h) {
-  if (nb::isinstance<Tensor>(h)) return nb::cast<Tensor>(h);
-  return to_tensor(h, std::nullopt, false);
-}
-
 // (a, b) with Python scalars taking the other operand's dtype.
 std::pair<Tensor, Tensor> operands(nb::handle a, nb::handle b) {
   if (nb::isinstance<Tensor>(a) || !nb::isinstance<Tensor>(b)) {

@@ -12,14 +12,6 @@ namespace lamina::py {
 
 namespace {
 
-Tensor as_tensor(nb::handle h) {
-  if (nb::isinstance<Tensor>(h)) return nb::cast<Tensor>(h);
-  return to_tensor(h, std::nullopt, false);
-}
-
-// None -> an undefined tensor (the op's default).
-Tensor optional_tensor(nb::handle h) { return h.is_none() ? Tensor() : as_tensor(h); }
-
 nb::tuple as_tuple(const std::vector<Tensor>& ts) {
   nb::list out;
   for (const Tensor& t : ts) out.append(nb::cast(t));
