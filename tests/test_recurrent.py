@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import lamina as lm
+from helpers import check_grad
 
 RNG = np.random.default_rng(0)
 
@@ -109,28 +110,8 @@ def test_gru_matches_composite(shape, masked):
 
 @pytest.mark.parametrize("fn,params", [(fused_lstm, lstm_params), (fused_gru, gru_params)])
 def test_finite_differences(fn, params):
-    arrays = params(2, 3, 2, 3)
     mask = np.array([[True, False, True], [True, True, True]])
-    with lm.no_grad():
-        shapes = [o.shape for o in fn(*[t64(a) for a in arrays], mask=mask)]
-    weights = [RNG.standard_normal(s) for s in shapes]
-    _, grads = values_and_grads(fn, arrays, weights, mask)
-
-    def loss(arrs):
-        with lm.no_grad():
-            outs = fn(*[t64(a) for a in arrs], mask=mask)
-        return sum(float((o.numpy() * w).sum()) for o, w in zip(outs, weights))
-
-    eps = 1e-6
-    for i, a in enumerate(arrays):
-        numeric = np.zeros(a.size)
-        for j in range(a.size):
-            arrs = [x.copy() for x in arrays]
-            arrs[i].reshape(-1)[j] += eps
-            up = loss(arrs)
-            arrs[i].reshape(-1)[j] -= 2 * eps
-            numeric[j] = (up - loss(arrs)) / (2 * eps)
-        np.testing.assert_allclose(grads[i].reshape(-1), numeric, rtol=1e-5, atol=1e-7, err_msg=f"input {i}")
+    check_grad(fn.__name__, lambda *xs: fn(*xs, mask=mask), params(2, 3, 2, 3))
 
 
 def test_masked_steps_carry_state_and_output_zeros():

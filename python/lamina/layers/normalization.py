@@ -23,6 +23,16 @@ def _axes(axis, ndim, what):
     return out
 
 
+
+def _normalize(x, mean, var, layer, dt, out_dtype):
+    """(x - mean) / sqrt(var + eps), then the layer's scale and offset (composite path)."""
+    y = (x - mean) * lamina.rsqrt(var + layer.epsilon)
+    if layer.gamma is not None:
+        y = y * lamina.reshape(layer.gamma.astype(dt), layer._bshape)
+    if layer.beta is not None:
+        y = y + lamina.reshape(layer.beta.astype(dt), layer._bshape)
+    return y.astype(out_dtype) if y.dtype != out_dtype else y
+
 class BatchNormalization(Layer):
     """Normalizes each feature with batch statistics in training and moving averages otherwise.
 
@@ -94,12 +104,7 @@ class BatchNormalization(Layer):
         else:
             mean = lamina.reshape(self.moving_mean.astype(dt), self._bshape)
             var = lamina.reshape(self.moving_variance.astype(dt), self._bshape)
-        y = (x - mean) * lamina.rsqrt(var + self.epsilon)
-        if self.gamma is not None:
-            y = y * lamina.reshape(self.gamma.astype(dt), self._bshape)
-        if self.beta is not None:
-            y = y + lamina.reshape(self.beta.astype(dt), self._bshape)
-        return y.astype(out_dtype) if y.dtype != out_dtype else y
+        return _normalize(x, mean, var, self, dt, out_dtype)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
@@ -154,12 +159,7 @@ class LayerNormalization(Layer):
             return y.astype(out_dtype) if y.dtype != out_dtype else y
         mean = lamina.mean(x, self._axes, True)
         var = lamina.var(x, self._axes, True)
-        y = (x - mean) * lamina.rsqrt(var + self.epsilon)
-        if self.gamma is not None:
-            y = y * lamina.reshape(self.gamma.astype(dt), self._bshape)
-        if self.beta is not None:
-            y = y + lamina.reshape(self.beta.astype(dt), self._bshape)
-        return y.astype(out_dtype) if y.dtype != out_dtype else y
+        return _normalize(x, mean, var, self, dt, out_dtype)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
