@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Lamina with the CUDA backend on the SIMT emulator (LAMINA_CUDA=EMULATE, in
-# build/emulate) and runs the device tests against it: every op on device='cuda', compared
-# with the CPU. The emulated module lives in its own package tree (build/emulate/pkg), so
+# build/emulate) and runs the device tests (tests/test_cuda_emulated*.py) against it: every
+# op on device='cuda', compared with the CPU. The emulated module lives in its own package tree (build/emulate/pkg), so
 # python/lamina keeps whichever build it links.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +20,4 @@ for entry in python/lamina/*; do
   ln -s "$PWD/$entry" "$pkg/"
 done
 ln -s "$PWD"/$build/_core*.so "$pkg/"
-PYTHONPATH="$PWD/$build/pkg" LAMINA_EXPECT_CUDA=1 python3 -m pytest -q tests/test_cuda_emulated.py "$@"
+PYTHONPATH="$PWD/$build/pkg" LAMINA_EXPECT_CUDA=1 python3 -m pytest -q tests/test_cuda_emulated*.py "$@"
