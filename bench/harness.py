@@ -1,11 +1,39 @@
 """Shared benchmark harness: same inputs through each framework in one process, warm-up,
-medians, and a table with ratios against the anchor."""
+medians, and a table with ratios against the anchor.
+
+The target machine has AVX2 + FMA and no AVX-512, but a development box may have AVX-512,
+which numpy's OpenBLAS and PyTorch (ATen, MKL, oneDNN) pick at run time while Lamina's
+kernels stop at AVX2. `LAMINA_BENCH_ANCHORS=avx2 python bench/<name>.py` holds the anchors
+to their AVX2 code paths, i.e. measures them as they run on the target machine; the
+process re-executes itself with the libraries' own switches set, because they read them
+when they load. Every benchmark prints which code paths the anchors used.
+"""
 
 from __future__ import annotations
 
+import os
 import statistics
+import sys
 import time
 from typing import Callable
+
+AVX2_ANCHOR_ENV = {
+    "OPENBLAS_CORETYPE": "Haswell",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
+
+
+def _hold_anchors_to_avx2() -> None:
+    wanted = os.environ.get("LAMINA_BENCH_ANCHORS", "native")
+    if wanted not in ("native", "avx2"):
+        raise SystemExit(f"LAMINA_BENCH_ANCHORS must be 'native' or 'avx2', got {wanted!r}")
+    if wanted == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ANCHOR_ENV.items()):
+        os.execve(sys.executable, sys.orig_argv, {**os.environ, **AVX2_ANCHOR_ENV})
+
+
+_hold_anchors_to_avx2()
 
 
 def time_call(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int = 7) -> float:
@@ -34,8 +62,25 @@ def optional_torch():
     try:
         import torch
     except ImportError:
-        return None
+        torch = None
+    _print_anchor_code_paths(torch)
     return torch
+
+
+def _print_anchor_code_paths(torch) -> None:
+    blas = "unknown"
+    try:
+        import threadpoolctl
+
+        blas = ", ".join(f"{i['internal_api']} {i.get('architecture')}"
+                         for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+    except ImportError:
+        pass
+    line = f"anchors: numpy BLAS {blas}"
+    if torch is not None:
+        line += f"; torch {torch.__version__} CPU capability {torch.backends.cpu.get_cpu_capability()}"
+        line += f", MKL/oneDNN limit {os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'native')}"
+    print(line + f" (LAMINA_BENCH_ANCHORS={os.environ.get('LAMINA_BENCH_ANCHORS', 'native')})")
 
 
 def print_table(title: str, rows: list[dict], columns: list[str], anchor: str, unit: str = "us",
