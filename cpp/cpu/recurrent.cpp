@@ -3,10 +3,12 @@
 // Forward, per sequence (B batch rows, T steps, I inputs, H hidden, G = 4H or 3H gates):
 //   1. one GEMM projects every step's input: gates[B*T, G] = x[B*T, I] @ w_ih^T + b
 //      (B*T*I*G multiply-adds, e.g. 64*128*128*1024 = 1.07 G for the benchmark LSTM);
-//   2. per step, one GEMM adds the recurrent term for that step's rows (strided C, ldc =
-//      T*G): B*H*G multiply-adds, e.g. 16.8 M;
-//   3. per step, one fused loop over (B, H) applies sigmoid/tanh and the cell update, writes
-//      h_t, c_t and the activated gates (kept for backward).
+//   2. per step, one GEMM computes the recurrent term h_{t-1} @ w_hh^T into a contiguous
+//      (B, G) buffer: B*H*G multiply-adds, e.g. 16.8 M. Not accumulated into `gates` in
+//      place: a step's rows there lie T*G floats apart (512 KB in the benchmark), so all
+//      of them map to the same cache sets, and that GEMM ran 1.7x slower per gate;
+//   3. per step, one fused loop over (B, H) adds the two terms, applies sigmoid/tanh and the
+//      cell update, writes h_t, c_t and the activated gates (kept for backward).
 // Backward walks the steps in reverse with the same structure: a fused loop turns dh, dc
 // into pre-activation gate gradients dG (B,T,G), one GEMM per step sends dG back through
 // w_hh, and after the loop three large GEMMs give dx, dw_ih and dw_hh (and a column sum
@@ -63,13 +65,14 @@ int64_t row_grain(int64_t hidden) { return std::max<int64_t>(1, 8192 / std::max<
 
 // ---- fused row kernels -------------------------------------------------------------------
 
-// g: one row's pre-activations (i, f, g, o) -> activations in place; c, h: the new state.
+// g + gh: one row's pre-activations (i, f, g, o), input and recurrent terms; the
+// activations replace g. c, h: the new state.
 template <class T>
-LAMINA_ALWAYS_INLINE void lstm_forward_row(T* __restrict g, const T* __restrict cprev, T* __restrict c,
-                                           T* __restrict h, int64_t H) {
+LAMINA_ALWAYS_INLINE void lstm_forward_row(T* __restrict g, const T* __restrict gh, const T* __restrict cprev,
+                                           T* __restrict c, T* __restrict h, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T i = fast_sigmoid(g[j]), f = fast_sigmoid(g[H + j]);
-    const T gg = fast_tanh(g[2 * H + j]), o = fast_sigmoid(g[3 * H + j]);
+    const T i = fast_sigmoid(g[j] + gh[j]), f = fast_sigmoid(g[H + j] + gh[H + j]);
+    const T gg = fast_tanh(g[2 * H + j] + gh[2 * H + j]), o = fast_sigmoid(g[3 * H + j] + gh[3 * H + j]);
     const T cn = f * cprev[j] + i * gg;
     c[j] = cn;
     h[j] = o * fast_tanh(cn);
@@ -184,9 +187,10 @@ void lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const 
                   const T* b, const uint8_t* mask, T* gates, T* hprev, T* cells, T* out) {
   const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 4 * H;
   project<T>(B * S, G, I, x, I, w_ih, b, gates, G);
+  std::vector<T> gh(size_t(B * G));
   for (int64_t bi = 0; bi < B; ++bi) copy_row(h0 + bi * H, hprev + bi * S * H, H);
   for (int64_t t = 0; t < S; ++t) {
-    gemm<T>(false, true, B, G, H, T(1), hprev + t * H, S * H, w_hh, H, T(1), gates + t * G, S * G);
+    gemm<T>(false, true, B, G, H, T(1), hprev + t * H, S * H, w_hh, H, T(0), gh.data(), G);
     parallel_for(0, B, row_grain(H), [&](int64_t lo, int64_t hi) {
       for (int64_t bi = lo; bi < hi; ++bi) {
         const int64_t r = bi * S + t;
@@ -195,7 +199,7 @@ void lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const 
         T* o = out + (bi * (S + 2) + t) * H;
         T* next = t + 1 < S ? hprev + (r + 1) * H : out + (bi * (S + 2) + S) * H;
         if (!mask || mask[r]) {
-          lstm_forward_row_run<T>(gates + r * G, cp, c, o, H);
+          lstm_forward_row_run<T>(gates + r * G, gh.data() + bi * G, cp, c, o, H);
           copy_row(o, next, H);
         } else {
           copy_row(cp, c, H);
