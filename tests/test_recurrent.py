@@ -64,10 +64,10 @@ def fused_gru(*args, mask=None):
     return list(lm.gru(*args, mask=mask))
 
 
-def values_and_grads(fn, arrays, weights, mask):
-    leaves = [t64(a, grad=True) for a in arrays]
+def values_and_grads(fn, arrays, weights, mask, dtype="float64"):
+    leaves = [lm.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
     outs = fn(*leaves, mask=mask)
-    loss = sum(lm.sum(o * t64(w)) for o, w in zip(outs, weights))
+    loss = sum(lm.sum(o * lm.tensor(w, dtype=dtype)) for o, w in zip(outs, weights))
     loss.backward()
     return [o.numpy() for o in outs], [leaf.grad.numpy() for leaf in leaves]
 
@@ -106,6 +106,35 @@ def test_lstm_matches_composite(shape, masked):
 def test_gru_matches_composite(shape, masked):
     mask = random_mask(shape[0], shape[1]) if masked else None
     compare_to_reference(fused_gru, gru_reference, gru_params(*shape), mask)
+
+
+# A step of 9 x 100 x 400 (LSTM) or 9 x 100 x 300 (GRU) multiply-adds is large enough for the time loop to be split over
+# a team of threads, each owning a slice of the hidden units (cut at multiples of 8: with 3
+# threads the slices are 32, 32 and 36 units wide).
+TEAM_SHAPE = (9, 4, 3, 100)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_time_loop_split_over_threads(kind, threads):
+    fused, reference, params = {"lstm": (fused_lstm, lstm_reference, lstm_params),
+                                "gru": (fused_gru, gru_reference, gru_params)}[kind]
+    arrays = [a * 0.3 for a in params(*TEAM_SHAPE)]
+    mask = random_mask(*TEAM_SHAPE[:2])
+    previous = lm.get_num_threads()
+    lm.set_num_threads(threads)
+    try:
+        compare_to_reference(fused, reference, arrays, mask)
+        with lm.no_grad():
+            shapes = [o.shape for o in fused(*[t64(a) for a in arrays], mask=mask)]
+        weights = [RNG.standard_normal(s) for s in shapes]
+        want_v, want_g = values_and_grads(fused, arrays, weights, mask)
+        got_v, got_g = values_and_grads(fused, arrays, weights, mask, dtype="float32")
+    finally:
+        lm.set_num_threads(previous)
+    for i, (g, w) in enumerate(zip(got_v + got_g, want_v + want_g)):
+        scale = np.max(np.abs(w))
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale, err_msg=f"float32 result {i}")
 
 
 @pytest.mark.parametrize("fn,params", [(fused_lstm, lstm_params), (fused_gru, gru_params)])

@@ -1,5 +1,6 @@
 #include "core/parallel.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -136,6 +137,34 @@ int get_num_threads() { return pool().size(); }
 void set_num_threads(int n) {
   check<ValueError>(n >= 1 && n <= 1024, "set_num_threads: expected 1..1024 threads, got ", n);
   pool().resize(n);
+}
+
+void TeamBarrier::wait() {
+  if (members_ == 1) return;
+  const uint64_t phase = phase_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == members_) {
+    arrived_.store(0, std::memory_order_relaxed);
+    phase_.store(phase + 1, std::memory_order_release);
+    return;
+  }
+  for (int spin = 0; phase_.load(std::memory_order_acquire) == phase; ++spin) {
+    if (spin >= 4000) std::this_thread::yield();
+  }
+}
+
+void parallel_team(int max_members, const std::function<void(int, int, TeamBarrier&)>& fn) {
+  const int size = inside_pool_task ? 1 : std::max(1, std::min(max_members, pool().size()));
+  if (size > 1) {
+    // One chunk per member and no more chunks than pool threads: a member waiting at a
+    // barrier cannot take a second chunk, so every chunk starts on its own thread.
+    TeamBarrier barrier(size);
+    auto member = [&](int64_t lo, int64_t hi) {
+      for (int64_t rank = lo; rank < hi; ++rank) fn(int(rank), size, barrier);
+    };
+    if (pool().try_run(0, size, size, member)) return;
+  }
+  TeamBarrier alone(1);
+  fn(0, 1, alone);
 }
 
 void parallel_for(int64_t begin, int64_t end, int64_t grain,

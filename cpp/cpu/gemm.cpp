@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <new>
 
 #include "core/errors.h"
 #include "core/parallel.h"
@@ -97,10 +98,20 @@ struct Problem {
   const T* b_at(int64_t k, int64_t j) const { return tb ? B + j * ldb + k : B + k * ldb + j; }
 };
 
-// The blocked product for C[i0:i1, j0:j1], on the calling thread, packing into `work`
-// (Blocks<T>(K, M, N).elems() elements, 64-byte aligned).
+// Where block (pc, jc) of a whole packed op(B) starts: the blocks of one column block jc
+// follow each other down K, each round_up(nc, NR) columns wide.
 template <class T>
-void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1, T* work) {
+int64_t packed_block_offset(int64_t K, int64_t pc, int64_t jc, int64_t nc) {
+  return jc * K + pc * round_up(nc, Tile<T>::NR);
+}
+
+// The blocked product for C[i0:i1, j0:j1], on the calling thread, packing into `work`
+// (Blocks<T>(K, M, N).elems() elements, 64-byte aligned). With `packed_b` (all of op(B),
+// laid out by packed_block_offset for Blocks<T>(K, *, N)) only A is packed; then j0 = 0
+// and j1 = N.
+template <class T>
+void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1, T* work,
+                  const T* packed_b = nullptr) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   const Blocks<T> blk(p.K, i1 - i0, j1 - j0);
   const int64_t kc_max = blk.kc, mc_max = blk.mc, nc_max = blk.nc;
@@ -112,14 +123,16 @@ void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
     for (int64_t pc = 0; pc < p.K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, p.K - pc);
       const bool last = pc + kc == p.K;
-      p.pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
+      const T* bblock = bbuf;
+      if (packed_b) bblock = packed_b + packed_block_offset<T>(p.K, pc, jc, nc);
+      else p.pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
       StoreArgs<T> s{p.alpha, pc == 0 ? p.beta : T(1), last ? p.epilogue : Epilogue::None, nullptr};
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
         p.pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = int(std::min<int64_t>(NR, nc - jr));
-          const T* b = bbuf + jr * kc;
+          const T* b = bblock + jr * kc;
           s.bias = last && p.bias ? p.bias + jc + jr : nullptr;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int mr = int(std::min<int64_t>(MR, mc - ir));
@@ -239,6 +252,50 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
                    avx2 ? direct_f32_avx2 : direct_f32_generic,
                    avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
   run(p);
+}
+
+void PackedMatrixF32::AlignedDelete::operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); }
+
+PackedMatrixF32::PackedMatrixF32(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb) : K_(K), N_(N) {
+  check_args("PackedMatrixF32", 1, N, K, K, ldb, N, false, trans_b);
+  constexpr int64_t NR = Tile<float>::NR;
+  const size_t elems = size_t(std::max<int64_t>(1, round_up(N, NR) * K));
+  data_.reset(static_cast<float*>(::operator new[](elems * sizeof(float), std::align_val_t(64))));
+  if (K == 0 || N == 0) return;
+  const auto pack = use_avx2() ? pack_b_f32_avx2 : pack_b<float>;
+  const Blocks<float> blk(K, 1, N);
+  for (int64_t jc = 0; jc < N; jc += blk.nc) {
+    const int64_t nc = std::min(blk.nc, N - jc);
+    for (int64_t pc = 0; pc < K; pc += blk.kc) {
+      const float* b = trans_b ? B + jc * ldb + pc : B + pc * ldb + jc;
+      pack(trans_b, b, ldb, std::min(blk.kc, K - pc), nc, data_.get() + packed_block_offset<float>(K, pc, jc, nc));
+    }
+  }
+}
+
+void gemm_f32_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedMatrixF32& B,
+                     float beta, float* C, int64_t ldc, Epilogue epilogue, const float* bias) {
+  const int64_t N = B.cols(), K = B.rows();
+  check_args("gemm_f32_packed", M, N, K, lda, N, ldc, trans_a, false);
+  check<ValueError>(epilogue == Epilogue::None || bias != nullptr, "gemm_f32_packed: epilogue needs a bias");
+  if (M == 0 || N == 0) return;
+  const bool avx2 = use_avx2();
+  Problem<float> p{trans_a, false, M, N, K, 1.0f, A, lda, nullptr, N, beta, C, ldc, epilogue,
+                   epilogue == Epilogue::None ? nullptr : bias,
+                   avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
+                   avx2 ? direct_f32_avx2 : direct_f32_generic,
+                   avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
+  if (K == 0) {
+    direct_range(p, 0, 0, M, 0, N);
+    return;
+  }
+  const int64_t slot = Blocks<float>(K, M, N).a_elems();
+  gemm_blocked(p, 0, M, 0, N, static_cast<float*>(scratch(size_t(slot) * sizeof(float))), B.data());
+}
+
+void gemm_f32_packed_reserve(int64_t M, const PackedMatrixF32& B) {
+  if (B.rows() == 0 || B.cols() == 0) return;
+  scratch(size_t(Blocks<float>(B.rows(), std::max<int64_t>(M, 1), B.cols()).a_elems()) * sizeof(float));
 }
 
 void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,

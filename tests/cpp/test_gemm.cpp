@@ -2,7 +2,8 @@
 // reference: all four transpose combinations, ragged sizes on both sides of every block
 // and tile edge, alpha/beta variants (beta == 0 with NaN in C), padded leading dimensions
 // (padding filled with NaN, and C's padding checked untouched), the epilogues, 1, 2 and 3
-// threads, and both the AVX2 and the portable kernels. Built by run_gemm_tests.sh.
+// threads, and both the AVX2 and the portable kernels; the same for a B packed once
+// (PackedMatrixF32, gemm_f32_packed). Built by run_gemm_tests.sh.
 //   test_gemm [--quick]     --quick: the smaller set used under the sanitizers
 #include <algorithm>
 #include <cmath>
@@ -41,6 +42,7 @@ struct Case {
   double alpha, beta;
   Epilogue epi;
   int pad;  // extra elements per row of A, B and C
+  bool packed = false;  // op(B) packed once (PackedMatrixF32) and multiplied by gemm_f32_packed
 };
 
 const char* epi_name(Epilogue e) {
@@ -76,6 +78,12 @@ void call_gemm(const Case& c, const T* A, int64_t lda, const T* B, int64_t ldb, 
 template <>
 void call_gemm<float>(const Case& c, const float* A, int64_t lda, const float* B, int64_t ldb,
                       float* C, int64_t ldc, const float* bias) {
+  if (c.packed) {
+    const lamina::cpu::PackedMatrixF32 packed(c.tb, c.K, c.N, B, ldb);
+    lamina::cpu::gemm_f32_packed_reserve(c.M, packed);
+    lamina::cpu::gemm_f32_packed(c.ta, c.M, A, lda, packed, float(c.beta), C, ldc, c.epi, bias);
+    return;
+  }
   lamina::cpu::gemm_f32(c.ta, c.tb, c.M, c.N, c.K, float(c.alpha), A, lda, B, ldb, float(c.beta), C,
                         ldc, c.epi, bias);
 }
@@ -235,6 +243,25 @@ void f64(bool quick) {
   }
 }
 
+// Packed op(B) (alpha is always 1): shapes across the K block (256) and the N block
+// (3072), every transpose, beta and epilogue, K == 0 and empty outputs.
+void packed(bool quick) {
+  uint64_t seed = 12000;
+  struct Shape {
+    int64_t M, N, K;
+  };
+  const Shape shapes[] = {{1, 1, 1}, {7, 33, 17}, {64, 512, 256}, {13, 100, 300}, {6, 16, 600}, {5, 3100, 40}, {9, 20, 0}, {0, 5, 7}, {5, 0, 7}};
+  const Variant variants[] = {{1, 0, Epilogue::None}, {1, 1, Epilogue::None}, {1, 0, Epilogue::Bias}, {1, 0.5, Epilogue::BiasGelu}};
+  int v = 0;
+  for (int t = 0; t < 4; ++t)
+    for (const Shape& sh : shapes) {
+      if (quick && sh.N > 1000) continue;
+      const Variant& var = variants[v++ % 4];
+      Case c{bool(t & 1), bool(t & 2), sh.M, sh.N, sh.K, var.alpha, var.beta, var.epi, int(seed % 2) * 3, true};
+      run_case<float>(c, seed++, "packed");
+    }
+}
+
 void argument_checks() {
   Case c{false, false, 2, 2, 2, 1, 0, Epilogue::None, 0};
   float x[4] = {};
@@ -271,6 +298,7 @@ int main(int argc, char** argv) {
       grid(quick || threads == 3 || (isa == gd::Isa::Generic && threads == 2));
       large(quick);
       special();
+      packed(quick);
       f64(quick);
       std::printf("%-22s %s\n", g_context.c_str(), g_failed == before ? "ok" : "FAILED");
     }
