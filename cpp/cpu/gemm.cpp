@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <type_traits>
 
 #include "core/errors.h"
 #include "core/parallel.h"
@@ -254,49 +255,68 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
   run(p);
 }
 
-void PackedMatrixF32::AlignedDelete::operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); }
+template <class T>
+void ReusedMatrix<T>::AlignedDelete::operator()(T* p) const {
+  ::operator delete[](p, std::align_val_t(64));
+}
 
-PackedMatrixF32::PackedMatrixF32(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb) : K_(K), N_(N) {
-  check_args("PackedMatrixF32", 1, N, K, K, ldb, N, false, trans_b);
-  constexpr int64_t NR = Tile<float>::NR;
-  const size_t elems = size_t(std::max<int64_t>(1, round_up(N, NR) * K));
-  data_.reset(static_cast<float*>(::operator new[](elems * sizeof(float), std::align_val_t(64))));
-  if (K == 0 || N == 0) return;
-  const auto pack = use_avx2() ? pack_b_f32_avx2 : pack_b<float>;
-  const Blocks<float> blk(K, 1, N);
-  for (int64_t jc = 0; jc < N; jc += blk.nc) {
-    const int64_t nc = std::min(blk.nc, N - jc);
-    for (int64_t pc = 0; pc < K; pc += blk.kc) {
-      const float* b = trans_b ? B + jc * ldb + pc : B + pc * ldb + jc;
-      pack(trans_b, b, ldb, std::min(blk.kc, K - pc), nc, data_.get() + packed_block_offset<float>(K, pc, jc, nc));
+template <class T>
+ReusedMatrix<T>::ReusedMatrix(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb)
+    : trans_(trans_b), K_(K), N_(N), B_(B), ldb_(ldb) {
+  check_args("ReusedMatrix", 1, N, K, K, ldb, N, false, trans_b);
+  if constexpr (std::is_same_v<T, float>) {
+    if (K == 0 || N == 0) return;
+    const size_t elems = size_t(round_up(N, Tile<float>::NR) * K);
+    packed_.reset(static_cast<float*>(::operator new[](elems * sizeof(float), std::align_val_t(64))));
+    const auto pack = use_avx2() ? pack_b_f32_avx2 : pack_b<float>;
+    const Blocks<float> blk(K, 1, N);
+    for (int64_t jc = 0; jc < N; jc += blk.nc) {
+      const int64_t nc = std::min(blk.nc, N - jc);
+      for (int64_t pc = 0; pc < K; pc += blk.kc)
+        pack(trans_b, trans_b ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, std::min(blk.kc, K - pc), nc,
+             packed_.get() + packed_block_offset<float>(K, pc, jc, nc));
     }
   }
 }
 
-void gemm_f32_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedMatrixF32& B,
-                     float beta, float* C, int64_t ldc, Epilogue epilogue, const float* bias) {
-  const int64_t N = B.cols(), K = B.rows();
-  check_args("gemm_f32_packed", M, N, K, lda, N, ldc, trans_a, false);
-  check<ValueError>(epilogue == Epilogue::None || bias != nullptr, "gemm_f32_packed: epilogue needs a bias");
-  if (M == 0 || N == 0) return;
-  const bool avx2 = use_avx2();
-  Problem<float> p{trans_a, false, M, N, K, 1.0f, A, lda, nullptr, N, beta, C, ldc, epilogue,
-                   epilogue == Epilogue::None ? nullptr : bias,
-                   avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
-                   avx2 ? direct_f32_avx2 : direct_f32_generic,
-                   avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
-  if (K == 0) {
-    direct_range(p, 0, 0, M, 0, N);
-    return;
-  }
-  const int64_t slot = Blocks<float>(K, M, N).a_elems();
-  gemm_blocked(p, 0, M, 0, N, static_cast<float*>(scratch(size_t(slot) * sizeof(float))), B.data());
+template <class T>
+void ReusedMatrix<T>::reserve(int64_t M) const {
+  if (packed_) scratch(size_t(Blocks<T>(K_, std::max<int64_t>(M, 1), N_).a_elems()) * sizeof(T));
 }
 
-void gemm_f32_packed_reserve(int64_t M, const PackedMatrixF32& B) {
-  if (B.rows() == 0 || B.cols() == 0) return;
-  scratch(size_t(Blocks<float>(B.rows(), std::max<int64_t>(M, 1), B.cols()).a_elems()) * sizeof(float));
+template <class T>
+void ReusedMatrix<T>::multiply(bool trans_a, int64_t M, T alpha, const T* A, int64_t lda, T beta, T* C, int64_t ldc,
+                               Epilogue epilogue, const T* bias) const {
+  check_args("ReusedMatrix::multiply", M, N_, K_, lda, N_, ldc, trans_a, false);
+  check<ValueError>(epilogue == Epilogue::None || bias != nullptr, "ReusedMatrix::multiply: epilogue needs a bias");
+  if (M == 0 || N_ == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    const bool avx2 = use_avx2();
+    Problem<float> p{trans_a, false, M, N_, K_, alpha, A, lda, nullptr, N_, beta, C, ldc, epilogue,
+                     epilogue == Epilogue::None ? nullptr : bias,
+                     avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
+                     avx2 ? direct_f32_avx2 : direct_f32_generic,
+                     avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
+    if (K_ == 0 || alpha == 0.0f) {
+      direct_range(p, 0, 0, M, 0, N_);
+      return;
+    }
+    const int64_t slot = Blocks<float>(K_, M, N_).a_elems();
+    gemm_blocked(p, 0, M, 0, N_, static_cast<float*>(scratch(size_t(slot) * sizeof(float))), packed_.get());
+  } else {
+    check<ValueError>(epilogue == Epilogue::None || epilogue == Epilogue::Bias,
+                      "ReusedMatrix<double>::multiply: only the bias epilogue");
+    if (epilogue == Epilogue::Bias) {
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N_; ++j) C[i * ldc + j] = (beta == T(0) ? T(0) : beta * C[i * ldc + j]) + bias[j];
+      beta = T(1);
+    }
+    gemm_f64(trans_a, trans_, M, N_, K_, alpha, A, lda, B_, ldb_, beta, C, ldc);
+  }
 }
+
+template class ReusedMatrix<float>;
+template class ReusedMatrix<double>;
 
 void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
               const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,

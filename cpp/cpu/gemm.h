@@ -18,32 +18,40 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc, Epilogue epilogue = Epilogue::None, const float* bias = nullptr);
 
-// op(B)[K,N] packed once for many products that share it (a recurrent weight used at every
-// time step). It is a copy: later changes to B are not seen.
-class PackedMatrixF32 {
+// op(B)[K, N] multiplied many times (a recurrent weight at every time step, attention's
+// key and value tiles for every query block). float packs it once for the microkernel (a
+// copy: later changes to B are not seen); double (references, gradient checks) reads B in
+// place, so B must outlive it.
+template <class T>
+class ReusedMatrix {
  public:
-  PackedMatrixF32(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb);
+  ReusedMatrix(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb);
   int64_t rows() const { return K_; }
   int64_t cols() const { return N_; }
-  const float* data() const { return data_.get(); }
+
+  // Allocates the calling thread's workspace for products with up to M rows of A, so that
+  // multiply() then allocates nothing and cannot throw. Throws MemoryError.
+  void reserve(int64_t M) const;
+
+  // C[M, N] = alpha * op(A)[M, K] @ op(B) + beta * C, then the epilogue (double: None or
+  // Bias only), on the calling thread only: for callers that spread their own work over
+  // the pool.
+  void multiply(bool trans_a, int64_t M, T alpha, const T* A, int64_t lda, T beta, T* C, int64_t ldc,
+                Epilogue epilogue = Epilogue::None, const T* bias = nullptr) const;
 
  private:
   struct AlignedDelete {
-    void operator()(float* p) const;
+    void operator()(T* p) const;
   };
+  bool trans_;
   int64_t K_, N_;
-  std::unique_ptr<float[], AlignedDelete> data_;
+  const T* B_;
+  int64_t ldb_;
+  std::unique_ptr<T[], AlignedDelete> packed_;
 };
 
-// gemm_f32 with a packed op(B) (K = B.rows(), N = B.cols()), on the calling thread only:
-// for callers that already spread their work over the pool.
-void gemm_f32_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedMatrixF32& B,
-                     float beta, float* C, int64_t ldc, Epilogue epilogue = Epilogue::None,
-                     const float* bias = nullptr);
-
-// Allocates the calling thread's workspace for gemm_f32_packed with up to M rows of A, so
-// those calls allocate nothing (they then cannot throw). Throws MemoryError.
-void gemm_f32_packed_reserve(int64_t M, const PackedMatrixF32& B);
+extern template class ReusedMatrix<float>;
+extern template class ReusedMatrix<double>;
 
 // Same contract in double precision, without an epilogue (references, gradient checks).
 void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,

@@ -214,39 +214,20 @@ int team_members(int64_t step_macs, int64_t H) {
   return step_macs < kSplitWork ? 1 : int(std::clamp<int64_t>(H / 8, 1, 1024));
 }
 
-// op(W)[K, N] for one member, multiplied by `rows`-row operands at every step. float packs
-// it once for the GEMM microkernel (and reserves the thread's workspace, so the steps
-// allocate nothing); double (references, gradient checks) keeps the plain slice.
+// A member's slice of w_hh, multiplied by a (B, K) operand at every step. The workspace
+// is reserved up front, so the steps allocate nothing.
 template <class T>
-class StepWeight {
- public:
-  StepWeight(std::vector<T> slice, bool trans, int64_t K, int64_t N, int64_t rows)
-      : slice_(std::move(slice)), trans_(trans), K_(K), N_(N) {
-    if constexpr (std::is_same_v<T, float>) {
-      packed_.emplace(trans, K, N, slice_.data(), trans ? K : N);
-      gemm_f32_packed_reserve(rows, *packed_);
-      slice_ = {};
-    }
+struct StepWeight {
+  StepWeight(std::vector<T> slice_, bool trans, int64_t K, int64_t N, int64_t rows)
+      : slice(std::move(slice_)), matrix(trans, K, N, slice.data(), trans ? K : N) {
+    matrix.reserve(rows);
   }
-
-  // C[M, N] = A[M, K] @ op(W) + beta * C (+ bias, with beta == 0), on the calling thread.
+  // C[M, N] = A[M, K] @ op(slice) + beta * C (+ bias), on the calling thread.
   void multiply(int64_t M, const T* A, int64_t lda, T beta, T* C, int64_t ldc, const T* bias = nullptr) const {
-    if constexpr (std::is_same_v<T, float>) {
-      gemm_f32_packed(false, M, A, lda, *packed_, beta, C, ldc, bias ? Epilogue::Bias : Epilogue::None, bias);
-    } else {
-      if (bias) {
-        for (int64_t i = 0; i < M; ++i) copy_row(bias, C + i * ldc, N_);
-        beta = T(1);
-      }
-      gemm_f64(false, trans_, M, N_, K_, T(1), A, lda, slice_.data(), trans_ ? K_ : N_, beta, C, ldc);
-    }
+    matrix.multiply(false, M, T(1), A, lda, beta, C, ldc, bias ? Epilogue::Bias : Epilogue::None, bias);
   }
-
- private:
-  std::vector<T> slice_;
-  bool trans_;
-  int64_t K_, N_;
-  std::optional<PackedMatrixF32> packed_;
+  std::vector<T> slice;  // double products read it in place
+  ReusedMatrix<T> matrix;
 };
 
 // For the forward product: rows q * H + [lo, hi) of w (G x H), gate by gate, as one
