@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -65,20 +66,34 @@ class Pool {
         std::lock_guard<std::mutex> lock(mutex_);
         if (remaining_.load() == 0 && active_.load() == 0) {
           fn_ = nullptr;
-          return true;
+          break;
         }
       }
       std::this_thread::yield();
     }
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      std::swap(error, error_);
+    }
+    if (error) std::rethrow_exception(error);
+    return true;
   }
 
  private:
+  // A chunk that throws (out of memory, say) does not take its thread down: the first
+  // error is kept and rethrown on the caller once every chunk has finished.
   void work() {
     for (;;) {
       int64_t c = next_chunk_.fetch_add(1);
       if (c >= chunks_) return;
       int64_t n = end_ - begin_;
-      (*fn_)(begin_ + n * c / chunks_, begin_ + n * (c + 1) / chunks_);
+      try {
+        (*fn_)(begin_ + n * c / chunks_, begin_ + n * (c + 1) / chunks_);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
       remaining_.fetch_sub(1, std::memory_order_release);
     }
   }
@@ -123,6 +138,8 @@ class Pool {
   std::atomic<int> active_{0};
   std::atomic<int64_t> next_chunk_{0};
   std::atomic<int64_t> remaining_{0};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
 };
 
 Pool& pool() {

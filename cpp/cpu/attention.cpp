@@ -1,17 +1,22 @@
 // Scaled-dot-product attention on the CPU, flash-attention style.
 //
-// attention_forward, version 1. One task per (head, block of kBlockQ queries):
+// attention_forward, version 2. First the key and value tiles of every head are packed
+// once for the GEMM microkernel (ReusedMatrix; version 1 repacked each of them for every
+// block of queries, 8 times over at Lq = 512). Then one task per (head, block of kBlockQ
+// queries):
 //   for each block of kBlockK keys (only those a causal mask leaves visible):
 //     S = scale * Q_blk K_blk^T            GEMM, kBlockQ x kBlockK scores (32 KB in f32)
 //     S += mask / S = -inf where masked
 //     online softmax per row: m' = max(m, max S), P = exp(S - m'), l = l e^{m-m'} + sum P,
 //     O = O e^{m-m'} + P V_blk             GEMM into the output rows
 //   O /= l, lse = m + log l.
-// Memory: O(kBlockQ * kBlockK) scratch per thread instead of Lq * Lk per head.
+// Memory: O(kBlockQ * kBlockK) scratch per thread instead of Lq * Lk per head, plus the
+// packed copies of K and V (the size of K and V).
 // FLOPs: 2 * Lq * Lk * (D + Dv) per head (halved by causal), as for the plain product.
 //
-// attention_backward, version 1. One task per head (so dK/dV need no atomics); for each key
-// block, for each query block: recompute S and P = exp(S - lse), then
+// attention_backward, version 2. One task per head (so dK/dV need no atomics). The head's
+// query and dO blocks are packed once; for each key block its K, K^T and V^T are packed
+// once; then for each query block: recompute S and P = exp(S - lse), then
 //   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ += scale dS K,
 //   dK += scale dS^T Q  (five GEMMs per tile, 2.5x the forward's FLOPs).
 #include "cpu/attention.h"
@@ -19,7 +24,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <type_traits>
+#include <vector>
 
 #include "core/parallel.h"
 #include "cpu/fast_math.h"
@@ -120,12 +127,12 @@ LAMINA_ROW_KERNEL(scale_row)
 
 #undef LAMINA_ROW_KERNEL
 
-// S[rows, cols] (leading dim kBlockK) = scale * Q[i0:] K[j0:]^T with the mask applied.
+// S[rows, cols] (leading dim kBlockK) = scale * Q[i0:] K[j0:]^T with the mask applied;
+// kt is K[j0 : j0 + cols]^T.
 template <class T>
 void score_tile(const AttentionArgs<T>& a, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t cols,
-                const T* q, const T* k, T* S) {
-  gemm<T>(false, true, rows, cols, a.d, a.scale, q + (h * a.lq + i0) * a.d, a.d, k + (h * a.lk + j0) * a.d, a.d,
-          T(0), S, kBlockK);
+                const T* q, const ReusedMatrix<T>& kt, T* S) {
+  kt.multiply(false, rows, a.scale, q + (h * a.lq + i0) * a.d, a.d, T(0), S, kBlockK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t r = 0; r < rows; ++r) {
     T* row = S + r * kBlockK;
@@ -152,14 +159,42 @@ int64_t key_end(const AttentionArgs<T>& a, int64_t i0, int64_t rows) {
   return a.causal ? std::min(a.lk, i0 + rows) : a.lk;
 }
 
+int64_t blocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
+
+// Row blocks [b * block, ...) of a (rows, cols) matrix, each packed as a GEMM operand op(B):
+// the block itself (K = its rows) or, with `trans`, its transpose (N = its rows).
+template <class T>
+class PackedBlocks {
+ public:
+  PackedBlocks(const T* m, int64_t rows, int64_t cols, int64_t block, bool trans) {
+    tiles_.reserve(size_t(blocks(rows, block)));
+    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+      const int64_t n = std::min(block, rows - r0);
+      if (trans) tiles_.emplace_back(true, cols, n, m + r0 * cols, cols);
+      else tiles_.emplace_back(false, n, cols, m + r0 * cols, cols);
+    }
+  }
+  const ReusedMatrix<T>& operator[](int64_t b) const { return tiles_[size_t(b)]; }
+
+ private:
+  std::vector<ReusedMatrix<T>> tiles_;
+};
+
 }  // namespace
 
 // ---- launchers ---------------------------------------------------------------------------
 
 template <class T>
 void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, T* out, T* lse) {
-  const int64_t nqb = (a.lq + kBlockQ - 1) / kBlockQ;
+  const int64_t nqb = blocks(a.lq, kBlockQ);
   const T ninf = -std::numeric_limits<T>::infinity();
+  std::vector<std::optional<PackedBlocks<T>>> kt(size_t(a.heads)), vb(size_t(a.heads));
+  parallel_for(0, a.heads, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t h = lo; h < hi; ++h) {
+      kt[size_t(h)].emplace(k + h * a.lk * a.d, a.lk, a.d, kBlockK, true);
+      vb[size_t(h)].emplace(v + h * a.lk * a.dv, a.lk, a.dv, kBlockK, false);
+    }
+  });
   parallel_for(0, a.heads * nqb, 1, [&](int64_t lo, int64_t hi) {
     std::vector<T> S(size_t(kBlockQ * kBlockK)), m(kBlockQ), l(kBlockQ);
     for (int64_t task = lo; task < hi; ++task) {
@@ -171,7 +206,7 @@ void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const 
       const int64_t jend = key_end(a, i0, rows);
       for (int64_t j0 = 0; j0 < jend; j0 += kBlockK) {
         const int64_t cols = std::min(kBlockK, jend - j0);
-        score_tile(a, h, i0, rows, j0, cols, q, k, S.data());
+        score_tile(a, h, i0, rows, j0, cols, q, (*kt[size_t(h)])[j0 / kBlockK], S.data());
         for (int64_t r = 0; r < rows; ++r) {
           T* row = S.data() + r * kBlockK;
           const T mnew = std::max(m[r], row_max_run<T>(row, cols));
@@ -185,8 +220,13 @@ void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const 
           l[r] = l[r] * alpha + sum;
           m[r] = mnew;
         }
-        gemm<T>(false, false, rows, a.dv, cols, T(1), S.data(), kBlockK, v + (h * a.lk + j0) * a.dv, a.dv, T(1), O,
-                a.dv);
+        const ReusedMatrix<T>& vj = (*vb[size_t(h)])[j0 / kBlockK];
+        if (cols == vj.rows()) {
+          vj.multiply(false, rows, T(1), S.data(), kBlockK, T(1), O, a.dv);
+        } else {  // a causal tail: only the first `cols` keys of the tile are visible
+          gemm<T>(false, false, rows, a.dv, cols, T(1), S.data(), kBlockK, v + (h * a.lk + j0) * a.dv, a.dv, T(1),
+                  O, a.dv);
+        }
       }
       for (int64_t r = 0; r < rows; ++r) {
         T* L = lse + h * a.lq + i0 + r;
@@ -217,22 +257,25 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
       std::fill(dQ, dQ + a.lq * a.d, T(0));
       std::fill(dK, dK + a.lk * a.d, T(0));
       std::fill(dV, dV + a.lk * a.dv, T(0));
+      const PackedBlocks<T> q_blocks(q + h * a.lq * a.d, a.lq, a.d, kBlockQ, false);
+      const PackedBlocks<T> dO_blocks(dO, a.lq, a.dv, kBlockQ, false);
       for (int64_t j0 = 0; j0 < a.lk; j0 += kBlockK) {
         const int64_t cols = std::min(kBlockK, a.lk - j0);
         const T* Kj = k + (h * a.lk + j0) * a.d;
         const T* Vj = v + (h * a.lk + j0) * a.dv;
+        const ReusedMatrix<T> kj(false, cols, a.d, Kj, a.d), kjt(true, a.d, cols, Kj, a.d);
+        const ReusedMatrix<T> vjt(true, a.dv, cols, Vj, a.dv);
         for (int64_t i0 = a.causal ? (j0 / kBlockQ) * kBlockQ : 0; i0 < a.lq; i0 += kBlockQ) {
           const int64_t rows = std::min(kBlockQ, a.lq - i0);
-          const T* Qi = q + (h * a.lq + i0) * a.d;
           const T* dOi = dO + i0 * a.dv;
-          score_tile(a, h, i0, rows, j0, cols, q, k, S.data());
-          gemm<T>(false, true, rows, cols, a.dv, T(1), dOi, a.dv, Vj, a.dv, T(0), dP.data(), kBlockK);
+          score_tile(a, h, i0, rows, j0, cols, q, kjt, S.data());
+          vjt.multiply(false, rows, T(1), dOi, a.dv, T(0), dP.data(), kBlockK);
           for (int64_t r = 0; r < rows; ++r)
             softmax_grad_row_run<T>(S.data() + r * kBlockK, dP.data() + r * kBlockK, cols, lse[h * a.lq + i0 + r],
                                     Di[size_t(i0 + r)]);
-          gemm<T>(true, false, cols, a.dv, rows, T(1), S.data(), kBlockK, dOi, a.dv, T(1), dV + j0 * a.dv, a.dv);
-          gemm<T>(false, false, rows, a.d, cols, a.scale, dP.data(), kBlockK, Kj, a.d, T(1), dQ + i0 * a.d, a.d);
-          gemm<T>(true, false, cols, a.d, rows, a.scale, dP.data(), kBlockK, Qi, a.d, T(1), dK + j0 * a.d, a.d);
+          dO_blocks[i0 / kBlockQ].multiply(true, cols, T(1), S.data(), kBlockK, T(1), dV + j0 * a.dv, a.dv);
+          kj.multiply(false, rows, a.scale, dP.data(), kBlockK, T(1), dQ + i0 * a.d, a.d);
+          q_blocks[i0 / kBlockQ].multiply(true, cols, a.scale, dP.data(), kBlockK, T(1), dK + j0 * a.d, a.d);
         }
       }
     }
