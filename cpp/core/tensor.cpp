@@ -48,6 +48,9 @@ int64_t Tensor::numel() const {
 }
 
 bool Tensor::is_contiguous() const {
+  // No elements, no layout: strides of an empty (maybe expanded) tensor do not matter.
+  for (int64_t d : impl_->shape)
+    if (d == 0) return true;
   int64_t expected = 1;
   for (size_t i = impl_->shape.size(); i-- > 0;) {
     if (impl_->shape[i] == 1) continue;

@@ -70,8 +70,8 @@ Tensor sum_raw(const Tensor& a, const Axes& axes, bool keepdims, Kernel kernel =
   const bool is_sum = kernel == static_cast<Kernel>(&cpu::sum);
   return reduce_raw(a, axes, keepdims, kernel_dtype(out_t), out_t, [&](const Tensor& o, const Tensor& i) {
     if (!is_cuda(o.device())) return kernel(o, i, axes);
-    if (!is_sum) require_cpu("prod", i);
-    LAMINA_CUDA_BRANCH("sum", cuda::sum("sum", o, i, axes));
+    if (is_sum) LAMINA_CUDA_BRANCH("sum", cuda::sum("sum", o, i, axes));
+    else LAMINA_CUDA_BRANCH("prod", cuda::prod("prod", o, i, axes));
   });
 }
 
@@ -90,8 +90,8 @@ Tensor extremum(const Tensor& a, const Axes& axes_in, bool keepdims, bool is_max
                     shape_str(a.shape()), " has no identity");
   Tensor out = reduce_raw(a, axes, keepdims, kernel_dtype(a.dtype()), a.dtype(),
                           [&](const Tensor& o, const Tensor& i) {
-                            require_cpu(name, i);
-                            cpu::extremum(o, i, axes, is_max);
+                            if (is_cuda(i.device())) LAMINA_CUDA_BRANCH(name, cuda::extremum(name, o, i, axes, is_max));
+                            else cpu::extremum(o, i, axes, is_max);
                           });
   if (needs_grad({&a})) {
     SavedTensor sa(a), sy(out.detach());
@@ -114,22 +114,22 @@ Tensor arg_extremum(const Tensor& a, std::optional<int64_t> axis_in, bool keepdi
   Tensor src = a;
   int64_t axis = 0;
   if (axis_in) axis = normalize_axis(*axis_in, a.ndim(), name);
+  auto kernel = [&](int64_t along) {
+    return [&, along](const Tensor& o, const Tensor& i) {
+      if (is_cuda(i.device())) LAMINA_CUDA_BRANCH(name, cuda::arg_extremum(name, o, i, along, is_max));
+      else cpu::arg_extremum(o, i, along, is_max);
+    };
+  };
   if (a.ndim() == 0) {  // a 0-d input: axis 0 / -1 is the one element (numpy), as with axis=None
     GradModeGuard no_grad(false);
-    Tensor out = reduce_raw(reshape(a, {1}), {0}, false, DType::Int64, DType::Int64,
-                            [&](const Tensor& o, const Tensor& i) { cpu::arg_extremum(o, i, 0, is_max); });
-    return out;
+    return reduce_raw(reshape(a, {1}), {0}, false, DType::Int64, DType::Int64, kernel(0));
   }
   if (!axis_in) {
     GradModeGuard no_grad(false);
     src = reshape(a, {a.numel()});
   }
   check<ValueError>(src.shape()[size_t(axis)] > 0, name, ": attempt to get ", name, " of an empty sequence");
-  Tensor out = reduce_raw(src, {axis}, false, DType::Int64, DType::Int64,
-                          [&](const Tensor& o, const Tensor& i) {
-                            require_cpu(name, i);
-                            cpu::arg_extremum(o, i, axis, is_max);
-                          });
+  Tensor out = reduce_raw(src, {axis}, false, DType::Int64, DType::Int64, kernel(axis));
   if (!keepdims) return out;
   GradModeGuard no_grad(false);
   return reshape(out, axis_in ? reduced_shape(a.shape(), {axis}, true) : Shape(size_t(a.ndim()), 1));
@@ -205,8 +205,8 @@ Tensor var(const Tensor& a, const Axes& axes_in, bool keepdims, double ddof) {
   DType out_t = float_dtype(a.dtype());
   Tensor out = reduce_raw(a, axes, keepdims, kernel_dtype(out_t), out_t,
                           [&](const Tensor& o, const Tensor& i) {
-                            require_cpu("var", i);
-                            cpu::variance(o, i, axes, ddof);
+                            if (is_cuda(i.device())) LAMINA_CUDA_BRANCH("var", cuda::variance("var", o, i, axes, ddof));
+                            else cpu::variance(o, i, axes, ddof);
                           });
   if (needs_grad({&a})) {
     SavedTensor sa(a);
@@ -231,8 +231,8 @@ Tensor logsumexp(const Tensor& a, const Axes& axes_in, bool keepdims) {
   DType out_t = float_dtype(a.dtype());
   Tensor out = reduce_raw(a, axes, keepdims, kernel_dtype(out_t), out_t,
                           [&](const Tensor& o, const Tensor& i) {
-                            require_cpu("logsumexp", i);
-                            cpu::logsumexp(o, i, axes);
+                            if (is_cuda(i.device())) LAMINA_CUDA_BRANCH("logsumexp", cuda::logsumexp("logsumexp", o, i, axes));
+                            else cpu::logsumexp(o, i, axes);
                           });
   if (needs_grad({&a})) {
     // A detached output avoids a node -> output -> node cycle; when differentiating

@@ -8,13 +8,16 @@
 #include "ops/elementwise.h"
 #include "ops/shape_ops.h"
 
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
+
 namespace lamina {
 
 namespace {
 
 // Forward or reverse running sum; each direction's gradient is the other direction.
 Tensor cumsum_dir(const Tensor& a, int64_t axis, bool reverse) {
-  require_cpu("cumsum", a);
   const DType out_t = is_floating(a.dtype()) ? a.dtype() : DType::Int64;
   const DType kt = kernel_dtype(out_t);
   Tensor out;
@@ -22,7 +25,8 @@ Tensor cumsum_dir(const Tensor& a, int64_t axis, bool reverse) {
     GradModeGuard no_grad(false);
     Tensor src = is_floating(a.dtype()) && a.dtype() != kt ? astype(a, kt) : a;
     out = Tensor::empty(a.shape(), kt, a.device());
-    cpu::cumsum(out, src, axis, reverse);
+    if (is_cuda(out.device())) LAMINA_CUDA_BRANCH("cumsum", cuda::cumsum("cumsum", out, src, axis, reverse));
+    else cpu::cumsum(out, src, axis, reverse);
     if (kt != out_t) out = astype(out, out_t);
   }
   if (needs_grad({&a})) {

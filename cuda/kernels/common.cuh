@@ -6,6 +6,7 @@
 #include <math.h>  // float overloads of exp, log, ... in the global namespace on the emulator
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "simt/portable.cuh"
@@ -39,7 +40,7 @@ template <>
 struct IsHalfType<__nv_bfloat16> : std::true_type {};
 
 // Value conversion between any two element types, through float for the half types; bool
-// results are "nonzero", like numpy.
+// results are "nonzero", like numpy; float to integer saturates (NaN gives 0).
 template <class To, class From>
 __device__ __forceinline__ To convert(From v) {
   if constexpr (std::is_same_v<To, From>) {
@@ -54,6 +55,12 @@ __device__ __forceinline__ To convert(From v) {
     return __float2bfloat16(float(v));
   } else if constexpr (std::is_same_v<To, bool>) {
     return v != From(0);
+  } else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) {
+    // Saturating, NaN to 0, as the CPU's convert (a plain cast is undefined out of range).
+    if (!(v == v)) return To(0);
+    if (v <= From(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();
+    if (v >= From(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+    return To(v);
   } else {
     return To(v);
   }

@@ -238,9 +238,9 @@ bool dense_like(const Tensor& t, const Tensor& out) { return t.shape() == out.sh
 }  // namespace
 
 void unary(const char* name, UnaryOp op, const Tensor& out, const Tensor& a, double param) {
-  check<RuntimeError>(out.is_contiguous() && out.numel() == a.numel(), name, ": output must be contiguous");
   const int64_t n = out.numel();
-  if (n == 0) return;
+  if (n == 0) return;  // an empty tensor may report non-contiguous strides
+  check<RuntimeError>(out.is_contiguous() && n == a.numel(), name, ": output must be contiguous");
   const device::Indexer ia = make_indexer(a, out.shape(), name);
   const bool contiguous = dense_like(a, out);
   const dim3 grid(grid_for(n, kThreads)), block(kThreads);
@@ -268,9 +268,9 @@ void unary(const char* name, UnaryOp op, const Tensor& out, const Tensor& a, dou
 }
 
 void binary(const char* name, BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
-  check<RuntimeError>(out.is_contiguous() && a.dtype() == b.dtype(), name, ": output must be contiguous and operands of one dtype");
   const int64_t n = out.numel();
   if (n == 0) return;
+  check<RuntimeError>(out.is_contiguous() && a.dtype() == b.dtype(), name, ": output must be contiguous and operands of one dtype");
   const device::Indexer ia = make_indexer(a, out.shape(), name), ib = make_indexer(b, out.shape(), name);
   const bool contiguous = dense_like(a, out) && dense_like(b, out);
   const dim3 grid(grid_for(n, kThreads)), block(kThreads);
@@ -286,11 +286,11 @@ void binary(const char* name, BinaryOp op, const Tensor& out, const Tensor& a, c
 }
 
 void select(const char* name, const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
   check<RuntimeError>(out.is_contiguous() && cond.dtype() == DType::Bool && a.dtype() == out.dtype() &&
                           b.dtype() == out.dtype(),
                       name, ": select takes a bool condition and operands of the output's dtype");
-  const int64_t n = out.numel();
-  if (n == 0) return;
   const device::Indexer ic = make_indexer(cond, out.shape(), name), ia = make_indexer(a, out.shape(), name),
                         ib = make_indexer(b, out.shape(), name);
   const cudaError_t status = visit_compute_dtype(out.dtype(), [&](auto tag) {

@@ -37,3 +37,36 @@ void softmax(const char* name, const Tensor& out, const Tensor& in, int64_t axis
 void matmul(const char* name, const Tensor& out, const Tensor& a, const Tensor& b);
 
 }  // namespace lamina::cuda
+
+// ---- Reductions other than sum, scans and indexing (device coverage of the index,
+// reduction and scan families). Same conventions as above: out contiguous, half inputs
+// widened to float32 by the op, integer indices int64, already wrapped into range.
+namespace lamina::cuda {
+
+// reduce.cu: out (contiguous, kept axes) = the reduction of in over `axes`, as the cpu::
+// kernels of the same name: prod (out float32/float64/int64), extremum (out in's dtype; the
+// block must not be empty), arg_extremum (one axis, out int64), variance (out float32/64,
+// divisor max(n - ddof, 0)) and logsumexp (out float32/64).
+void prod(const char* name, const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes);
+void extremum(const char* name, const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes, bool is_max);
+void arg_extremum(const char* name, const Tensor& out, const Tensor& in, int64_t axis, bool is_max);
+void variance(const char* name, const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes, double ddof);
+void logsumexp(const char* name, const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes);
+
+// scan.cu: out (contiguous, in's shape) = running sum of in along `axis` (from the end when
+// `reverse`); out float32/float64/int64, floats accumulated in float64 like the CPU.
+void cumsum(const char* name, const Tensor& out, const Tensor& in, int64_t axis, bool reverse);
+
+// index.cu, all tensors contiguous:
+// take:        out[pre, j, post] = a[pre, idx[j], post] (idx any shape, flattened), any dtype.
+// index_add:   out[pre, idx[j], post] += src[pre, j, post].
+// gather:      out[i] = a[i with its `axis` coordinate replaced by index[i]], any dtype.
+// scatter_add: out[i with its `axis` coordinate replaced by index[i]] += src[i].
+// The adds are atomic (float32, float64, int32, int64 outputs): with repeated indices the
+// float sums are not bitwise deterministic.
+void take(const char* name, const Tensor& out, const Tensor& a, const Tensor& idx, int64_t axis);
+void index_add(const char* name, const Tensor& out, const Tensor& idx, const Tensor& src, int64_t axis);
+void gather(const char* name, const Tensor& out, const Tensor& a, const Tensor& index, int64_t axis);
+void scatter_add(const char* name, const Tensor& out, const Tensor& index, const Tensor& src, int64_t axis);
+
+}  // namespace lamina::cuda

@@ -111,7 +111,7 @@ Tensor apply_basic(const Tensor& t, const std::vector<IndexItem>& items, int64_t
 // t[mask] = v with numpy semantics: the mask covers t's leading axes, and v is either one
 // value or broadcasts to (number of selected positions, *remaining axes).
 Tensor put_masked(const Tensor& t, const Tensor& mask, const Tensor& v) {
-  if (mask.ndim() == 0) return masked_fill(t, mask, v);
+  if (mask.ndim() == 0) return masked_fill(t, to_device(mask, t.device()), v);
   int64_t k = mask.ndim();
   check<IndexError>(k <= t.ndim() && Shape(t.shape().begin(), t.shape().begin() + k) == mask.shape(),
                     "setitem: boolean index of shape ", shape_str(mask.shape()),
@@ -119,10 +119,9 @@ Tensor put_masked(const Tensor& t, const Tensor& mask, const Tensor& v) {
   if (v.numel() == 1) {
     Shape mshape = mask.shape();
     mshape.resize(size_t(t.ndim()), 1);
-    return masked_fill(t, reshape(mask, mshape), reshape(v, {}));
+    return masked_fill(t, reshape(to_device(mask, t.device()), mshape), reshape(v, {}));
   }
-  require_cpu("setitem", mask);
-  Tensor m = contiguous(mask);
+  Tensor m = contiguous(to_device(mask, Device{}));  // the selected rows decide the update's shape
   const bool* p = m.data<bool>();
   std::vector<int64_t> rows;
   for (int64_t i = 0; i < m.numel(); ++i)
@@ -148,6 +147,7 @@ Tensor getitem(const Tensor& t, nb::handle key) {
 
 void setitem(Tensor& t, nb::handle key, nb::handle value) {
   Tensor v = operand(value, t);
+  if (!nb::isinstance<Tensor>(value)) v = to_device(v, t.device());  // Python data goes where t is
   std::vector<IndexItem> items = parse_key(key, t);
   if (items.size() == 1 && items[0].kind == IndexItem::Array) {
     const Tensor& idx = items[0].array;
