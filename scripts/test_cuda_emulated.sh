@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds Lamina with the CUDA backend on the SIMT emulator (LAMINA_CUDA=EMULATE, in
 # build/emulate) and runs the device tests (tests/test_cuda_emulated*.py) against it: every
-# op on device='cuda', compared with the CPU. The emulated module lives in its own package tree (build/emulate/pkg), so
-# python/lamina keeps whichever build it links.
+# op on device='cuda', compared with the CPU. The emulated module lives in its own package
+# tree (build/emulate/pkg), so python/lamina keeps whichever build it links.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build/emulate
