@@ -34,8 +34,8 @@ def lm_params(*arrays):
     return [lm.tensor(a, requires_grad=True) for a in arrays]
 
 
-def dense(x, w, b):
-    return x @ w + b  # weights stored (in, out)
+def dense(x, w, b, activation="linear"):
+    return lm.linear(x, w, b, activation)  # weights stored (in, out); what the Dense layer runs
 
 
 def lm_mlp():
@@ -43,8 +43,8 @@ def lm_mlp():
                   glorot(256, 10), np.zeros(10, np.float32))
 
     def forward(x):
-        h = lm.relu(dense(x, p[0], p[1]))
-        h = lm.relu(dense(h, p[2], p[3]))
+        h = dense(x, p[0], p[1], "relu")
+        h = dense(h, p[2], p[3], "relu")
         return dense(h, p[4], p[5])
     return p, forward
 
@@ -57,7 +57,7 @@ def lm_cnn():
         h = lm.max_pool2d(lm.relu(lm.conv2d(x, p[0], p[1], padding=1)), 2)
         h = lm.max_pool2d(lm.relu(lm.conv2d(h, p[2], p[3], padding=1)), 2)
         h = lm.reshape(h, (h.shape[0], -1))
-        return dense(lm.relu(dense(h, p[4], p[5])), p[6], p[7])
+        return dense(dense(h, p[4], p[5], "relu"), p[6], p[7])
     return p, forward
 
 

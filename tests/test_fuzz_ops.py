@@ -344,6 +344,14 @@ def _conv2d(g):
     return (x, w, b, stride, padding, dilation, groups), {}
 
 
+def _linear(g):
+    x = g.ftensor(tuple(g.int(0, 4) for _ in range(g.int(1, 3))))
+    fan_in = x.shape[-1] if x.ndim and g.int(0, 5) else g.int(0, 3)  # sometimes mismatched
+    w = g.pick([g.ftensor((fan_in, g.int(0, 4))), g.ftensor((fan_in,)), g.tensor()])
+    b = g.pick([None, g.ftensor((w.shape[-1],)) if w.ndim else None, g.ftensor((g.int(0, 3),))])
+    return (x, w, b, g.pick(["linear", "relu", "gelu"])), {}
+
+
 def _conv1d(g):
     groups = g.pick([1, 1, 2])
     n, cg, cout_g = g.int(0, 2), g.int(1, 2), g.int(1, 2)
@@ -700,7 +708,7 @@ OPS.update({
     "swapaxes": _swapaxes, "squeeze": _squeeze, "expand_dims": _unsqueeze, "unsqueeze": _unsqueeze,
     "broadcast_to": _broadcast_to, "astype": _astype, "take": _take, "gather": _gather, "scatter_add": _scatter_add,
     "one_hot": _one_hot, "concatenate": _join, "concat": _join, "stack": _join, "split": _split, "chunk": _chunk,
-    "pad": _pad, "einsum": _einsum, "conv2d": _conv2d, "conv1d": _conv1d, "conv_transpose2d": _conv_t,
+    "pad": _pad, "einsum": _einsum, "linear": _linear, "conv2d": _conv2d, "conv1d": _conv1d, "conv_transpose2d": _conv_t,
     "conv2d_input_grad": _conv_grad_input, "conv2d_weight_grad": _conv_grad_weight, "max_pool2d": _pool2d,
     "avg_pool2d": _avg_pool2d, "max_pool1d": _pool1d, "avg_pool1d": _avg_pool1d, "global_avg_pool2d": _gap,
     "upsample_nearest2d": _upsample, "lstm": _lstm, "gru": _gru, "lstm_cell": _lstm_cell, "gru_cell": _gru_cell,

@@ -85,6 +85,25 @@ void run(const Tensor& out, Tensor a, Tensor b) {
 
 }  // namespace
 
+void matmul_bias(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Tensor& bias, Epilogue epilogue) {
+  const int64_t M = a_in.shape()[0], K = a_in.shape()[1], N = b_in.shape()[1];
+  Tensor a = a_in, b = b_in;
+  MatrixLayout la = layout_of(M, K, a.strides()[0], a.strides()[1]);
+  MatrixLayout lb = layout_of(K, N, b.strides()[0], b.strides()[1]);
+  if (!la.ok) {
+    a = Tensor::empty(a_in.shape(), a_in.dtype(), a_in.device());
+    copy_cast(a, a_in);
+    la = {false, std::max<int64_t>(K, 1), true};
+  }
+  if (!lb.ok) {
+    b = Tensor::empty(b_in.shape(), b_in.dtype(), b_in.device());
+    copy_cast(b, b_in);
+    lb = {false, std::max<int64_t>(N, 1), true};
+  }
+  gemm_f32(la.trans, lb.trans, M, N, K, 1.0f, a.data<float>(), la.ld, b.data<float>(), lb.ld, 0.0f, out.data<float>(),
+           std::max<int64_t>(N, 1), epilogue, bias.data<float>());
+}
+
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b) {
   if (a.dtype() == DType::Float32) return run<float>(out, a, b);
   if (a.dtype() == DType::Float64) return run<double>(out, a, b);

@@ -1,5 +1,6 @@
 #pragma once
 #include "core/tensor.h"
+#include "cpu/gemm.h"
 
 namespace lamina::cpu {
 // out[b] = a[b] @ b_[b] over the broadcast batch axes. a: (..., M, K), b: (..., K, N),
@@ -8,4 +9,9 @@ namespace lamina::cpu {
 // view) and is passed to the GEMM without a copy; other layouts are copied first.
 // float32 or float64.
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b);
+
+// out (M, N, contiguous) = epilogue(a (M, K) @ b (K, N) + bias (N, contiguous)), float32, in
+// one GEMM: the bias and activation are applied to each tile as it leaves the registers.
+// a and b may be row- or column-major (copied first otherwise).
+void matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias, Epilogue epilogue);
 }  // namespace lamina::cpu

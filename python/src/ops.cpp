@@ -15,6 +15,7 @@
 #include "ops/einsum.h"
 #include "ops/index.h"
 #include "ops/join.h"
+#include "ops/linear.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
 #include "ops/scan.h"
@@ -122,6 +123,13 @@ void init_ops(nb::module_& m) {
   def_binary(m, "maximum", &maximum, "Elementwise maximum; NaN propagates.");
   def_binary(m, "minimum", &minimum, "Elementwise minimum; NaN propagates.");
   def_binary(m, "matmul", &matmul, "Matrix product with numpy semantics (batch axes broadcast).");
+  m.def("linear", [](nb::handle x, nb::handle w, nb::handle b, const std::string& activation) {
+    Tensor a[3] = {as_tensor(x), as_tensor(w), optional_tensor(b)};
+    return run_released(a[0].numel() + a[1].numel(), [&] { return linear(a[0], a[1], a[2], activation); });
+  }, nb::arg("x"), nb::arg("w"), nb::arg("b").none() = nb::none(), nb::arg("activation") = "linear",
+        "activation(x @ w + b): the dense-layer op. x (..., in), w (in, out), b (out,) or None;\n"
+        "activation 'linear' or 'relu'. float32 on the CPU runs one GEMM with the bias and relu\n"
+        "applied to each output tile in registers (no extra pass over the output).");
   def_binary(m, "equal", &eq, "a == b.");
   def_binary(m, "not_equal", &ne, "a != b.");
   def_binary(m, "less", &lt, "a < b.");

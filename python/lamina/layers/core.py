@@ -53,10 +53,11 @@ class Dense(Layer):
                              f"axis of size {self.input_shape[-1]}")
 
     def call(self, x, training=False):
-        y = x @ self.cast(self.kernel)
-        if self.bias is not None:
-            y = y + self.cast(self.bias)
-        return self.activation(y)
+        bias = None if self.bias is None else self.cast(self.bias)
+        # relu runs inside the GEMM's epilogue (lamina.linear); other activations after it.
+        if self.activation is activations.relu:
+            return lamina.linear(x, self.cast(self.kernel), bias, activation="relu")
+        return self.activation(lamina.linear(x, self.cast(self.kernel), bias))
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),

@@ -1,0 +1,13 @@
+// The dense-layer op: activation(x @ w + b), one GEMM with a fused bias/activation epilogue
+// on the CPU for float32 (what Dense uses), composed from matmul / add / relu otherwise.
+#pragma once
+#include <string>
+
+#include "core/tensor.h"
+
+namespace lamina {
+
+// x (..., in), w (in, out), b (out,) or undefined; activation "linear" (none) or "relu".
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const std::string& activation);
+
+}  // namespace lamina
