@@ -7,8 +7,9 @@ variables, so optimizers always update float32 values.
 
 On the CPU the native kernels store bfloat16/float16 tensors at half width but accumulate
 in float32 internally, which is accurate but not faster than float32; the policy mainly
-halves activation memory there. No dynamic loss scaling is done: with 'mixed_float16' keep
-losses and gradients well inside float16 range (bfloat16 has float32's range and needs none).
+halves activation memory there. Under 'mixed_float16' ``Model.compile`` wraps the optimizer
+in ``lamina.optimizers.LossScaleOptimizer`` (dynamic loss scaling, so small float16
+gradients do not underflow); bfloat16 has float32's range and needs none.
 Normalization layers compute their statistics in float32 whatever the policy.
 """
 

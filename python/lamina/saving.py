@@ -464,8 +464,12 @@ def load_checkpoint(model, path, restore_rng=True):
 
 # ----- compile configuration -------------------------------------------------------------------
 def _serialize_optimizer(opt):
+    from lamina.optimizers import LossScaleOptimizer
     from lamina.optimizers.schedules import LearningRateSchedule
 
+    if type(opt) is LossScaleOptimizer:
+        return {"class_name": "LossScaleOptimizer",
+                "config": {**opt.get_config(), "inner_optimizer": _serialize_optimizer(opt.inner_optimizer)}}
     config = dict(opt.get_config())
     lr = config.get("learning_rate")
     if isinstance(lr, LearningRateSchedule):
@@ -481,6 +485,10 @@ def _deserialize_optimizer(spec, custom_objects):
 
     builtins = {c.__name__: c for c in (optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop,
                                         optimizers.Adagrad)}
+    if spec["class_name"] == "LossScaleOptimizer":
+        config = dict(spec["config"])
+        inner = _deserialize_optimizer(config.pop("inner_optimizer"), custom_objects)
+        return optimizers.LossScaleOptimizer(inner, **config)
     cls = lookup_class(spec["class_name"], builtins, custom_objects, "optimizer")
     config = dict(spec["config"])
     lr = config.get("learning_rate")

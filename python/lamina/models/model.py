@@ -64,8 +64,13 @@ class Model(Layer):
             optimizer: Name ('adam', 'sgd', ...) or Optimizer instance.
             loss: Name, Loss instance or callable ``(y_true, y_pred) -> per-sample losses``.
             metrics: List of metric names ('accuracy', 'mae', ...), Metrics or callables.
+
+        When the model computes in float16 ('mixed_float16' policy) the optimizer is wrapped
+        in a ``LossScaleOptimizer`` (dynamic loss scaling), as in Keras.
         """
         self.optimizer = optimizers_module.get(optimizer)
+        if self._computes_in_float16() and not isinstance(self.optimizer, optimizers_module.LossScaleOptimizer):
+            self.optimizer = optimizers_module.LossScaleOptimizer(self.optimizer)
         self.loss = losses_module.get(loss) if loss is not None else None
         loss_name = getattr(self.loss, "name", None)
         if isinstance(metrics, (str, metrics_module.Metric)) or callable(metrics):
@@ -75,6 +80,11 @@ class Model(Layer):
                                       if isinstance(m, (str, metrics_module.Metric))]
         self._loss_tracker = metrics_module.Mean("loss")
         self.compiled = True
+
+    def _computes_in_float16(self):
+        """Whether a layer computes in float16 (then compile adds dynamic loss scaling)."""
+        policies = [self.dtype_policy] + [getattr(layer, "dtype_policy", None) for layer in self.layers]
+        return any(p is not None and p.compute_dtype == "float16" for p in policies)
 
     def _require_compiled(self, what):
         if self.optimizer is None and what == "fit" or getattr(self, "_loss_tracker", None) is None:
@@ -130,6 +140,8 @@ class Model(Layer):
         if self._accumulated == 0:
             for v in variables:
                 v.grad = None
+        if isinstance(self.optimizer, optimizers_module.LossScaleOptimizer):
+            loss = self.optimizer.scale_loss(loss)
         (loss * (1.0 / k) if k > 1 else loss).backward()
         self._accumulated += 1
         if self._accumulated >= k:

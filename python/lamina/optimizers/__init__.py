@@ -2,6 +2,7 @@
 
 from lamina.optimizers import schedules
 from lamina.optimizers.adam import Adam, AdamW
+from lamina.optimizers.loss_scale import LossScaleOptimizer
 from lamina.optimizers.optimizer import Optimizer
 from lamina.optimizers.rmsprop import Adagrad, RMSprop
 from lamina.optimizers.sgd import SGD
@@ -25,4 +26,4 @@ def get(identifier):
     raise TypeError(f"optimizer must be a name or an Optimizer, got {type(identifier).__name__}")
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "schedules", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LossScaleOptimizer", "schedules", "get"]

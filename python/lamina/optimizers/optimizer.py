@@ -153,12 +153,18 @@ def _numpy_of(t):
 
 def optimizer_state(optimizer, variables):
     """The optimizer's state for `variables` (in that order) as ``({name: array}, {name: str})``:
-    slot tensors named ``"{index}/{slot}"`` and scalars (``iterations``) as strings."""
+    slot tensors named ``"{index}/{slot}"`` and scalars (``iterations``; with loss scaling,
+    the scale and its count of finite steps) as strings."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
     arrays = {}
     for i, var in enumerate(variables):
-        for slot, value in sorted(optimizer._slots.get(_key(var), {}).items()):
+        for slot, value in sorted(inner._slots.get(_key(var), {}).items()):
             arrays[f"{i}/{slot}"] = _numpy_of(value)
-    return arrays, {"iterations": str(int(optimizer.iterations))}
+    scalars = {"iterations": str(int(inner.iterations))}
+    if inner is not optimizer:
+        scalars["loss_scale"] = repr(float(optimizer.scale))
+        scalars["loss_scale_finite_steps"] = str(int(optimizer._finite_steps))
+    return arrays, scalars
 
 
 def set_optimizer_state(optimizer, variables, arrays, scalars):
@@ -173,9 +179,22 @@ def set_optimizer_state(optimizer, variables, arrays, scalars):
             raise ValueError(f"optimizer state: '{name}' has shape {tuple(value.shape)}, the variable "
                              f"{tuple(var.shape)}")
         slots.setdefault(_key(var), {})[slot] = lamina.tensor(value, dtype=var.dtype)
+    iterations = _scalar(scalars, "iterations", int, "0", lambda v: v >= 0)
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if inner is not optimizer:
+        optimizer.scale = _scalar(scalars, "loss_scale", float, repr(optimizer.scale),
+                                  lambda v: math.isfinite(v) and v >= 1.0)
+        optimizer._finite_steps = _scalar(scalars, "loss_scale_finite_steps", int, "0", lambda v: v >= 0)
+    inner._slots = slots
+    inner.iterations = iterations
+
+
+def _scalar(scalars, name, kind, default, valid):
+    text = scalars.get(name, default)
     try:
-        iterations = int(scalars.get("iterations", "0"))
-    except ValueError as e:
-        raise ValueError(f"optimizer state: invalid iterations {scalars.get('iterations')!r}") from e
-    optimizer._slots = slots
-    optimizer.iterations = iterations
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not valid(value):
+        raise ValueError(f"optimizer state: invalid {name} {text!r}")
+    return value
