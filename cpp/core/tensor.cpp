@@ -34,6 +34,7 @@ Tensor Tensor::view_of(const Tensor& base, Shape shape, Shape strides, int64_t o
   impl->strides = std::move(strides);
   impl->offset = offset;
   impl->dtype = base.impl_->dtype;
+  impl->view_root = base.impl_->view_root ? base.impl_->view_root : base.impl_;
   return Tensor(std::move(impl));
 }
 
@@ -69,8 +70,12 @@ void Tensor::set_requires_grad(bool value) {
   impl_->requires_grad = value;
 }
 
+// Not a view for autograd: writing into a detached alias leaves every history alone (the
+// version counter still catches saved tensors it changes).
 Tensor Tensor::detach() const {
-  return view_of(*this, impl_->shape, impl_->strides, impl_->offset);
+  Tensor out = view_of(*this, impl_->shape, impl_->strides, impl_->offset);
+  out.impl_->view_root.reset();
+  return out;
 }
 
 }  // namespace lamina

@@ -22,6 +22,9 @@ struct TensorImpl {
   bool retains_grad = false;
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;
+  // For a view: the tensor that owns its storage (never itself a view). An in-place write
+  // through the view rewrites the root's autograd history too (ops/copy.cpp).
+  std::shared_ptr<TensorImpl> view_root;
   ~TensorImpl();
 };
 
@@ -32,8 +35,11 @@ class Tensor {
 
   // A new contiguous tensor with uninitialised memory.
   static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = {});
-  // A view of `base`'s storage with another shape/strides/offset (no autograd link).
+  // A view of `base`'s storage with another shape/strides/offset (no autograd link; it
+  // remembers base's root for in-place writes).
   static Tensor view_of(const Tensor& base, Shape shape, Shape strides, int64_t offset);
+  // The root of a view (the tensor owning the storage), or an undefined tensor.
+  Tensor view_root() const { return Tensor(impl_->view_root); }
 
   bool defined() const { return impl_ != nullptr; }
   TensorImpl* impl() const { return impl_.get(); }

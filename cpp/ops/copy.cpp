@@ -4,7 +4,9 @@
 #include "core/backend.h"
 #include "core/errors.h"
 #include "cpu/copy.h"
+#include "ops/creation.h"
 #include "ops/reduce.h"
+#include "ops/shape_ops.h"
 
 #if defined(LAMINA_HAVE_CUDA)
 #include "kernels/launchers.h"
@@ -93,6 +95,70 @@ void check_inplace(const Tensor& dst, bool records_grad, const char* op) {
   }
 }
 
+namespace {
+
+// Where a view's elements sit in a contiguous tensor of its root's shape.
+struct Region {
+  Shape shape, strides;
+  int64_t offset;
+  Tensor of(const Tensor& contiguous_like_root) const {
+    return Tensor::view_of(contiguous_like_root, shape, strides, offset);
+  }
+};
+
+void no_double_backward(const char* node) {
+  if (GradMode::is_enabled())
+    throw RuntimeError(detail::concat(node, ": double backward through an in-place write into a view is not "
+                                      "supported; write into a clone() of the tensor instead"));
+}
+
+// dst's storage was just written with `value` (dst's shape and dtype, with history) or with
+// constants (value undefined). Rewrites the autograd history of what the write changed:
+// - dst owns its storage: dst now is `value` (or a constant, with no history);
+// - dst is a view: its root now holds the old values outside the view and `value` inside
+//   (node "inplace_view"), and dst itself becomes a view of that new root.
+void rebase_history(const Tensor& dst, const Tensor& value, const char* op) {
+  if (!GradMode::is_enabled()) return;
+  const Tensor root = dst.view_root();
+  if (!root.defined()) {
+    if (value.defined() && !value.is_leaf()) {
+      dst.impl()->grad_fn = value.grad_fn();
+      dst.impl()->requires_grad = true;
+    } else if (value.defined()) {  // a leaf's values: pass the gradient on to it
+      Tensor self = dst;
+      record("copy_", {value}, self, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
+    } else if (dst.requires_grad() && !dst.is_leaf()) {
+      dst.impl()->grad_fn = nullptr;
+      dst.impl()->requires_grad = false;
+    }
+    return;
+  }
+  if (!value.defined() && !root.requires_grad() && !dst.requires_grad()) return;
+  check<RuntimeError>(root.is_contiguous() && root.offset() <= dst.offset(), op,
+                      ": in-place write into a view of a non-contiguous tensor that is part of the autograd "
+                      "graph is not supported; clone() the tensor first");
+  const Region region{dst.shape(), dst.strides(), dst.offset() - root.offset()};
+  const Shape root_shape = root.shape();
+  const bool has_value = value.defined();
+  Tensor base = root;
+  record("inplace_view", {root, value}, base, [region, has_value](const Tensor& g) -> std::vector<Tensor> {
+    no_double_backward("inplace_view");
+    Tensor kept = clone(g);
+    Tensor written = has_value ? clone(region.of(kept)) : Tensor();
+    copy_values("inplace_view", region.of(kept), zeros({}, g.dtype(), g.device()));
+    return {kept, written};
+  });
+  Tensor self = dst;
+  record("view", {base}, self, [region, root_shape](const Tensor& g) -> std::vector<Tensor> {
+    no_double_backward("view");
+    Tensor full = zeros(root_shape, g.dtype(), g.device());
+    copy_values("view", region.of(full), g);
+    return {full};
+  });
+}
+
+}  // namespace
+
 void assign_inplace(const Tensor& dst, const Tensor& result, const char* op) {
   bool records = result.requires_grad() && GradMode::is_enabled();
   check_inplace(dst, records, op);
@@ -101,28 +167,28 @@ void assign_inplace(const Tensor& dst, const Tensor& result, const char* op) {
                     " into a tensor of shape ", shape_str(dst.shape()));
   copy_values(op, dst, result);
   dst.bump_version();
+  Tensor value;
   if (records) {
-    Tensor r = result.dtype() == dst.dtype() ? result : astype(result, dst.dtype());
-    dst.impl()->grad_fn = r.grad_fn();
-    dst.impl()->requires_grad = true;
+    value = result.dtype() == dst.dtype() ? result : astype(result, dst.dtype());
+    if (value.shape() != dst.shape()) value = expand(value, dst.shape());
   }
+  rebase_history(dst, value, op);
 }
 
 void copy_(const Tensor& dst, const Tensor& src) {
   check<ValueError>(broadcast_shapes(dst.shape(), src.shape(), "copy_") == dst.shape(),
                     "copy_: cannot copy a tensor of shape ", shape_str(src.shape()),
                     " into one of shape ", shape_str(dst.shape()));
-  bool records = needs_grad({&src});
+  bool records = needs_grad({&src}) && is_floating(dst.dtype());
   check_inplace(dst, records || (GradMode::is_enabled() && dst.requires_grad()), "copy_");
   copy_values("copy_", dst, src);
   dst.bump_version();
-  if (records && is_floating(dst.dtype())) {
-    Shape src_shape = src.shape();
-    Tensor self = dst;
-    record("copy_", {src}, self, [src_shape](const Tensor& g) -> std::vector<Tensor> {
-      return {sum_to(g, src_shape)};
-    });
+  Tensor value;
+  if (records) {
+    value = src.dtype() == dst.dtype() ? src : astype(src, dst.dtype());
+    if (value.shape() != dst.shape()) value = expand(value, dst.shape());
   }
+  rebase_history(dst, value, "copy_");
 }
 
 }  // namespace lamina
