@@ -1,7 +1,8 @@
 """Lamina's CUDA kernels against PyTorch (cuBLAS / its own kernels) on a real GPU.
 
     python bench/cuda/bench_cuda.py            # all families
-    python bench/cuda/bench_cuda.py gemm       # one family: gemm, elementwise, reduce, softmax
+    python bench/cuda/bench_cuda.py gemm       # one family: gemm, elementwise, reduce, softmax,
+                                               # conv, lstm, attention
 
 Needs a Lamina built with the real CUDA backend (LAMINA_CUDA=ON) and a GPU; PyTorch with
 CUDA is the reference when installed. Without a GPU it says so and exits 0. Times are
@@ -139,9 +140,92 @@ def bench_reduce_softmax(lm, torch, which):
             _row(name, lam, tt, 2 * gb, "GB/s")
 
 
+def _lamina_or_note(fn, sync, what):
+    """Times fn, or prints why this build cannot run it (an op without a device kernel)."""
+    try:
+        return _timed(fn, sync)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError) as e:
+        print(f"{what}: not run ({e})")
+        return None
+
+
+def _row_or_skip(case, lam_s, torch_s, work, unit):
+    if lam_s is not None:
+        _row(case, lam_s, torch_s, work, unit)
+
+
+def bench_conv(lm, torch):
+    _header("conv2d 3x3, padding 1 (NCHW; torch: cuDNN)", "TFLOP/s")
+    rng = np.random.default_rng(3)
+    for dtype in ("float32", "bfloat16"):
+        for n, c, hw, co in [(64, 64, 56, 64), (64, 128, 28, 128), (64, 256, 14, 256)]:
+            x_np = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+            w_np = (rng.standard_normal((co, c, 3, 3)) * 0.05).astype(np.float32)
+            x = lm.tensor(x_np, device="cuda").astype(dtype)
+            w = lm.tensor(w_np, device="cuda").astype(dtype).detach()
+            w.requires_grad = True
+            flops = 2.0 * n * co * c * 9 * hw * hw / 1e12
+            fwd = _lamina_or_note(lambda: lm.conv2d(x, w, padding=1), lm.cuda.synchronize, "conv2d")
+            both = _lamina_or_note(lambda: lm.sum(lm.conv2d(x, w, padding=1)).backward(), lm.cuda.synchronize,
+                                   "conv2d backward")
+            t_fwd = t_both = None
+            if torch is not None:
+                tdt = torch.float32 if dtype == "float32" else torch.bfloat16
+                torch.backends.cudnn.allow_tf32 = False
+                tx = torch.from_numpy(x_np).cuda().to(tdt)
+                tw = torch.from_numpy(w_np).cuda().to(tdt).requires_grad_()
+                conv = torch.nn.functional.conv2d
+                t_fwd = _timed(lambda: conv(tx, tw, padding=1), torch.cuda.synchronize)
+                t_both = _timed(lambda: conv(tx, tw, padding=1).sum().backward(), torch.cuda.synchronize)
+            _row_or_skip(f"{dtype} {n}x{c}x{hw}^2 -> {co} fwd", fwd, t_fwd, flops, "TFLOP/s")
+            _row_or_skip(f"{dtype} {n}x{c}x{hw}^2 -> {co} fwd+bwd(w)", both, t_both, 2 * flops, "TFLOP/s")
+
+
+def bench_lstm(lm, torch):
+    _header("LSTM, batch 64, hidden 256, input 256: time per step (torch: cuDNN)", "steps/ms")
+    rng = np.random.default_rng(4)
+    b, steps, i, h = 64, 128, 256, 256
+    x_np = rng.standard_normal((b, steps, i)).astype(np.float32)
+    w_ih = (rng.standard_normal((4 * h, i)) * 0.05).astype(np.float32)
+    w_hh = (rng.standard_normal((4 * h, h)) * 0.05).astype(np.float32)
+    bias = np.zeros(4 * h, np.float32)
+    args = [lm.tensor(a, device="cuda") for a in (x_np, w_ih, w_hh, bias)]
+    lam = _lamina_or_note(lambda: lm.lstm(args[0], None, None, *args[1:]), lm.cuda.synchronize, "lstm")
+    tt = None
+    if torch is not None:
+        mod = torch.nn.LSTM(i, h, batch_first=True).cuda()
+        tx = torch.from_numpy(x_np).cuda()
+        with torch.no_grad():
+            tt = _timed(lambda: mod(tx), torch.cuda.synchronize)
+    # work = steps, so the unit column reads steps per millisecond.
+    _row_or_skip(f"forward, {steps} steps", lam, tt, steps / 1e3, "steps/ms")
+
+
+def bench_attention(lm, torch):
+    _header("Flash attention forward, batch 4 x 16 heads (torch: scaled_dot_product_attention)", "TFLOP/s")
+    rng = np.random.default_rng(5)
+    for d in (64, 128):
+        for seq, causal in [(2048, False), (4096, False), (4096, True)]:
+            shape = (4, 16, seq, d)
+            q_np, k_np, v_np = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
+            q, k, v = (lm.tensor(a, device="cuda").astype("bfloat16") for a in (q_np, k_np, v_np))
+            flops = 4.0 * 4 * 16 * seq * seq * d / 1e12 / (2 if causal else 1)
+            lam = _lamina_or_note(lambda: lm.scaled_dot_product_attention(q, k, v, causal=causal),
+                                  lm.cuda.synchronize, "attention")
+            tt = None
+            if torch is not None:
+                tq, tk, tv = (torch.from_numpy(a).cuda().to(torch.bfloat16) for a in (q_np, k_np, v_np))
+                sdpa = torch.nn.functional.scaled_dot_product_attention
+                tt = _timed(lambda: sdpa(tq, tk, tv, is_causal=causal), torch.cuda.synchronize)
+            _row_or_skip(f"bf16 d={d} seq={seq}{' causal' if causal else ''}", lam, tt, flops, "TFLOP/s")
+
+
+FAMILIES = ("all", "gemm", "elementwise", "reduce", "softmax", "conv", "lstm", "attention")
+
+
 def main(argv):
     which = argv[1] if len(argv) > 1 else "all"
-    if which not in ("all", "gemm", "elementwise", "reduce", "softmax"):
+    if which not in FAMILIES:
         print(__doc__)
         return 2
     lm, torch = _gpu_or_exit()
@@ -153,6 +237,12 @@ def main(argv):
         bench_elementwise(lm, torch)
     if which in ("all", "reduce", "softmax"):
         bench_reduce_softmax(lm, torch, which)
+    if which in ("all", "conv"):
+        bench_conv(lm, torch)
+    if which in ("all", "lstm"):
+        bench_lstm(lm, torch)
+    if which in ("all", "attention"):
+        bench_attention(lm, torch)
     stats = lm.cuda.memory_stats()
     print(f"\nallocator: {stats['device_mallocs']} cudaMalloc calls, {stats['cache_hits']} cache hits, "
           f"{stats['reserved_bytes'] / 2**20:.0f} MiB reserved")
