@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <type_traits>
 
 #include "simt/portable.cuh"
@@ -102,6 +103,35 @@ __device__ __forceinline__ T block_reduce(T v, T* scratch) {
   return result;
 }
 
+// Exactly rounded float32/float64 arithmetic that is never contracted into an FMA, for
+// kernels that reproduce a host computation bit for bit (the host side builds with
+// -ffp-contract=off or has no FMA).
+template <class T>
+__device__ __forceinline__ T add_rn(T a, T b) {
+  if constexpr (std::is_same_v<T, float>) return __fadd_rn(a, b);
+  else return __dadd_rn(a, b);
+}
+template <class T>
+__device__ __forceinline__ T sub_rn(T a, T b) {
+  if constexpr (std::is_same_v<T, float>) return __fsub_rn(a, b);
+  else return __dsub_rn(a, b);
+}
+template <class T>
+__device__ __forceinline__ T mul_rn(T a, T b) {
+  if constexpr (std::is_same_v<T, float>) return __fmul_rn(a, b);
+  else return __dmul_rn(a, b);
+}
+template <class T>
+__device__ __forceinline__ T div_rn(T a, T b) {
+  if constexpr (std::is_same_v<T, float>) return __fdiv_rn(a, b);
+  else return __ddiv_rn(a, b);
+}
+template <class T>
+__device__ __forceinline__ T sqrt_rn(T a) {
+  if constexpr (std::is_same_v<T, float>) return __fsqrt_rn(a);
+  else return __dsqrt_rn(a);
+}
+
 }  // namespace lamina::cuda::device
 
 namespace lamina::cuda {
@@ -141,6 +171,20 @@ decltype(auto) visit_device_dtype(DType t, Fn&& fn) {
     case DType::Float64: return fn(double{});
   }
   throw TypeError("unknown dtype");
+}
+
+// Calls fn(T{}) for a float32 or float64 `dtype`; other dtypes are a TypeError naming `op`.
+template <class Fn>
+decltype(auto) visit_float_dtype(DType dtype, const char* op, Fn&& fn) {
+  if (dtype == DType::Float32) return fn(float{});
+  if (dtype == DType::Float64) return fn(double{});
+  throw TypeError(std::string(op) + ": the CUDA kernel expects float32 or float64, got " + dtype_name(dtype));
+}
+
+// The data pointer of an optional tensor (nullptr when undefined).
+template <class T>
+T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
 }
 
 }  // namespace lamina::cuda

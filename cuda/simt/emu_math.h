@@ -113,6 +113,20 @@ inline float __bfloat162float(__nv_bfloat16 h) {
   return lamina::simt::emu::bf16_bits_to_float(__bfloat16_as_ushort(h));
 }
 
+// Round-to-nearest arithmetic that nvcc never contracts into an FMA: kernels that must
+// reproduce a host computation bit for bit (optimizer updates, random draws) use these.
+// The emulator's host build does not contract across them either (no FMA in its ISA).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return sqrtf(a); }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+inline double __dsqrt_rn(double a) { return sqrt(a); }
+
 inline float __expf(float x) { return expf(x); }
 inline float __logf(float x) { return logf(x); }
 inline float __fdividef(float a, float b) { return a / b; }
