@@ -1,5 +1,6 @@
 #include "core/random.h"
 
+#include <cmath>
 #include <mutex>
 
 namespace lamina {
@@ -25,6 +26,31 @@ std::array<uint32_t, 4> Philox::block(uint64_t seed, uint64_t counter_hi, uint64
     k1 += 0xBB67AE85u;
   }
   return {c0, c1, c2, c3};
+}
+
+void draw_pair(const DrawSpec& spec, const std::array<uint32_t, 4>& w, double& v0, double& v1) {
+  const double u0 = uniform_from_bits(w[0], w[1]), u1 = uniform_from_bits(w[2], w[3]);
+  switch (spec.distribution) {
+    case Distribution::Uniform:
+      v0 = spec.a + spec.b * u0;
+      v1 = spec.a + spec.b * u1;
+      return;
+    case Distribution::Normal: {
+      const double r = std::sqrt(-2.0 * std::log(1.0 - u0));  // 1 - u0 in (0, 1]: log is finite
+      const double theta = 2.0 * M_PI * u1;
+      v0 = spec.a + spec.b * r * std::cos(theta);
+      v1 = spec.a + spec.b * r * std::sin(theta);
+      return;
+    }
+    case Distribution::KeepMask:
+      v0 = u0 >= spec.a ? spec.b : 0.0;
+      v1 = u1 >= spec.a ? spec.b : 0.0;
+      return;
+    case Distribution::Integer:
+      v0 = spec.a + std::floor(spec.b * u0);
+      v1 = spec.a + std::floor(spec.b * u1);
+      return;
+  }
 }
 
 Generator& Generator::global() {

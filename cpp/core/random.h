@@ -31,4 +31,22 @@ inline double uniform_from_bits(uint32_t hi, uint32_t lo) {
   return double(((uint64_t(hi) << 32) | lo) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+// What a draw makes of each Philox block: two values, from words (0, 1) and (2, 3), each
+// with u = uniform_from_bits (53 bits, in [0, 1)). The CUDA kernel (cuda/kernels/random.cu)
+// evaluates the same expressions in the same order, so a seed gives the same numbers on
+// every device.
+enum class Distribution {
+  Uniform,   // a + b * u
+  Normal,    // a + b * z, z from the Box-Muller transform of the block's two uniforms
+  KeepMask,  // u >= a ? b : 0 (inverted dropout: a = rate, b = 1 / (1 - rate))
+  Integer,   // a + floor(b * u)
+};
+
+struct DrawSpec {
+  Distribution distribution;
+  double a, b;
+};
+
+void draw_pair(const DrawSpec& spec, const std::array<uint32_t, 4>& words, double& v0, double& v1);
+
 }  // namespace lamina

@@ -8,7 +8,6 @@
 #include "core/random.h"
 #include "cpu/convert.h"
 #include "cpu/copy.h"
-#include "ops/copy.h"
 
 #if defined(LAMINA_HAVE_CUDA)
 #include "kernels/launchers.h"
@@ -46,21 +45,24 @@ Tensor generate(const Shape& shape, DType dtype, F f) {
 }
 
 // Elements 2p and 2p + 1 of a draw come from Philox block (start + p). The output is
-// allocated first, so a draw that cannot be allocated does not advance the generator.
-template <class F>
-Tensor draw(const Shape& shape, DType dtype, F from_words) {
-  Tensor out = Tensor::empty(shape, dtype);
+// allocated first, so a draw that cannot be allocated does not advance the generator. On a
+// CUDA device the kernel draws the same numbers in place.
+Tensor draw(const char* op, const Shape& shape, DType dtype, Device device, const DrawSpec& spec) {
+  Tensor out = Tensor::empty(shape, dtype, device);
   int64_t n = out.numel();
   uint64_t start = Generator::global().reserve((uint64_t(n) + 1) / 2 + 1);
   uint64_t seed = Generator::global().initial_seed();
+  if (is_cuda(device)) {
+    LAMINA_CUDA_BRANCH(op, cuda::philox_draw(op, out, seed, start, spec));
+    return out;
+  }
   visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* o = out.data<T>();
     parallel_for(0, (n + 1) / 2, 8192, [&](int64_t lo, int64_t hi) {
       for (int64_t pair = lo; pair < hi; ++pair) {
-        auto w = Philox::block(seed, 0, start + uint64_t(pair));
         double v0, v1;
-        from_words(w, v0, v1);
+        draw_pair(spec, Philox::block(seed, 0, start + uint64_t(pair)), v0, v1);
         o[2 * pair] = cpu::convert<T>(v0);
         if (2 * pair + 1 < n) o[2 * pair + 1] = cpu::convert<T>(v1);
       }
@@ -104,40 +106,26 @@ Tensor eye(int64_t n, int64_t m, int64_t k, DType dtype) {
   return out;
 }
 
-Tensor rand(const Shape& shape, DType dtype) { return uniform(shape, 0.0, 1.0, dtype); }
+Tensor rand(const Shape& shape, DType dtype, Device device) { return uniform(shape, 0.0, 1.0, dtype, device); }
 
-Tensor uniform(const Shape& shape, double low, double high, DType dtype) {
+Tensor uniform(const Shape& shape, double low, double high, DType dtype, Device device) {
   check_float(dtype, "uniform");
   check<ValueError>(low <= high, "uniform: low (", low, ") must not exceed high (", high, ")");
-  double span = high - low;
-  return draw(shape, dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
-    v0 = low + span * uniform_from_bits(w[0], w[1]);
-    v1 = low + span * uniform_from_bits(w[2], w[3]);
-  });
+  return draw("uniform", shape, dtype, device, {Distribution::Uniform, low, high - low});
 }
 
-Tensor randn(const Shape& shape, DType dtype) { return normal(shape, 0.0, 1.0, dtype); }
+Tensor randn(const Shape& shape, DType dtype, Device device) { return normal(shape, 0.0, 1.0, dtype, device); }
 
-Tensor normal(const Shape& shape, double mean, double std, DType dtype) {
+Tensor normal(const Shape& shape, double mean, double std, DType dtype, Device device) {
   check_float(dtype, "normal");
   check<ValueError>(std >= 0, "normal: std must be non-negative, got ", std);
-  return draw(shape, dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
-    double u1 = 1.0 - uniform_from_bits(w[0], w[1]);  // (0, 1]: log is finite
-    double u2 = uniform_from_bits(w[2], w[3]);
-    double r = std::sqrt(-2.0 * std::log(u1));
-    v0 = mean + std * r * std::cos(2.0 * M_PI * u2);
-    v1 = mean + std * r * std::sin(2.0 * M_PI * u2);
-  });
+  return draw("normal", shape, dtype, device, {Distribution::Normal, mean, std});
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
   check<ValueError>(low < high, "randint: low (", low, ") must be less than high (", high, ")");
   check<TypeError>(dtype != DType::Bool, "randint: dtype must be numeric");
-  double span = double(high) - double(low);
-  return draw(shape, dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
-    v0 = double(low) + std::floor(span * uniform_from_bits(w[0], w[1]));
-    v1 = double(low) + std::floor(span * uniform_from_bits(w[2], w[3]));
-  });
+  return draw("randint", shape, dtype, {}, {Distribution::Integer, double(low), double(high) - double(low)});
 }
 
 Tensor randperm(int64_t n) {
@@ -156,14 +144,8 @@ Tensor randperm(int64_t n) {
 
 Tensor dropout_mask(const Tensor& like, double p) {
   check<ValueError>(p >= 0 && p < 1, "dropout: rate must be in [0, 1), got ", p);
-  double scale = 1.0 / (1.0 - p);
   DType dtype = is_floating(like.dtype()) ? like.dtype() : DType::Float32;
-  // Drawn on the host (the same Philox stream on every device), then moved to like's device.
-  return to_device(draw(like.shape(), dtype, [&](const std::array<uint32_t, 4>& w, double& v0, double& v1) {
-                     v0 = uniform_from_bits(w[0], w[1]) >= p ? scale : 0.0;
-                     v1 = uniform_from_bits(w[2], w[3]) >= p ? scale : 0.0;
-                   }),
-                   like.device());
+  return draw("dropout", like.shape(), dtype, like.device(), {Distribution::KeepMask, p, 1.0 / (1.0 - p)});
 }
 
 }  // namespace lamina

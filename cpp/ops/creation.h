@@ -14,14 +14,15 @@ Tensor linspace(double start, double stop, int64_t num, bool endpoint, DType dty
 Tensor eye(int64_t n, int64_t m, int64_t k, DType dtype);
 
 // Random draws advance the global generator (see core/random.h).
-Tensor rand(const Shape& shape, DType dtype = DType::Float32);           // U[0, 1)
-Tensor uniform(const Shape& shape, double low, double high, DType dtype = DType::Float32);
-Tensor randn(const Shape& shape, DType dtype = DType::Float32);          // N(0, 1)
-Tensor normal(const Shape& shape, double mean, double std, DType dtype = DType::Float32);
+// Drawn on `device` (CUDA: the same numbers, by the device kernel).
+Tensor rand(const Shape& shape, DType dtype = DType::Float32, Device device = {});  // U[0, 1)
+Tensor uniform(const Shape& shape, double low, double high, DType dtype = DType::Float32, Device device = {});
+Tensor randn(const Shape& shape, DType dtype = DType::Float32, Device device = {});  // N(0, 1)
+Tensor normal(const Shape& shape, double mean, double std, DType dtype = DType::Float32, Device device = {});
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = DType::Int64);
 // A random permutation of [0, n) (Fisher-Yates driven by the generator).
 Tensor randperm(int64_t n);
-// Keep-mask for dropout: 1/(1-p) with probability 1-p, else 0; same dtype as `like`.
+// Keep-mask for dropout: 1/(1-p) with probability 1-p, else 0; same dtype and device as `like`.
 Tensor dropout_mask(const Tensor& like, double p);
 
 }  // namespace lamina

@@ -1,6 +1,7 @@
 #include "ops/loss.h"
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "cpu/loss.h"
 #include "ops/arith.h"
@@ -13,6 +14,10 @@
 #include "ops/shape_ops.h"
 #include "ops/softmax.h"
 #include "ops/unary.h"
+
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -28,6 +33,11 @@ Reduction parse_reduction(const std::string& r, const char* op) {
   if (r == "sum") return Reduction::Sum;
   if (r == "none") return Reduction::None;
   throw ValueError(std::string(op) + ": reduction must be 'mean', 'sum' or 'none', got '" + r + "'");
+}
+
+void check_same_device(const char* op, const char* what, const Tensor& t, const Tensor& logits) {
+  check<ValueError>(t.device() == logits.device(), op, ": ", what, " are on ", t.device().str(),
+                    " but the logits are on ", logits.device().str());
 }
 
 Tensor for_kernel(const Tensor& t, DType kt) {
@@ -47,7 +57,8 @@ SceArgs check_sce(const Tensor& logits, const Tensor& labels, const Tensor& weig
   check<TypeError>(is_floating(logits.dtype()), kSce, ": logits must be floating-point, got ",
                    dtype_name(logits.dtype()));
   check<ValueError>(logits.ndim() >= 1, kSce, ": logits need a class axis, got a 0-d tensor");
-  check<RuntimeError>(logits.device().type == Device::Type::CPU, kSce, ": this build of Lamina has no CUDA support");
+  check_same_device(kSce, "labels", labels, logits);
+  if (weight.defined()) check_same_device(kSce, "weight", weight, logits);
   SceArgs a;
   a.reduction = parse_reduction(reduction, kSce);
   a.classes = logits.shape().back();
@@ -70,9 +81,10 @@ SceArgs check_sce(const Tensor& logits, const Tensor& labels, const Tensor& weig
   return a;
 }
 
-// Integer labels as contiguous int64 [rows], each checked to lie in [0, classes).
+// Integer labels as contiguous int64 [rows] on the host, each checked to lie in [0, classes)
+// (device labels are copied to the host for the check: one synchronising copy).
 Tensor checked_labels(const Tensor& labels, const SceArgs& a) {
-  Tensor lab = contiguous(astype(labels.detach(), DType::Int64));
+  Tensor lab = contiguous(astype(to_device(labels.detach(), Device{}), DType::Int64));
   const int64_t* p = lab.data<int64_t>();
   for (int64_t i = 0; i < lab.numel(); ++i)
     if (p[i] < 0 || p[i] >= a.classes)
@@ -115,20 +127,30 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const T
                              const std::string& reduction) {
   const SceArgs a = check_sce(logits, labels, weight, reduction);
   const DType kt = kernel_dtype(logits.dtype());
+  const Device dev = logits.device();
   Tensor loss, lse, xc, lab, tgt, wc, row_weight;
   {
     GradModeGuard no_grad(false);
     xc = for_kernel(logits, kt);
-    if (a.sparse) lab = checked_labels(labels, a);
-    else tgt = for_kernel(labels, kt);
     wc = for_kernel(weight, kt);
-    if (a.sparse && wc.defined() && a.reduction == Reduction::Mean) row_weight = take(wc, lab, 0);
-    loss = Tensor::empty(a.lead, kt);
-    lse = Tensor::empty({a.rows}, kt);
-    if (a.classes == 0) loss = zeros(a.lead, kt);
-    else if (a.rows > 0)
-      cpu::softmax_cross_entropy_forward(loss, lse, reshape(xc, {a.rows, a.classes}), lab,
-                                         tgt.defined() ? reshape(tgt, {a.rows, a.classes}) : tgt, wc);
+    if (a.sparse) {
+      Tensor host_labels = checked_labels(labels, a);
+      if (wc.defined() && a.reduction == Reduction::Mean)
+        row_weight = to_device(take(to_device(wc, Device{}), host_labels, 0), dev);
+      lab = to_device(host_labels, dev);
+    } else {
+      tgt = for_kernel(labels, kt);
+    }
+    loss = Tensor::empty(a.lead, kt, dev);
+    lse = Tensor::empty({a.rows}, kt, dev);
+    if (a.classes == 0) {
+      loss = zeros(a.lead, kt, dev);
+    } else if (a.rows > 0) {
+      const Tensor x2 = reshape(xc, {a.rows, a.classes});
+      const Tensor t2 = tgt.defined() ? reshape(tgt, {a.rows, a.classes}) : tgt;
+      if (is_cuda(dev)) LAMINA_CUDA_BRANCH(kSce, cuda::softmax_cross_entropy_forward(kSce, loss, lse, x2, lab, t2, wc));
+      else cpu::softmax_cross_entropy_forward(loss, lse, x2, lab, t2, wc);
+    }
   }
   if (needs_grad({&logits, &labels})) {
     SavedTensor sx(logits), st(labels), sxc(xc), slab(lab), stgt(tgt), sw(wc), slse(lse);
@@ -145,11 +167,15 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const T
         return {sce_dlogits_ops(g, sx.get(), a.sparse ? reshape(slab.get(), a.lead) : st.get(), sw.get(), a), dtargets};
       GradModeGuard no_grad(false);
       Tensor gc = contiguous(astype(reshape(g, {a.rows}), kt));
-      Tensor dl = Tensor::empty({a.rows, a.classes}, kt);
-      if (a.rows * a.classes > 0)
-        cpu::softmax_cross_entropy_backward(dl, gc, reshape(sxc.get(), {a.rows, a.classes}), slse.get(), slab.get(),
-                                            stgt.get().defined() ? reshape(stgt.get(), {a.rows, a.classes}) : Tensor(),
-                                            sw.get());
+      Tensor dl = Tensor::empty({a.rows, a.classes}, kt, dev);
+      if (a.rows * a.classes > 0) {
+        const Tensor x2 = reshape(sxc.get(), {a.rows, a.classes});
+        const Tensor t2 = stgt.get().defined() ? reshape(stgt.get(), {a.rows, a.classes}) : Tensor();
+        if (is_cuda(dev))
+          LAMINA_CUDA_BRANCH(kSce, cuda::softmax_cross_entropy_backward(kSce, dl, gc, x2, slse.get(), slab.get(), t2,
+                                                                        sw.get()));
+        else cpu::softmax_cross_entropy_backward(dl, gc, x2, slse.get(), slab.get(), t2, sw.get());
+      }
       return {reshape(dl, sxc.get().shape()), dtargets};
     });
   }
@@ -182,7 +208,7 @@ Reduction check_bce(const Tensor& x, const Tensor& t, const std::string& reducti
   check<TypeError>(is_floating(x.dtype()), kBce, ": logits must be floating-point, got ", dtype_name(x.dtype()));
   check<ValueError>(x.shape() == t.shape(), kBce, ": targets of shape ", shape_str(t.shape()),
                     " do not match logits of shape ", shape_str(x.shape()));
-  check<RuntimeError>(x.device().type == Device::Type::CPU, kBce, ": this build of Lamina has no CUDA support");
+  check_same_device(kBce, "targets", t, x);
   return parse_reduction(reduction, kBce);
 }
 
@@ -196,8 +222,11 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
     GradModeGuard no_grad(false);
     xc = for_kernel(logits, kt);
     tc = for_kernel(targets, kt);
-    loss = Tensor::empty(logits.shape(), kt);
-    if (loss.numel() > 0) cpu::bce_with_logits_forward(loss, xc, tc);
+    loss = Tensor::empty(logits.shape(), kt, logits.device());
+    if (loss.numel() > 0) {
+      if (is_cuda(logits.device())) LAMINA_CUDA_BRANCH(kBce, cuda::bce_with_logits_forward(kBce, loss, xc, tc));
+      else cpu::bce_with_logits_forward(loss, xc, tc);
+    }
   }
   const Tensor tin = is_floating(targets.dtype()) ? targets : Tensor();
   if (needs_grad({&logits, &tin})) {
@@ -209,8 +238,12 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
                 targets_grad ? neg(mul(g, sx.get())) : Tensor()};
       GradModeGuard no_grad(false);
       Tensor gc = contiguous(astype(g, kt));
-      Tensor dx = Tensor::empty(sxc.get().shape(), kt);
-      if (dx.numel() > 0) cpu::bce_with_logits_backward(dx, gc, sxc.get(), stc.get());
+      Tensor dx = Tensor::empty(sxc.get().shape(), kt, sxc.get().device());
+      if (dx.numel() > 0) {
+        if (is_cuda(dx.device()))
+          LAMINA_CUDA_BRANCH(kBce, cuda::bce_with_logits_backward(kBce, dx, gc, sxc.get(), stc.get()));
+        else cpu::bce_with_logits_backward(dx, gc, sxc.get(), stc.get());
+      }
       return {dx, targets_grad ? neg(mul(gc, sxc.get())) : Tensor()};
     });
   }

@@ -1,6 +1,7 @@
 #include "ops/norm.h"
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "cpu/norm.h"
 #include "ops/arith.h"
@@ -10,6 +11,10 @@
 #include "ops/reduce.h"
 #include "ops/shape_ops.h"
 #include "ops/unary.h"
+
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -23,11 +28,12 @@ void check_input(const char* op, const Tensor& x, int64_t min_ndim) {
   check<TypeError>(is_floating(x.dtype()), op, ": expected a floating-point input, got ", dtype_name(x.dtype()));
   check<ValueError>(x.ndim() >= min_ndim, op, ": expected an input with at least ", min_ndim,
                     " dimension(s), got shape ", shape_str(x.shape()));
-  check<RuntimeError>(x.device().type == Device::Type::CPU, op, ": this build of Lamina has no CUDA support");
 }
 
-void check_param(const char* op, const char* what, const Tensor& p, const Shape& want) {
+void check_param(const char* op, const char* what, const Tensor& p, const Shape& want, const Tensor& x) {
   if (!p.defined()) return;
+  check<ValueError>(p.device() == x.device(), op, ": ", what, " is on ", p.device().str(), " but the input is on ",
+                    x.device().str());
   check<TypeError>(is_floating(p.dtype()), op, ": ", what, " must be floating-point, got ", dtype_name(p.dtype()));
   check<ValueError>(p.shape() == want, op, ": ", what, " of shape ", shape_str(p.shape()),
                     " does not match the normalized shape ", shape_str(want));
@@ -72,8 +78,8 @@ int64_t layer_norm_axis(const Tensor& x, const Tensor& gamma, const Tensor& beta
   check_input(kLayerNorm, x, 1);
   const int64_t axis = normalize_axis(axis_in, x.ndim(), kLayerNorm);
   const Shape pshape(x.shape().begin() + axis, x.shape().end());
-  check_param(kLayerNorm, "gamma", gamma, pshape);
-  check_param(kLayerNorm, "beta", beta, pshape);
+  check_param(kLayerNorm, "gamma", gamma, pshape, x);
+  check_param(kLayerNorm, "beta", beta, pshape, x);
   check<ValueError>(eps >= 0, kLayerNorm, ": eps must be non-negative, got ", eps);
   return axis;
 }
@@ -94,10 +100,10 @@ BnDims batch_norm_dims(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   d.bshape = Shape(x.shape().size(), 1);
   d.bshape[d.axis] = d.channels;
   const Shape cs{d.channels};
-  check_param(kBatchNorm, "gamma", gamma, cs);
-  check_param(kBatchNorm, "beta", beta, cs);
-  check_param(kBatchNorm, "running_mean", rm, cs);
-  check_param(kBatchNorm, "running_var", rv, cs);
+  check_param(kBatchNorm, "gamma", gamma, cs, x);
+  check_param(kBatchNorm, "beta", beta, cs, x);
+  check_param(kBatchNorm, "running_mean", rm, cs, x);
+  check_param(kBatchNorm, "running_var", rv, cs, x);
   check<ValueError>(training || (rm.defined() && rv.defined()), kBatchNorm,
                     ": inference (training=False) needs running_mean and running_var");
   check<ValueError>(rm.defined() == rv.defined(), kBatchNorm, ": give both running_mean and running_var, or neither");
@@ -143,9 +149,12 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int6
     y = Tensor::empty(x.shape(), kt, x.device());
     mu = Tensor::empty({rows}, kt, x.device());
     rstd = Tensor::empty({rows}, kt, x.device());
-    if (rows * cols > 0)
-      cpu::layer_norm_forward(reshape(y, {rows, cols}), mu, rstd, reshape(xc, {rows, cols}),
-                              gc.defined() ? reshape(gc, {cols}) : gc, bc.defined() ? reshape(bc, {cols}) : bc, eps);
+    if (rows * cols > 0) {
+      const Tensor y2 = reshape(y, {rows, cols}), x2 = reshape(xc, {rows, cols});
+      const Tensor g1 = gc.defined() ? reshape(gc, {cols}) : gc, b1 = bc.defined() ? reshape(bc, {cols}) : bc;
+      if (is_cuda(x.device())) LAMINA_CUDA_BRANCH(kLayerNorm, cuda::layer_norm_forward(kLayerNorm, y2, mu, rstd, x2, g1, b1, eps));
+      else cpu::layer_norm_forward(y2, mu, rstd, x2, g1, b1, eps);
+    }
   }
   if (needs_grad({&x, &gamma, &beta})) {
     SavedTensor sx(x), sg(gamma), sxc(xc), sgc(gc), smu(mu), srs(rstd);
@@ -154,17 +163,22 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int6
     record(kLayerNorm, {x, gamma, beta}, y, [=](const Tensor& g) -> std::vector<Tensor> {
       if (GradMode::is_enabled()) return layer_norm_vjp_ops(g, sx.get(), sg.get(), has_beta, axis, eps);
       GradModeGuard no_grad(false);
+      const Device dev = sxc.get().device();
       Tensor dy = contiguous(astype(g, kt));
-      Tensor dx = Tensor::empty(sxc.get().shape(), kt);
-      Tensor dgamma = sgc.get().defined() ? Tensor::empty({cols}, kt) : Tensor();
-      Tensor dbeta = has_beta ? Tensor::empty({cols}, kt) : Tensor();
+      Tensor dx = Tensor::empty(sxc.get().shape(), kt, dev);
+      Tensor dgamma = sgc.get().defined() ? Tensor::empty({cols}, kt, dev) : Tensor();
+      Tensor dbeta = has_beta ? Tensor::empty({cols}, kt, dev) : Tensor();
       if (rows * cols > 0) {
-        cpu::layer_norm_backward(reshape(dx, {rows, cols}), dgamma, dbeta, reshape(dy, {rows, cols}),
-                                 reshape(sxc.get(), {rows, cols}), smu.get(), srs.get(),
-                                 sgc.get().defined() ? reshape(sgc.get(), {cols}) : Tensor());
+        const Tensor dx2 = reshape(dx, {rows, cols}), dy2 = reshape(dy, {rows, cols});
+        const Tensor x2 = reshape(sxc.get(), {rows, cols});
+        const Tensor g1 = sgc.get().defined() ? reshape(sgc.get(), {cols}) : Tensor();
+        if (is_cuda(dev))
+          LAMINA_CUDA_BRANCH(kLayerNorm, cuda::layer_norm_backward(kLayerNorm, dx2, dgamma, dbeta, dy2, x2, smu.get(),
+                                                                   srs.get(), g1));
+        else cpu::layer_norm_backward(dx2, dgamma, dbeta, dy2, x2, smu.get(), srs.get(), g1);
       } else {
-        if (dgamma.defined()) dgamma = zeros({cols}, kt);
-        if (dbeta.defined()) dbeta = zeros({cols}, kt);
+        if (dgamma.defined()) dgamma = zeros({cols}, kt, dev);
+        if (dbeta.defined()) dbeta = zeros({cols}, kt, dev);
       }
       return {dx, dgamma.defined() ? reshape(dgamma, pshape) : dgamma, dbeta.defined() ? reshape(dbeta, pshape) : dbeta};
     });
@@ -196,17 +210,25 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
     if (training) {
       check<ValueError>(d.outer * d.inner > 0, kBatchNorm, ": training needs at least one value per channel, got shape ",
                         shape_str(x.shape()));
-      mu = Tensor::empty(cs, kt);
-      rstd = Tensor::empty(cs, kt);
-      Tensor bvar = Tensor::empty(cs, kt);
-      cpu::batch_norm_stats(mu, bvar, rstd, xc, d.outer, d.channels, d.inner, eps);
+      mu = Tensor::empty(cs, kt, x.device());
+      rstd = Tensor::empty(cs, kt, x.device());
+      Tensor bvar = Tensor::empty(cs, kt, x.device());
+      if (is_cuda(x.device()))
+        LAMINA_CUDA_BRANCH(kBatchNorm, cuda::batch_norm_stats(kBatchNorm, mu, bvar, rstd, xc, d.outer, d.channels,
+                                                              d.inner, eps));
+      else cpu::batch_norm_stats(mu, bvar, rstd, xc, d.outer, d.channels, d.inner, eps);
       update_running(running_mean, mu, momentum);
       update_running(running_var, bvar, momentum);
     } else {
       mu = for_kernel(running_mean, kt);
       rstd = contiguous(rsqrt(add(for_kernel(running_var, kt), eps)));
     }
-    if (x.numel() > 0) cpu::batch_norm_apply(y, xc, mu, rstd, gc, bc, d.outer, d.channels, d.inner);
+    if (x.numel() > 0) {
+      if (is_cuda(x.device()))
+        LAMINA_CUDA_BRANCH(kBatchNorm,
+                           cuda::batch_norm_apply(kBatchNorm, y, xc, mu, rstd, gc, bc, d.outer, d.channels, d.inner));
+      else cpu::batch_norm_apply(y, xc, mu, rstd, gc, bc, d.outer, d.channels, d.inner);
+    }
   }
   if (needs_grad({&x, &gamma, &beta})) {
     SavedTensor sx(x), sg(gamma), sxc(xc), sgc(gc), smu(mu), srs(rstd);
@@ -215,12 +237,17 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
       record(kBatchNorm, {x, gamma, beta}, y, [=](const Tensor& g) -> std::vector<Tensor> {
         if (GradMode::is_enabled()) return batch_norm_vjp_ops(g, sx.get(), sg.get(), has_beta, d, eps);
         GradModeGuard no_grad(false);
+        const Device dev = sxc.get().device();
         Tensor dy = contiguous(astype(g, kt));
-        Tensor dx = Tensor::empty(sxc.get().shape(), kt);
-        Tensor dgamma = sgc.get().defined() ? Tensor::empty(cs, kt) : Tensor();
-        Tensor dbeta = has_beta ? Tensor::empty(cs, kt) : Tensor();
-        cpu::batch_norm_backward(dx, dgamma, dbeta, dy, sxc.get(), smu.get(), srs.get(), sgc.get(), d.outer,
-                                 d.channels, d.inner);
+        Tensor dx = Tensor::empty(sxc.get().shape(), kt, dev);
+        Tensor dgamma = sgc.get().defined() ? Tensor::empty(cs, kt, dev) : Tensor();
+        Tensor dbeta = has_beta ? Tensor::empty(cs, kt, dev) : Tensor();
+        if (is_cuda(dev))
+          LAMINA_CUDA_BRANCH(kBatchNorm, cuda::batch_norm_backward(kBatchNorm, dx, dgamma, dbeta, dy, sxc.get(),
+                                                                   smu.get(), srs.get(), sgc.get(), d.outer,
+                                                                   d.channels, d.inner));
+        else cpu::batch_norm_backward(dx, dgamma, dbeta, dy, sxc.get(), smu.get(), srs.get(), sgc.get(), d.outer,
+                                      d.channels, d.inner);
         return {dx, dgamma, dbeta};
       });
     } else {

@@ -4,11 +4,16 @@
 #include <string>
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "cpu/optim.h"
 #include "ops/arith.h"
 #include "ops/copy.h"
 #include "ops/unary.h"
+
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -20,9 +25,12 @@ void check_group(const char* op, size_t i, const Tensor& p, const Tensor& g, std
   check<TypeError>(is_floating(p.dtype()), op, ": parameter ", i, " must be floating-point, got ", dtype_name(p.dtype()));
   check<ValueError>(g.shape() == p.shape(), op, ": gradient ", i, " of shape ", shape_str(g.shape()),
                     " does not match its parameter of shape ", shape_str(p.shape()));
-  check<RuntimeError>(p.device().type == Device::Type::CPU, op, ": this build of Lamina has no CUDA support");
+  check<ValueError>(g.device() == p.device(), op, ": gradient ", i, " is on ", g.device().str(), " but its parameter is on ",
+                    p.device().str());
   for (const Tensor* s : states) {
     if (!s->defined()) continue;
+    check<ValueError>(s->device() == p.device(), op, ": state ", i, " is on ", s->device().str(),
+                      " but its parameter is on ", p.device().str());
     check<ValueError>(s->shape() == p.shape() && s->dtype() == p.dtype(), op, ": state ", i, " (shape ",
                       shape_str(s->shape()), ", ", dtype_name(s->dtype()), ") does not match its parameter (shape ",
                       shape_str(p.shape()), ", ", dtype_name(p.dtype()), ")");
@@ -79,7 +87,9 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
     check_group(op, i, p, g, {&b});
     check<ValueError>(!o.momentum || b.defined(), op, ": momentum needs a buffer for parameter ", i);
     if (!reference && fusable({&p, &b})) {
-      cpu::sgd_update(p, contiguous(astype(g, p.dtype())), b, args);
+      const Tensor gc = contiguous(astype(g, p.dtype()));
+      if (is_cuda(p.device())) LAMINA_CUDA_BRANCH(op, cuda::sgd_update(op, p, gc, b, args));
+      else cpu::sgd_update(p, gc, b, args);
       bump({&p, &b});
       continue;
     }
@@ -111,7 +121,9 @@ void adam_step(const TensorList& params, const TensorList& grads, const TensorLi
     Tensor p = params[i].detach(), g = grads[i].detach(), mi = m[i].detach(), vi = v[i].detach(), vm = at(v_max, i);
     check_group(op, i, p, g, {&mi, &vi, &vm});
     if (!reference && fusable({&p, &mi, &vi, &vm})) {
-      cpu::adam_update(p, contiguous(astype(g, p.dtype())), mi, vi, vm, args);
+      const Tensor gc = contiguous(astype(g, p.dtype()));
+      if (is_cuda(p.device())) LAMINA_CUDA_BRANCH(op, cuda::adam_update(op, p, gc, mi, vi, vm, args));
+      else cpu::adam_update(p, gc, mi, vi, vm, args);
       bump({&p, &mi, &vi, &vm});
       continue;
     }
@@ -143,7 +155,9 @@ void rmsprop_step(const TensorList& params, const TensorList& grads, const Tenso
     Tensor b = o.momentum ? at(bufs, i) : Tensor();
     check_group(op, i, p, g, {&s, &a, &b});
     if (!reference && fusable({&p, &s, &a, &b})) {
-      cpu::rmsprop_update(p, contiguous(astype(g, p.dtype())), s, a, b, args);
+      const Tensor gc = contiguous(astype(g, p.dtype()));
+      if (is_cuda(p.device())) LAMINA_CUDA_BRANCH(op, cuda::rmsprop_update(op, p, gc, s, a, b, args));
+      else cpu::rmsprop_update(p, gc, s, a, b, args);
       bump({&p, &s, &a, &b});
       continue;
     }
@@ -178,7 +192,9 @@ void adagrad_step(const TensorList& params, const TensorList& grads, const Tenso
     Tensor p = params[i].detach(), g = grads[i].detach(), a = acc[i].detach();
     check_group(op, i, p, g, {&a});
     if (!reference && fusable({&p, &a})) {
-      cpu::adagrad_update(p, contiguous(astype(g, p.dtype())), a, args);
+      const Tensor gc = contiguous(astype(g, p.dtype()));
+      if (is_cuda(p.device())) LAMINA_CUDA_BRANCH(op, cuda::adagrad_update(op, p, gc, a, args));
+      else cpu::adagrad_update(p, gc, a, args);
       bump({&p, &a});
       continue;
     }

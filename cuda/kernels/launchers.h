@@ -5,8 +5,10 @@
 #pragma once
 #include <vector>
 
+#include "core/random.h"
 #include "core/tensor.h"
 #include "cpu/binary.h"
+#include "cpu/optim.h"
 #include "cpu/unary.h"
 
 namespace lamina::cuda {
@@ -35,6 +37,45 @@ void softmax(const char* name, const Tensor& out, const Tensor& in, int64_t axis
 // float32/float64: the tiled SIMT GEMM (exact fp32 FMA); bfloat16 inputs: the tensor-core
 // GEMM with fp32 accumulation, out float32.
 void matmul(const char* name, const Tensor& out, const Tensor& a, const Tensor& b);
+
+// ---- Training ops: norm.cu, loss.cu, random.cu, optim.cu. Each launcher has the contract
+// of the CPU kernel of the same name (cpu/norm.h, cpu/loss.h, cpu/optim.h): contiguous
+// float32/float64 tensors on one device, optional tensors undefined when absent.
+
+// norm.cu: layer norm over the last axis of [rows, cols]; batch norm over [outer, C, inner].
+void layer_norm_forward(const char* name, const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                        const Tensor& gamma, const Tensor& beta, double eps);
+void layer_norm_backward(const char* name, const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& gamma);
+void batch_norm_stats(const char* name, const Tensor& mean, const Tensor& var, const Tensor& rstd, const Tensor& x,
+                      int64_t outer, int64_t channels, int64_t inner, double eps);
+void batch_norm_apply(const char* name, const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                      const Tensor& gamma, const Tensor& beta, int64_t outer, int64_t channels, int64_t inner);
+void batch_norm_backward(const char* name, const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& gamma, int64_t outer, int64_t channels, int64_t inner);
+
+// loss.cu: labels are int64 on the device, already checked to lie in [0, C).
+void softmax_cross_entropy_forward(const char* name, const Tensor& loss, const Tensor& lse, const Tensor& logits,
+                                   const Tensor& labels, const Tensor& targets, const Tensor& weight);
+void softmax_cross_entropy_backward(const char* name, const Tensor& dlogits, const Tensor& g, const Tensor& logits,
+                                    const Tensor& lse, const Tensor& labels, const Tensor& targets,
+                                    const Tensor& weight);
+void bce_with_logits_forward(const char* name, const Tensor& loss, const Tensor& x, const Tensor& t);
+void bce_with_logits_backward(const char* name, const Tensor& dx, const Tensor& g, const Tensor& x, const Tensor& t);
+
+// random.cu: out (contiguous, floating) = the draw `spec` of Philox blocks start, start + 1,
+// ... under `seed`, the numbers the CPU draws (core/random.h).
+void philox_draw(const char* name, const Tensor& out, uint64_t seed, uint64_t start, const DrawSpec& spec);
+
+// optim.cu: one parameter's fused update, in place, bit-for-bit equal to the CPU kernel.
+void sgd_update(const char* name, const Tensor& p, const Tensor& g, const Tensor& buf, const cpu::SgdArgs& a);
+void adam_update(const char* name, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
+                 const Tensor& v_max, const cpu::AdamArgs& a);
+void rmsprop_update(const char* name, const Tensor& p, const Tensor& g, const Tensor& avg_sq, const Tensor& avg_g,
+                    const Tensor& buf, const cpu::RmspropArgs& a);
+void adagrad_update(const char* name, const Tensor& p, const Tensor& g, const Tensor& acc, const cpu::AdagradArgs& a);
 
 }  // namespace lamina::cuda
 

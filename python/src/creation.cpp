@@ -140,26 +140,28 @@ void init_creation(nb::module_& m) {
 
   m.def("rand", [](nb::args shape, nb::handle dtype, nb::handle device) {
           const Shape sh = shape_arg(shape.size() == 1 && !PyLong_Check(shape[0].ptr()) ? shape[0] : nb::handle(shape), "rand");
-          return to_device(rand(sh, dt(dtype, DType::Float32)), device_arg(device));
+          return rand(sh, dt(dtype, DType::Float32), device_arg(device));
         },
         nb::arg("shape"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(), "Uniform samples in [0, 1).");
   m.def("randn", [](nb::args shape, nb::handle dtype, nb::handle device) {
           const Shape sh = shape_arg(shape.size() == 1 && !PyLong_Check(shape[0].ptr()) ? shape[0] : nb::handle(shape), "randn");
-          return to_device(randn(sh, dt(dtype, DType::Float32)), device_arg(device));
+          return randn(sh, dt(dtype, DType::Float32), device_arg(device));
         },
         nb::arg("shape"), nb::kw_only(), nb::arg("dtype").none() = nb::none(), nb::arg("device").none() = nb::none(), "Standard normal samples.");
   m.def(
       "uniform",
-      [](double low, double high, nb::handle shape, nb::handle dtype) {
-        return uniform(shape_arg(shape, "uniform"), low, high, dt(dtype, DType::Float32));
+      [](double low, double high, nb::handle shape, nb::handle dtype, nb::handle device) {
+        return uniform(shape_arg(shape, "uniform"), low, high, dt(dtype, DType::Float32), device_arg(device));
       },
-      nb::arg("low") = 0.0, nb::arg("high") = 1.0, nb::arg("shape") = nb::tuple(), nb::arg("dtype").none() = nb::none());
+      nb::arg("low") = 0.0, nb::arg("high") = 1.0, nb::arg("shape") = nb::tuple(), nb::arg("dtype").none() = nb::none(),
+      nb::arg("device").none() = nb::none());
   m.def(
       "normal",
-      [](double mean, double std, nb::handle shape, nb::handle dtype) {
-        return normal(shape_arg(shape, "normal"), mean, std, dt(dtype, DType::Float32));
+      [](double mean, double std, nb::handle shape, nb::handle dtype, nb::handle device) {
+        return normal(shape_arg(shape, "normal"), mean, std, dt(dtype, DType::Float32), device_arg(device));
       },
-      nb::arg("mean") = 0.0, nb::arg("std") = 1.0, nb::arg("shape") = nb::tuple(), nb::arg("dtype").none() = nb::none());
+      nb::arg("mean") = 0.0, nb::arg("std") = 1.0, nb::arg("shape") = nb::tuple(), nb::arg("dtype").none() = nb::none(),
+      nb::arg("device").none() = nb::none());
   m.def(
       "randint",
       [](int64_t low, std::optional<int64_t> high, nb::handle shape, nb::handle dtype) {
