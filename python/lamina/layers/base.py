@@ -137,7 +137,7 @@ class Layer:
 
     def get_weights(self):
         """Copies of all weights as numpy arrays (creation order)."""
-        return [np.array(w.numpy(), copy=True) for w in self._all_weights_in_order()]
+        return [np.array(w.cpu().numpy(), copy=True) for w in self._all_weights_in_order()]
 
     def set_weights(self, values):
         """Overwrites the weights in place from arrays in ``get_weights`` order."""
@@ -149,7 +149,26 @@ class Layer:
                 v = np.asarray(v)
                 if tuple(v.shape) != tuple(w.shape):
                     raise ValueError(f"{self.name}: weight of shape {w.shape} cannot take a value of shape {v.shape}")
-                w.copy_(lamina.tensor(v, dtype=w.dtype))
+                w.copy_(lamina.tensor(v, dtype=w.dtype, device=w.device))
+
+    def to(self, device):
+        """Moves the weights of this layer and its sub-layers to `device` ('cpu', 'cuda', 'cuda:1').
+
+        Each moved weight is a new tensor (same trainability), so build the optimizer's state
+        after moving; inputs must be on the same device. Returns the layer.
+        """
+        for i, (name, w, trainable, regularizer) in enumerate(self._weights):
+            moved = w.detach().to(device)
+            if moved.device == w.device:
+                continue
+            moved.requires_grad = w.requires_grad
+            self._weights[i] = (name, moved, trainable, regularizer)
+            for key, value in list(vars(self).items()):
+                if value is w:
+                    object.__setattr__(self, key, moved)
+        for layer in self._layers:
+            layer.to(device)
+        return self
 
     @property
     def losses(self):
