@@ -288,6 +288,25 @@ def test_keras_mlp_trains_alike_on_cpu_and_cuda(rate):
         _close(d, c, what="trained weights")
 
 
+def test_layer_to_same_device_keeps_the_weights():
+    model = _mlp(0.0)
+    before = model.weights
+    assert model.to("cpu") is model
+    assert all(a is b for a, b in zip(model.weights, before))
+
+
+@needs_cuda
+def test_layer_to_moves_every_weight_and_attribute():
+    layer = lm.layers.Dense(3)
+    layer(lm.ones((1, 4)))  # builds on the host
+    kernel = layer.kernel.numpy().copy()
+    layer.to("cuda")
+    assert layer.kernel.device.startswith("cuda") and layer.kernel.requires_grad
+    assert layer.kernel is layer.weights[0]
+    np.testing.assert_array_equal(layer.kernel.cpu().numpy(), kernel)
+    assert layer(lm.ones((2, 4), device="cuda")).device.startswith("cuda")
+
+
 def seed_workload():
     """A few training kernels; prints the largest relative error against the CPU and whether
     the draws and updates were bit-identical."""

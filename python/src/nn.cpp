@@ -49,7 +49,7 @@ void def_norm(nb::module_& m) {
                         "axis: int = -1, eps: float = 1e-05) -> Tensor"),
           ref ? "layer_norm from mean / var / rsqrt (the reference)."
               : "Layer normalization over the axes [axis, ndim): (x - mean) / sqrt(var + eps) * gamma + beta.\n"
-                "gamma and beta have shape x.shape[axis:]. Fused CPU kernels, forward and backward.");
+                "gamma and beta have shape x.shape[axis:]. Fused CPU and CUDA kernels, forward and backward.");
     auto bn = ref ? &batch_norm_reference : &batch_norm;
     m.def(ref ? "batch_norm_reference" : "batch_norm",
           [bn](nb::handle x, nb::handle gamma, nb::handle beta, nb::handle rm, nb::handle rv, bool training,
