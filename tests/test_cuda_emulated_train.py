@@ -121,6 +121,30 @@ def test_training_op_matches_cpu(name, fn, arrays, grad_mask):
     _compare(name, fn, arrays, grad_mask)
 
 
+SECOND_ORDER = [
+    ("layer_norm", lambda x: lm.layer_norm(x, lm.full((5,), 1.5, device=x.device))),
+    ("batch_norm", lambda x: lm.batch_norm(x, training=True)),
+    ("sce_sparse", lambda x: lm.softmax_cross_entropy(x, lm.tensor([0, 4, 1, 2], device=x.device))),
+    ("bce", lambda x: lm.binary_cross_entropy_with_logits(x, lm.full((4, 5), 0.25, device=x.device))),
+]
+
+
+@needs_cuda
+@pytest.mark.parametrize("name,fn", SECOND_ORDER, ids=[c[0] for c in SECOND_ORDER])
+def test_second_order_gradients_match_cpu(name, fn):
+    # create_graph takes the composite backward made of ops, on the device too.
+    results = []
+    for dev in ("cpu", "cuda"):
+        x = lm.tensor(_data((4, 5), 3), device=dev, requires_grad=True)
+        lm.sum(fn(x) * fn(x)).backward(create_graph=True)
+        first = x.grad
+        x.grad = None
+        lm.sum(first * first).backward()
+        results.append((first.detach().cpu().numpy(), x.grad.cpu().numpy()))
+    for order, (c, d) in enumerate(zip(*results), start=1):
+        _close(d, c, what=f"{name} order {order}")
+
+
 @needs_cuda
 @pytest.mark.parametrize("axis,shape", [(1, (6, 4, 3)), (-1, (5, 7))])
 def test_batch_norm_running_stats_match_cpu(axis, shape):
