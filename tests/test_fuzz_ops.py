@@ -349,7 +349,7 @@ def _linear(g):
     fan_in = x.shape[-1] if x.ndim and g.int(0, 5) else g.int(0, 3)  # sometimes mismatched
     w = g.pick([g.ftensor((fan_in, g.int(0, 4))), g.ftensor((fan_in,)), g.tensor()])
     b = g.pick([None, g.ftensor((w.shape[-1],)) if w.ndim else None, g.ftensor((g.int(0, 3),))])
-    return (x, w, b, g.pick(["linear", "relu", "gelu"])), {}
+    return (x, w, b, g.pick(["linear", "relu", "gelu_tanh", "gelu"])), {}
 
 
 def _conv1d(g):

@@ -94,6 +94,32 @@ def test_errors():
         ((x, lm.ones((2, 4))), ValueError, "3 features but w of shape (2, 4) expects 2"),
         ((x, lm.ones(3)), ValueError, "w must be (in_features, out_features)"),
         ((x, w, lm.ones(3)), ValueError, "expected b of shape (4,), got (3,)"),
-        ((x, w, None, "gelu"), ValueError, "activation must be 'linear' or 'relu'"),
+        ((x, w, None, "gelu"), ValueError, "activation must be 'linear', 'relu' or 'gelu_tanh'"),
         ((lm.ones(()), w), ValueError, "at least 1-D"),
     ])
+
+
+def gelu_tanh(z):
+    return 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3)))
+
+
+@pytest.mark.parametrize("shape,out", SHAPES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gelu_tanh_epilogue_matches_numpy(shape, out, dtype):
+    x, w, b = RNG.standard_normal(shape), RNG.standard_normal((shape[-1], out)), RNG.standard_normal(out)
+    got = lm.linear(lm.tensor(x, dtype=dtype), lm.tensor(w, dtype=dtype), lm.tensor(b, dtype=dtype), "gelu_tanh")
+    want = gelu_tanh(reference(x.astype(dtype), w.astype(dtype), b.astype(dtype), "linear"))
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.numpy(), want, **tol)
+
+
+def test_gelu_tanh_gradients():
+    x, w, b = RNG.standard_normal((3, 4)), RNG.standard_normal((4, 5)), RNG.standard_normal(5)
+    check_grad("linear gelu_tanh", lambda x, w, b: lm.linear(x, w, b, "gelu_tanh"), [x, w, b])
+    check_grad("linear gelu_tanh without bias", lambda x, w: lm.linear(x, w, None, "gelu_tanh"), [x, w])
+    leaves = [lm.tensor(v, dtype="float32", requires_grad=True) for v in (x, w, b)]
+    lm.sum(lm.linear(*leaves, "gelu_tanh") ** 2).backward()
+    composite = [lm.tensor(v, dtype="float32", requires_grad=True) for v in (x, w, b)]
+    lm.sum(lm.gelu(composite[0] @ composite[1] + composite[2], True) ** 2).backward()
+    for fused, plain in zip(leaves, composite):
+        np.testing.assert_allclose(fused.grad.numpy(), plain.grad.numpy(), rtol=1e-5, atol=1e-5)

@@ -67,27 +67,67 @@ def _header(title, unit):
     print(f"{'case':<34}{'lamina':>14}{unit:>15}{'torch':>14}{unit:>15}{'lam/torch':>10}")
 
 
+# Lamina path -> (operand dtype, allow TF32). "tf32" is float32 with
+# lamina.cuda.set_float32_matmul_precision("high") and torch's allow_tf32 = True.
+GEMM_PATHS = {"float32": ("float32", False), "tf32": ("float32", True), "bfloat16": ("bfloat16", False),
+              "float16": ("float16", False)}
+
+
+def _set_tf32(lm, torch, allow):
+    lm.cuda.set_float32_matmul_precision("high" if allow else "highest")
+    if torch is not None:
+        torch.backends.cuda.matmul.allow_tf32 = allow
+
+
 def bench_gemm(lm, torch):
-    _header("GEMM (C = A @ B, row-major)", "TFLOP/s")
+    _header("GEMM (C = A @ B, row-major; 16-bit results rounded from fp32 on both sides)", "TFLOP/s")
     rng = np.random.default_rng(0)
     sizes = [(1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (8192, 8192, 8192), (4096, 1024, 4096),
              (127, 4099, 1001)]
-    for dtype in ("float32", "bfloat16"):
-        for m, n, k in sizes:
-            a_np = rng.standard_normal((m, k)).astype(np.float32)
-            b_np = rng.standard_normal((k, n)).astype(np.float32)
-            a = lm.tensor(a_np, device="cuda").astype(dtype)
-            b = lm.tensor(b_np, device="cuda").astype(dtype)
+    tdtypes = {} if torch is None else {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                                        "float16": torch.float16}
+    try:
+        for path, (dtype, tf32) in GEMM_PATHS.items():
+            _set_tf32(lm, torch, tf32)
+            for m, n, k in sizes:
+                a_np = rng.standard_normal((m, k)).astype(np.float32)
+                b_np = rng.standard_normal((k, n)).astype(np.float32)
+                a = lm.tensor(a_np, device="cuda").astype(dtype)
+                b = lm.tensor(b_np, device="cuda").astype(dtype)
+                lam = _timed(lambda: a @ b, lm.cuda.synchronize)
+                tt = None
+                if torch is not None:
+                    ta = torch.from_numpy(a_np).cuda().to(tdtypes[dtype])
+                    tb = torch.from_numpy(b_np).cuda().to(tdtypes[dtype])
+                    tt = _timed(lambda: ta @ tb, torch.cuda.synchronize)
+                _row(f"{path} {m}x{n}x{k}", lam, tt, 2.0 * m * n * k / 1e12, "TFLOP/s")
+        _set_tf32(lm, torch, False)
+        # Batched (one launch over grid.z) and the fused bias + relu epilogue (lamina.linear vs
+        # torch's addmm + relu).
+        for batch, m, n, k in [(16, 512, 512, 512), (64, 256, 256, 128)]:
+            a_np = rng.standard_normal((batch, m, k)).astype(np.float32)
+            b_np = rng.standard_normal((batch, k, n)).astype(np.float32)
+            a = lm.tensor(a_np, device="cuda").astype("bfloat16")
+            b = lm.tensor(b_np, device="cuda").astype("bfloat16")
             lam = _timed(lambda: a @ b, lm.cuda.synchronize)
             tt = None
             if torch is not None:
-                tdt = torch.float32 if dtype == "float32" else torch.bfloat16
-                # Exact fp32 on both sides: PyTorch would otherwise be free to use TF32.
-                torch.backends.cuda.matmul.allow_tf32 = False
-                ta = torch.from_numpy(a_np).cuda().to(tdt)
-                tb = torch.from_numpy(b_np).cuda().to(tdt)
+                ta, tb = (torch.from_numpy(x).cuda().to(torch.bfloat16) for x in (a_np, b_np))
                 tt = _timed(lambda: ta @ tb, torch.cuda.synchronize)
-            _row(f"{dtype} {m}x{n}x{k}", lam, tt, 2.0 * m * n * k / 1e12, "TFLOP/s")
+            _row(f"bfloat16 batched {batch}x{m}x{n}x{k}", lam, tt, 2.0 * batch * m * n * k / 1e12, "TFLOP/s")
+        for m, n, k in [(4096, 4096, 4096), (8192, 1024, 1024)]:
+            x_np = rng.standard_normal((m, k)).astype(np.float32)
+            w_np = rng.standard_normal((k, n)).astype(np.float32)
+            b_np = rng.standard_normal(n).astype(np.float32)
+            x, w, bias = (lm.tensor(v, device="cuda").astype("bfloat16") for v in (x_np, w_np, b_np))
+            lam = _timed(lambda: lm.linear(x, w, bias, "relu"), lm.cuda.synchronize)
+            tt = None
+            if torch is not None:
+                tx, tw, tbias = (torch.from_numpy(v).cuda().to(torch.bfloat16) for v in (x_np, w_np, b_np))
+                tt = _timed(lambda: torch.relu(torch.addmm(tbias, tx, tw)), torch.cuda.synchronize)
+            _row(f"bfloat16 linear+relu {m}x{n}x{k}", lam, tt, 2.0 * m * n * k / 1e12, "TFLOP/s")
+    finally:
+        _set_tf32(lm, torch, False)
 
 
 def bench_elementwise(lm, torch):

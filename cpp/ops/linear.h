@@ -1,5 +1,6 @@
 // The dense-layer op: activation(x @ w + b), one GEMM with a fused bias/activation epilogue
-// on the CPU for float32 (what Dense uses), composed from matmul / add / relu otherwise.
+// on the CPU for float32 and on CUDA devices for one floating dtype (what Dense uses),
+// composed from matmul / add / relu / gelu otherwise.
 #pragma once
 #include <string>
 
@@ -7,7 +8,8 @@
 
 namespace lamina {
 
-// x (..., in), w (in, out), b (out,) or undefined; activation "linear" (none) or "relu".
+// x (..., in), w (in, out), b (out,) or undefined; activation "linear" (none), "relu" or
+// "gelu_tanh" (GELU, tanh approximation).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const std::string& activation);
 
 }  // namespace lamina

@@ -1,5 +1,7 @@
 #include "ops/matmul.h"
 
+#include <atomic>
+
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/errors.h"
@@ -17,16 +19,43 @@ namespace lamina {
 
 namespace {
 
-// The CUDA GEMM takes contiguous operands with materialised batches; bfloat16 pairs run on
-// tensor cores with an fp32 result, rounded to bfloat16 once at the end (as on the CPU).
+std::atomic<Float32MatmulPrecision> float32_precision{Float32MatmulPrecision::Highest};
+
+bool is_half(DType t) { return t == DType::BFloat16 || t == DType::Float16; }
+
+int64_t batch_numel(const Shape& s) {
+  int64_t n = 1;
+  for (size_t i = 0; i + 2 < s.size(); ++i) n *= s[i];
+  return n;
+}
+
+// The CUDA GEMM takes contiguous operands; 16-bit pairs of one dtype run on tensor cores with
+// fp32 accumulation, and the kernel rounds the result to their dtype once (as the CPU does).
+// An operand whose batch axes are all 1 (or absent) stays one matrix that every batch shares,
+// and when that is b, the batch folds into the rows of a single GEMM (better tile use than
+// one grid.z slice per batch); otherwise one launch covers the batch with grid.z.
 Tensor matmul_cuda(const Tensor& a, const Tensor& b, const Shape& full_a, const Shape& full_b,
                    const Shape& full_out, DType t) {
-  const bool bf16 = a.dtype() == DType::BFloat16 && b.dtype() == DType::BFloat16;
-  const DType in_t = bf16 ? DType::BFloat16 : kernel_dtype(t);
-  Tensor ac = contiguous(expand(astype(a, in_t), full_a)), bc = contiguous(expand(astype(b, in_t), full_b));
-  Tensor out = Tensor::empty(full_out, kernel_dtype(t), a.device());
-  LAMINA_CUDA_BRANCH("matmul", cuda::matmul("matmul", out, ac, bc));
-  return kernel_dtype(t) == t ? out : astype(out, t);
+  const DType in_t = a.dtype() == b.dtype() && is_half(a.dtype()) ? a.dtype() : kernel_dtype(t);
+  auto operand = [&](const Tensor& x, const Shape& full) {
+    const Tensor xt = astype(x, in_t);
+    if (batch_numel(x.shape()) == 1)
+      return contiguous(reshape(xt, {full[full.size() - 2], full[full.size() - 1]}));
+    return contiguous(expand(xt, full));
+  };
+  Tensor ac = operand(a, full_a), bc = operand(b, full_b);
+  const DType out_t = is_half(in_t) ? in_t : kernel_dtype(t);
+  Tensor out = Tensor::empty(full_out, out_t, a.device());
+  const int64_t M = full_out[full_out.size() - 2], N = full_out.back(), K = full_a.back();
+  Tensor out_view = out;
+  if (bc.ndim() == 2 && ac.ndim() > 2) {
+    const int64_t rows = batch_numel(full_out) * M;
+    ac = reshape(ac, {rows, K});
+    out_view = reshape(out, {rows, N});
+  }
+  LAMINA_CUDA_BRANCH("matmul", cuda::matmul("matmul", out_view, ac, bc, cpu::Epilogue::None, Tensor(),
+                                            allow_tf32(in_t)));
+  return out_t == t ? out : astype(out, t);
 }
 
 Tensor matmul_nd(const Tensor& a, const Tensor& b) {
@@ -99,6 +128,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     });
   }
   return out;
+}
+
+void set_float32_matmul_precision(Float32MatmulPrecision precision) { float32_precision = precision; }
+
+Float32MatmulPrecision float32_matmul_precision() { return float32_precision; }
+
+bool allow_tf32(DType operands) {
+  return operands == DType::Float32 && float32_matmul_precision() == Float32MatmulPrecision::High;
 }
 
 }  // namespace lamina

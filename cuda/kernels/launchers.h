@@ -8,6 +8,7 @@
 #include "core/random.h"
 #include "core/tensor.h"
 #include "cpu/binary.h"
+#include "cpu/gemm.h"
 #include "cpu/optim.h"
 #include "cpu/unary.h"
 
@@ -33,10 +34,15 @@ void sum(const char* name, const Tensor& out, const Tensor& in, const std::vecto
 // softmax.cu: out (contiguous, in's shape) = softmax or log_softmax of in along `axis`.
 void softmax(const char* name, const Tensor& out, const Tensor& in, int64_t axis, bool log);
 
-// matmul.cu: out (..., M, N) = a (..., M, K) @ b (..., K, N), batch dims already broadcast.
-// float32/float64: the tiled SIMT GEMM (exact fp32 FMA); bfloat16 inputs: the tensor-core
-// GEMM with fp32 accumulation, out float32.
-void matmul(const char* name, const Tensor& out, const Tensor& a, const Tensor& b);
+// matmul.cu: out (..., M, N) = epilogue(a (..., M, K) @ b (..., K, N)), one launch over the
+// batch. Each operand is contiguous and either the whole batch or one matrix that every batch
+// shares. float32/float64: the tiled SIMT GEMM (exact FMA), or for float32 with allow_tf32 the
+// TF32 tensor-core GEMM; bfloat16/float16 inputs: the tensor-core GEMM with fp32
+// accumulation, out of the input dtype (rounded once). The epilogue (cpu::Epilogue) adds
+// `bias` (N values in the accumulator dtype: float32 for 16-bit inputs, else out's dtype) and
+// applies relu/gelu_tanh before that rounding.
+void matmul(const char* name, const Tensor& out, const Tensor& a, const Tensor& b,
+            cpu::Epilogue epilogue = cpu::Epilogue::None, const Tensor& bias = Tensor(), bool allow_tf32 = false);
 
 // ---- Training ops: norm.cu, loss.cu, random.cu, optim.cu. Each launcher has the contract
 // of the CPU kernel of the same name (cpu/norm.h, cpu/loss.h, cpu/optim.h): contiguous

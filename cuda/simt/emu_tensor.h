@@ -1,7 +1,8 @@
 // Warp-level tensor-core operations of the SIMT emulator, with the fragment layouts of the
 // PTX ISA: ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16 and
-// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32. Both are .aligned: every
-// lane of the warp must execute them together.
+// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 and
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 (with cvt.rna.tf32.f32). All are
+// .aligned: every lane of the warp must execute them together.
 #pragma once
 
 #include <cstdint>
@@ -98,6 +99,49 @@ void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const fl
   memcpy(d, out, sizeof out);
 }
 
+// Fragments of mma.m16n8k8 with .tf32 inputs (PTX ISA, "Matrix Fragments for mma.m16n8k8"),
+// one element per register, g = lane / 4 and t = lane % 4:
+//   A 16x8, a_i (i = 0..3): row g, +8 for odd i; column t, +4 for i >= 2
+//   B 8x8, b_i (i = 0..1): row t, +4 for i = 1; column g
+//   C, D: as for m16n8k16
+// The tensor core reads only the tf32 bits of an operand (the low 13 mantissa bits are
+// ignored). Products of 11-bit significands are exact in double, and so is the sum of nine
+// of them with C in all but extreme exponent spreads; the result is rounded once.
+inline float tf32_operand(uint32_t bits) { return __uint_as_float(bits & 0xffffe000u); }
+
+inline void mma_tf32_combine(const Collective&, const Warp& w) {
+  float A[16][8], B[8][8];
+  double C[16][8];
+  for (unsigned l = 0; l < 32; ++l) {
+    MmaOperands f;
+    memcpy(&f, w.lanes[l]->in, sizeof f);
+    const unsigned g = l / 4, t = l % 4;
+    for (unsigned i = 0; i < 4; ++i) A[g + 8 * (i % 2)][t + 4 * (i / 2)] = tf32_operand(f.a[i]);
+    for (unsigned i = 0; i < 2; ++i) B[t + 4 * i][g] = tf32_operand(f.b[i]);
+    for (unsigned i = 0; i < 4; ++i) C[(i >= 2) ? g + 8 : g][2 * t + i % 2] = f.c[i];
+  }
+  for (unsigned l = 0; l < 32; ++l) {
+    const unsigned g = l / 4, t = l % 4;
+    float d[4];
+    for (unsigned i = 0; i < 4; ++i) {
+      const unsigned row = (i >= 2) ? g + 8 : g, col = 2 * t + i % 2;
+      double sum = C[row][col];
+      for (unsigned k = 0; k < 8; ++k) sum += double(A[row][k]) * B[k][col];
+      d[i] = float(sum);
+    }
+    memcpy(w.lanes[l]->out, d, sizeof d);
+  }
+}
+
+// cvt.rna.tf32.f32: round the mantissa to 10 bits, ties away from zero (a carry may reach
+// the exponent, and infinity); NaN stays a NaN.
+inline uint32_t float_to_tf32_bits(float x) {
+  const uint32_t u = __float_as_uint(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fffe000u;
+  if ((u & 0x7f800000u) == 0x7f800000u) return u;
+  return (u + 0x1000u) & 0xffffe000u;
+}
+
 }  // namespace lamina::simt::emu
 
 namespace lamina::simt {
@@ -129,6 +173,21 @@ inline void mma_m16n8k16_f16(float (&d)[4], const uint32_t (&a)[4], const uint32
                              const float (&c)[4],
                              std::source_location where = std::source_location::current()) {
   emu::mma<&emu::half_bits_to_float>(d, a, b, c, where);
+}
+
+inline uint32_t float_to_tf32(float x) { return emu::float_to_tf32_bits(x); }
+
+inline void mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+                             const float (&c)[4],
+                             std::source_location where = std::source_location::current()) {
+  emu::require_full_warp("mma.sync", where);
+  emu::MmaOperands in;
+  memcpy(in.a, a, sizeof a);
+  memcpy(in.b, b, sizeof b);
+  memcpy(in.c, c, sizeof c);
+  float out[4];
+  emu::warp_collective({emu::Op::Mma, 0xffffffffu, 32, &emu::mma_tf32_combine, where}, &in, sizeof in, out, 0);
+  memcpy(d, out, sizeof out);
 }
 
 }  // namespace lamina::simt

@@ -8,6 +8,7 @@
 //   lamina::simt::cp_async16 / cp_async_commit / cp_async_wait<N>
 //   lamina::simt::ldmatrix<NUM, TRANS>
 //   lamina::simt::mma_m16n8k16_bf16 / mma_m16n8k16_f16
+//   lamina::simt::float_to_tf32 / mma_m16n8k8_tf32
 //   lamina::simt::pack_bf16x2 / pack_half2
 #pragma once
 
@@ -104,6 +105,31 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float (&d)[4], const uint32_t (
 #if defined(__CUDA_ARCH__)
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
+        "f"(c[2]), "f"(c[3]));
+#endif
+}
+
+// fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero): the fp32 bit pattern with
+// the low 13 mantissa bits cleared, the operand format of mma.sync .tf32.
+__device__ __forceinline__ uint32_t float_to_tf32(float x) {
+  uint32_t r = 0;
+#if defined(__CUDA_ARCH__)
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+#endif
+  return r;
+}
+
+// D = A * B + C for one warp: A 16x8 row-major, B 8x8 column-major (tf32 in 32-bit
+// registers), C and D 16x8 fp32, in the PTX ISA fragment layouts of mma.m16n8k8 .tf32
+// (documented in simt/emu_tensor.h).
+__device__ __forceinline__ void mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4],
+                                                 const uint32_t (&b)[2], const float (&c)[4]) {
+#if defined(__CUDA_ARCH__)
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
       "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),

@@ -43,3 +43,18 @@ def memory_stats():
 def empty_cache():
     """Returns cached, unused device memory to the device."""
     _cuda.empty_cache()
+
+
+def set_float32_matmul_precision(precision):
+    """Sets what float32 matmuls (and ``linear``) on CUDA devices may use.
+
+    ``"highest"`` (the default): exact fp32 FMA. ``"high"``: TF32 tensor cores, with the
+    operands rounded to a 10-bit mantissa (relative error ~2^-11 per product) and fp32
+    accumulation, as ``torch.backends.cuda.matmul.allow_tf32``. CPU matmuls are always fp32.
+    """
+    _cuda.set_float32_matmul_precision(precision)
+
+
+def get_float32_matmul_precision():
+    """Returns ``"highest"`` or ``"high"`` (see ``set_float32_matmul_precision``)."""
+    return _cuda.get_float32_matmul_precision()

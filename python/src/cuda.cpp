@@ -6,6 +6,7 @@
 
 #include "core/backend.h"
 #include "core/errors.h"
+#include "ops/matmul.h"
 
 #if defined(LAMINA_HAVE_CUDA)
 #include "runtime/runtime.h"
@@ -63,6 +64,21 @@ void init_cuda(nb::module_& root) {
   m.def("memory_stats", []() -> nb::dict { throw_no_cuda("memory_stats"); }, nb::sig("def memory_stats() -> dict[str, int]"));
   m.def("empty_cache", [] { throw_no_cuda("empty_cache"); }, nb::sig("def empty_cache() -> None"));
 #endif
+  // A setting, so it works in every build: it only changes what CUDA float32 matmuls run.
+  m.def(
+      "set_float32_matmul_precision",
+      [](const std::string& precision) {
+        if (precision == "highest") set_float32_matmul_precision(Float32MatmulPrecision::Highest);
+        else if (precision == "high") set_float32_matmul_precision(Float32MatmulPrecision::High);
+        else throw ValueError("set_float32_matmul_precision: expected 'highest' or 'high', got '" + precision + "'");
+      },
+      nb::arg("precision"), nb::sig("def set_float32_matmul_precision(precision: str) -> None"),
+      "'highest' (default): float32 matmuls on CUDA devices are exact fp32. 'high': they may use\n"
+      "TF32 tensor cores (operands rounded to a 10-bit mantissa, fp32 accumulation).");
+  m.def(
+      "get_float32_matmul_precision",
+      [] { return float32_matmul_precision() == Float32MatmulPrecision::High ? "high" : "highest"; },
+      nb::sig("def get_float32_matmul_precision() -> str"), "The setting of set_float32_matmul_precision.");
 }
 
 }  // namespace lamina::py

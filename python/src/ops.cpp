@@ -128,7 +128,8 @@ void init_ops(nb::module_& m) {
     return run_released(a[0].numel() + a[1].numel(), [&] { return linear(a[0], a[1], a[2], activation); });
   }, nb::arg("x"), nb::arg("w"), nb::arg("b").none() = nb::none(), nb::arg("activation") = "linear",
         "activation(x @ w + b): the dense-layer op. x (..., in), w (in, out), b (out,) or None;\n"
-        "activation 'linear' or 'relu'. float32 on the CPU runs one GEMM with the bias and relu\n"
+        "activation 'linear', 'relu' or 'gelu_tanh' (GELU, tanh approximation). With a bias, float32\n"
+        "on the CPU and any one floating dtype on CUDA run one GEMM with the bias and activation\n"
         "applied to each output tile in registers (no extra pass over the output).");
   def_binary(m, "equal", &eq, "a == b.");
   def_binary(m, "not_equal", &ne, "a != b.");

@@ -7,7 +7,8 @@
 #      and cp.async (LDGSTS); the SGEMM is FFMA from shared memory; no LDL/STL anywhere and
 #      no kernel with a stack or local memory;
 #   4. the library kernels (cuda/kernels/*.cu) pass the same ptxas gate for sm_80 and sm_90,
-#      and the library's bf16 GEMM runs on tensor cores with ldmatrix and cp.async.
+#      and the library's GEMM runs on tensor cores with cp.async: bf16 and f16 (HMMA.16816, fed
+#      by ldmatrix) and tf32 (HMMA.1688).
 #   5. the attention, recurrent and conv kernels (cuda/kernels/) pass the same gate for sm_80
 #      and sm_90; flash attention and the bf16 conv run on tensor cores (HMMA) fed by ldmatrix
 #      (LDSM) and cp.async (LDGSTS); no LDL/STL and STACK:0 in those files.
@@ -186,12 +187,18 @@ if [ -n "$cuobjdump" ] && [ -n "$nvdisasm" ]; then
     cubin=$out/lib.matmul.$arch.cubin
     [ -s "$cubin" ] || continue
     "$cuobjdump" -sass "$cubin" > "$out/sass.$arch.txt"
-    gemm=$(sass_of "$arch" bf16_gemm_forward_kernel)
-    check "$arch: library bf16 GEMM runs on tensor cores (HMMA.16816.F32.BF16)" \
-      contains 'HMMA\.16816\.F32\.BF16' "$gemm"
-    check "$arch: library bf16 GEMM loads with ldmatrix x4 and x4.trans (LDSM.16.M88.4, LDSM.16.MT88.4)" \
-      eval 'contains "LDSM\.16\.M88\.4" "$gemm" && contains "LDSM\.16\.MT88\.4" "$gemm"'
-    check "$arch: library bf16 GEMM copies with cp.async (LDGSTS)" contains 'LDGSTS' "$gemm"
+    # Both tile shapes of each instantiation (mangled names: bf16, half, float).
+    for element in "I13__nv_bfloat16:bf16:HMMA\.16816\.F32\.BF16" "I6__half:f16:HMMA\.16816\.F32 " \
+                   "IfN:tf32:HMMA\.1688\.F32\.TF32"; do
+      IFS=: read -r mangled label hmma <<< "$element"
+      gemm=$(sass_of "$arch" "mma_gemm_kernel$mangled")
+      check "$arch: library $label GEMM runs on tensor cores (${hmma//\\/})" contains "$hmma" "$gemm"
+      check "$arch: library $label GEMM copies with cp.async (LDGSTS)" contains 'LDGSTS' "$gemm"
+      if [ "$label" != tf32 ]; then
+        check "$arch: library $label GEMM loads with ldmatrix x4 and x4.trans (LDSM.16.M88.4, LDSM.16.MT88.4)" \
+          eval 'contains "LDSM\.16\.M88\.4" "$gemm" && contains "LDSM\.16\.MT88\.4" "$gemm"'
+      fi
+    done
     check "$arch: library sgemm is FFMA on shared-memory loads" \
       ffma_from_shared "$(sass_of "$arch" sgemm_forward_kernelIfE)"
     for family in "$root"/cuda/kernels/*.cu; do

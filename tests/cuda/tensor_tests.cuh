@@ -1,11 +1,12 @@
 // Self-tests of the numeric formats and the tensor-core path: bf16/fp16 conversions, bit
-// intrinsics, ldmatrix (x1/x2/x4, plain and .trans), mma.sync m16n8k16 (bf16 and fp16) with
-// fragments built straight from the PTX ISA layout, and a GEMM chaining cp.async, ldmatrix
-// and mma.sync.
+// intrinsics, ldmatrix (x1/x2/x4, plain and .trans), mma.sync m16n8k16 (bf16 and fp16) and
+// m16n8k8 (tf32, with cvt.rna.tf32.f32) with fragments built straight from the PTX ISA
+// layout, and a GEMM chaining cp.async, ldmatrix and mma.sync.
 #pragma once
 
 #include <algorithm>
 #include <bit>
+#include <cfloat>
 #include <type_traits>
 
 #include "test_util.h"
@@ -225,6 +226,75 @@ void test_mma_fragments() {
   check_close(name, d_d.download(), want, 1e-6);
 }
 
+// tf32 of cvt.rna.tf32.f32 as arithmetic: x rounded to an 11-bit significand (10 stored
+// bits), ties away from zero; below 2^-126 the quantum stays 2^-136, as in fp32's layout.
+inline float tf32_model(float x) {
+  if (!std::isfinite(x) || x == 0.0f) return x;
+  const int e = std::max(std::ilogb(x), -126);
+  const double rounded = std::ldexp(std::round(std::ldexp(double(x), 10 - e)), e - 10);
+  return rounded > FLT_MAX ? INFINITY : rounded < -FLT_MAX ? -INFINITY : float(rounded);
+}
+
+__global__ void tf32_convert_kernel(int n, const float* in, uint32_t* out) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = simt::float_to_tf32(in[i]);
+}
+
+inline void test_tf32_conversion() {
+  const char* name = "cvt.rna.tf32.f32: 10-bit mantissa, ties away from zero";
+  std::vector<float> in = {0.0f, -0.0f, 1.0f, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY, 1e-40f, -3e-39f, FLT_MIN};
+  for (float tie : {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 0x1p-130f * (1 + 0x1p-11f)})
+    for (float f : {std::nextafter(tie, 0.0f), tie, std::nextafter(tie, 1e9f)}) in.insert(in.end(), {f, -f});
+  for (float f : random_floats(200, 37, -1e6f, 1e6f)) in.push_back(f);
+  in.push_back(NAN);  // last: any NaN pattern with the low 13 bits clear will do
+  DeviceBuffer<float> d_in(in);
+  DeviceBuffer<uint32_t> d_out(in.size());
+  if (!launched(name, simt_launch(tf32_convert_kernel, dim3(1), dim3(64), 0, nullptr, int(in.size()),
+                                  d_in.get(), d_out.get())))
+    return;
+  std::vector<uint32_t> got = d_out.download(), want;
+  const uint32_t nan = got.back();
+  got.pop_back();
+  in.pop_back();
+  for (float f : in) want.push_back(std::bit_cast<uint32_t>(tf32_model(f)));
+  check_equal(name, got, want);
+  check((nan & 0x7f800000u) == 0x7f800000u && (nan & 0x007fe000u) != 0 && (nan & 0x1fffu) == 0,
+        "cvt.rna.tf32.f32: NaN stays a NaN", "got bits " + std::to_string(nan));
+}
+
+// One warp: D = A * B + C with A 16x8, B 8x8 (k, n), C and D 16x8, all row-major fp32; the
+// fragments are gathered with the PTX ISA formulas for .tf32 (g = lane / 4, t = lane % 4).
+__global__ void mma_tf32_fragment_kernel(const float* A, const float* B, const float* C, float* D) {
+  const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+  uint32_t a[4], b[2];
+  float c[4], d[4];
+#pragma unroll
+  for (int r = 0; r < 4; ++r) a[r] = simt::float_to_tf32(A[8 * (g + 8 * (r % 2)) + t + 4 * (r / 2)]);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) b[r] = simt::float_to_tf32(B[8 * (t + 4 * r) + g]);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) c[i] = C[8 * (g + 8 * (i / 2)) + 2 * t + i % 2];
+  simt::mma_m16n8k8_tf32(d, a, b, c);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) D[8 * (g + 8 * (i / 2)) + 2 * t + i % 2] = d[i];
+}
+
+inline void test_mma_tf32_fragments() {
+  const char* name = "mma.m16n8k8 tf32 fragment layout";
+  const std::vector<float> a = random_floats(128, 38), b = random_floats(64, 39), c = random_floats(128, 40);
+  DeviceBuffer<float> d_a(a), d_b(b), d_c(c), d_d(128);
+  if (!launched(name, simt_launch(mma_tf32_fragment_kernel, dim3(1), dim3(32), 0, nullptr, d_a.get(), d_b.get(),
+                                  d_c.get(), d_d.get())))
+    return;
+  std::vector<double> want(128);
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 8; ++j) {
+      double s = c[8 * i + j];
+      for (int k = 0; k < 8; ++k) s += double(tf32_model(a[8 * i + k])) * tf32_model(b[8 * k + j]);
+      want[8 * i + j] = s;
+    }
+  check_close(name, d_d.download(), want, 1e-6);
+}
+
 // C (M x N, fp32) = A (M x K, row-major) * B, with B given as Bt (N x K), i.e. column-major;
 // M and N multiples of 16 and 8, K of 16. One warp per 16x8 tile of C, grid (N / 8, M / 16); each K step brings 16x16 of A and 8x16 of Bt to shared memory
 // with cp.async, then into mma fragments with ldmatrix.
@@ -297,6 +367,8 @@ inline void run_tensor_tests() {
   test_ldmatrix<4, true>();
   test_mma_fragments<__nv_bfloat16>();
   test_mma_fragments<__half>();
+  test_tf32_conversion();
+  test_mma_tf32_fragments();
   test_mma_gemm<__nv_bfloat16>(16, 8, 16);
   test_mma_gemm<__nv_bfloat16>(64, 64, 128);
   test_mma_gemm<__half>(64, 64, 128);
