@@ -264,3 +264,64 @@ def test_conv_transpose2d_and_conv1d_vs_torch():
     y1 = lm.conv1d(x1, w1, stride=3, dilation=2, groups=2, padding=3).numpy()
     t1 = torch.nn.functional.conv1d(torch.tensor(x1), torch.tensor(w1), stride=3, dilation=2, groups=2, padding=3)
     np.testing.assert_allclose(y1, t1.numpy(), atol=2e-4, rtol=1e-4)
+
+
+# ---- float32 fast paths (implicit GEMM with AVX2; the plain GEMM path otherwise) -----------
+
+def ref_conv2d_grads(x, w, g, stride=1, padding=0, dilation=1, groups=1):
+    """dx and dw of <conv2d(x, w), g> in float64, by the same patch slicing as ref_conv2d."""
+    stride, dil = pair(stride), pair(dilation)
+    N, C, H, W = x.shape
+    Co, Cg, kh, kw = w.shape
+    pads = resolve_padding(padding, (H, W), (kh, kw), stride, dil)
+    xp = np.pad(x, ((0, 0), (0, 0), pads[0], pads[1]))
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    OH, OW = g.shape[2:]
+    Cog = Co // groups
+    for gi in range(groups):
+        cs, os_ = slice(gi * Cg, (gi + 1) * Cg), slice(gi * Cog, (gi + 1) * Cog)
+        for i in range(kh):
+            for j in range(kw):
+                h0, w0 = i * dil[0], j * dil[1]
+                rows = slice(h0, h0 + stride[0] * (OH - 1) + 1, stride[0])
+                cols = slice(w0, w0 + stride[1] * (OW - 1) + 1, stride[1])
+                dw[os_, :, i, j] = np.einsum("nchw,nohw->oc", xp[:, cs, rows, cols], g[:, os_])
+                dxp[:, cs, rows, cols] += np.einsum("nohw,oc->nchw", g[:, os_], w[os_, :, i, j])
+    return dxp[:, :, pads[0][0]:pads[0][0] + H, pads[1][0]:pads[1][0] + W], dw
+
+
+FLOAT32_CASES = [
+    ((9, 3, 14, 14), (20, 3, 3, 3), dict(padding=1)),  # 14-wide rows: panels span 2-3 rows
+    ((8, 32, 6, 5), (7, 32, 3, 3), dict(padding=1)),  # K = 288 + bias: two K blocks
+    ((8, 64, 4, 4), (17, 64, 2, 2), {}),  # K = 256 + bias = 257
+    ((10, 4, 11, 9), (6, 4, 3, 3), dict(stride=2, padding=(1, 0))),
+    ((8, 2, 17, 12), (5, 2, 3, 2), dict(dilation=(2, 3), padding="same")),
+    ((8, 6, 9, 40), (8, 3, 3, 5), dict(groups=2, padding=2, stride=(1, 3))),
+    ((12, 5, 10, 1), (3, 5, 3, 1), dict(padding=(1, 0))),  # one column: 16 segments a panel
+    ((8, 3, 8, 7), (33, 3, 4, 4), dict(padding="same")),  # asymmetric padding
+    ((8, 16, 5, 7), (24, 16, 1, 1), {}),  # pointwise
+    ((1, 5, 9, 19), (6, 5, 3, 3), dict(padding=1)),  # one image: channel blocks, GEMM weight grad
+    ((3, 7, 33, 33), (4, 7, 3, 3), dict(padding=1, stride=(2, 1))),
+    ((8, 1, 5, 5), (2, 1, 5, 5), {}),  # kernel fills the input: one output position
+]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("xs,ws,kw", FLOAT32_CASES)
+def test_conv2d_float32_paths(xs, ws, kw, bias):
+    x, w, b = rand(*xs), rand(*ws), rand(ws[0])
+    lx = lm.tensor(x.astype(np.float32), requires_grad=True)
+    lw = lm.tensor(w.astype(np.float32), requires_grad=True)
+    lb = lm.tensor(b.astype(np.float32), requires_grad=True) if bias else None
+    y = lm.conv2d(lx, lw, lb, **kw)
+    ref = ref_conv2d(x, w, b if bias else None, **kw)
+    assert y.shape == ref.shape and y.dtype == lm.float32
+    g = rand(*ref.shape)
+    lm.sum(y * lm.tensor(g.astype(np.float32))).backward()
+    dx, dw = ref_conv2d_grads(x, w, g, **kw)
+    for got, want in ((y.numpy(), ref), (lx.grad.numpy(), dx), (lw.grad.numpy(), dw)):
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
+    if bias:
+        np.testing.assert_allclose(lb.grad.numpy(), g.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)

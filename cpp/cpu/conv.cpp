@@ -21,9 +21,12 @@
 // element against ~8 bytes of traffic per element (planes stay in L1): bandwidth bound.
 #include "cpu/conv.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "core/errors.h"
@@ -31,6 +34,7 @@
 #include "core/scratch.h"
 #include "cpu/isa.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_internal.h"
 
 namespace lamina::cpu {
 
@@ -415,14 +419,351 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
   }
 }
 
+// ---- Implicit GEMM path (float32 with AVX2+FMA) -------------------------------------------
+//
+// The same three products as the GEMM path, but the conv owns the loop nest around the GEMM
+// microkernel (gemm_internal.h) so that no col matrix and no grad_out block copy is ever
+// written: each operand is packed straight from the tensors into the microkernel's layout.
+//   forward     for each 16-position column panel of one image: im2col of the panel into a
+//               packed B panel (Kg x 16, in L1), then every 6-row tile of [W | bias] (packed
+//               once per call); bias is one more K row (B row of ones), so C is written once.
+//   input grad  per (image, channel block), output rows in chunks whose dcol (rows x chunk)
+//               stays in L2: dcol = W^T (packed once) @ grad_out chunk (packed per chunk),
+//               then col2im of the chunk sums the kw taps of an input row in registers.
+//   weight grad dW^T (Kg x Cog) = col @ grad_out^T, so the im2col rows become the A operand:
+//               6 rows x kc positions are written into an L1 buffer and packed at once;
+//               grad_out^T is packed with 8x8 transposes. Partials per fixed image chunk.
+// Every C element is one microkernel dot product in a fixed order; tile and task boundaries
+// do not change the rounding, so results do not depend on the thread count.
+
+namespace implicit {
+
+using gemm_detail::StoreArgs;
+constexpr int MR = gemm_detail::Tile<float>::MR, NR = gemm_detail::Tile<float>::NR;
+// K rows per microkernel call: a kc x 16 B panel block (16 KB) stays in L1.
+constexpr int64_t kKBlock = 256;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t k_block(int64_t K) { return K > 0 ? ceil_div(K, ceil_div(K, kKBlock)) : 1; }
+
+bool available() { return have_avx2() && gemm_detail::cpu_has_avx2_fma(); }
+
+// C[0:mr, 0:nr] = (accumulate ? C : 0) + a panel . b panel over kc.
+inline void tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate, int64_t mr,
+                 int64_t nr) {
+  const StoreArgs<float> s{1.0f, accumulate ? 1.0f : 0.0f, Epilogue::None, nullptr};
+  gemm_detail::microkernel_f32_avx2(kc, a, b, c, ldc, s, int(mr), int(nr));
+}
+
+// op(A) (M x K) packed for the microkernel, every K block: the block of rows from k0 starts
+// at k0 * round_up(M, MR), and its 6-row panel i at i * (that block's kc) after it.
+class PackedA {
+ public:
+  PackedA(bool trans, int64_t M, int64_t K, const float* A, int64_t lda)
+      : K_(K), Mr_(round_up(M, MR)), kc_(k_block(K)), data_(size_t(Mr_ * K)) {
+    for (int64_t k0 = 0; k0 < K; k0 += kc_)
+      gemm_detail::pack_a_f32_avx2(trans, trans ? A + k0 * lda : A + k0, lda, M, std::min(kc_, K - k0),
+                                   data_.data() + k0 * Mr_);
+  }
+  const float* panel(int64_t k0, int64_t i) const { return data_.data() + k0 * Mr_ + i * std::min(kc_, K_ - k0); }
+  int64_t kc() const { return kc_; }
+
+ private:
+  int64_t K_, Mr_, kc_;
+  std::vector<float> data_;
+};
+
+// Where the lanes of a 16-column panel (output positions p0 .. p0 + lanes - 1 of one image)
+// read the input: runs of lanes on one output row ("segments"); per kernel row and segment
+// the input row offset (-1: outside the image); per kernel column and segment the input
+// column of lane 0 and the lanes whose input column lies inside the image.
+struct PanelMap {
+  int64_t segments = 0;
+  std::vector<int64_t> row_off, col_off;
+  std::vector<int32_t> masks;  // [kj][segment][16 lanes]: -1 reads, 0 stays zero
+
+  void build(const ConvGeometry& g, int64_t p0, int64_t lanes) {
+    int64_t first[NR], count[NR], oh[NR], ow[NR];
+    segments = 0;
+    for (int64_t lane = 0; lane < lanes; ++segments) {
+      const int64_t p = p0 + lane;
+      first[segments] = lane;
+      oh[segments] = p / g.OW;
+      ow[segments] = p % g.OW;
+      count[segments] = std::min(lanes - lane, g.OW - ow[segments]);
+      lane += count[segments];
+    }
+    row_off.resize(size_t(g.kh * segments));
+    col_off.resize(size_t(g.kw * segments));
+    masks.resize(size_t(g.kw * segments * NR));
+    for (int64_t ki = 0; ki < g.kh; ++ki)
+      for (int64_t s = 0; s < segments; ++s) {
+        const int64_t ih = oh[s] * g.stride_h + ki * g.dil_h - g.pad_top;
+        row_off[ki * segments + s] = ih >= 0 && ih < g.H ? ih * g.W : -1;
+      }
+    for (int64_t kj = 0; kj < g.kw; ++kj)
+      for (int64_t s = 0; s < segments; ++s) {
+        // Lane j reads input column base + j * stride.
+        const int64_t base = (ow[s] - first[s]) * g.stride_w + kj * g.dil_w - g.pad_left;
+        const int64_t lo = std::max(first[s], -floor_div(base, g.stride_w));
+        const int64_t hi = std::min(first[s] + count[s], floor_div(g.W - 1 - base, g.stride_w) + 1);
+        col_off[kj * segments + s] = base;
+        int32_t* m = masks.data() + (kj * segments + s) * NR;
+        for (int64_t j = 0; j < NR; ++j) m[j] = j >= lo && j < hi ? -1 : 0;
+      }
+  }
+};
+
+// The packed B panel (Kg rows of 16 floats) of the forward product, from the image group x.
+LAMINA_CONV_AVX2 void pack_columns(const ConvGeometry& g, int64_t Cg, const float* x, const PanelMap& m, float* out) {
+  const int64_t S = m.segments;
+  const __m256i idx0 = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(g.stride_w)));
+  const __m256i idx1 = _mm256_add_epi32(idx0, _mm256_set1_epi32(int(8 * g.stride_w)));
+  const bool unit = g.stride_w == 1;
+  for (int64_t c = 0; c < Cg; ++c) {
+    const float* xc = x + c * g.H * g.W;
+    for (int64_t ki = 0; ki < g.kh; ++ki) {
+      const int64_t* rows = m.row_off.data() + ki * S;
+      for (int64_t kj = 0; kj < g.kw; ++kj, out += NR) {
+        const int64_t* cols = m.col_off.data() + kj * S;
+        const int32_t* mk = m.masks.data() + kj * S * NR;
+        __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
+        for (int64_t s = 0; s < S; ++s) {
+          if (rows[s] < 0) continue;
+          // Lanes outside the mask are neither read nor counted: src may point before xc.
+          const float* src = xc + rows[s] + cols[s];
+          const __m256i m0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mk + s * NR));
+          const __m256i m1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mk + s * NR + 8));
+          if (unit) {
+            v0 = _mm256_or_ps(v0, _mm256_maskload_ps(src, m0));
+            v1 = _mm256_or_ps(v1, _mm256_maskload_ps(src + 8, m1));
+          } else {
+            const __m256 zero = _mm256_setzero_ps();
+            v0 = _mm256_or_ps(v0, _mm256_mask_i32gather_ps(zero, src, idx0, _mm256_castsi256_ps(m0), 4));
+            v1 = _mm256_or_ps(v1, _mm256_mask_i32gather_ps(zero, src, idx1, _mm256_castsi256_ps(m1), 4));
+          }
+        }
+        _mm256_store_ps(out, v0);
+        _mm256_store_ps(out + 8, v1);
+      }
+    }
+  }
+}
+
+void forward(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
+  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
+  const int64_t Kb = Kg + (bias ? 1 : 0);
+  std::vector<PackedA> a;
+  a.reserve(size_t(g.groups));
+  std::vector<float> with_bias(bias ? size_t(Cog * Kb) : 0);
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    const float* wg = w + gi * Cog * Kg;
+    if (bias) {
+      for (int64_t o = 0; o < Cog; ++o) {
+        std::copy(wg + o * Kg, wg + (o + 1) * Kg, with_bias.data() + o * Kb);
+        with_bias[size_t(o * Kb + Kg)] = bias[gi * Cog + o];
+      }
+    }
+    a.emplace_back(false, Cog, Kb, bias ? with_bias.data() : wg, bias ? Kb : Kg);
+  }
+  const int64_t panels = ceil_div(P, NR), kc = a[0].kc();
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / (Cog * Kb * NR));
+  parallel_for(0, g.N * g.groups * panels, grain, [&](int64_t lo, int64_t hi) {
+    float* panel = scratch_of<float>(ScratchSlot::ConvColumns, Kb * NR);
+    PanelMap map;
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t pi = t % panels, gi = t / panels % g.groups, n = t / panels / g.groups;
+      const int64_t p0 = pi * NR, lanes = std::min<int64_t>(NR, P - p0);
+      map.build(g, p0, lanes);
+      pack_columns(g, Cg, x + (n * g.C + gi * Cg) * g.H * g.W, map, panel);
+      if (bias) std::fill(panel + Kg * NR, panel + Kb * NR, 1.0f);
+      float* o = out + (n * g.Co + gi * Cog) * P + p0;
+      for (int64_t k0 = 0; k0 < Kb; k0 += kc)
+        for (int64_t i = 0; i < Cog; i += MR)
+          tile(std::min(kc, Kb - k0), a[size_t(gi)].panel(k0, i), panel + k0 * NR, o + i * P, P, k0 > 0,
+               std::min<int64_t>(MR, Cog - i), lanes);
+    }
+  });
+}
+
+// dx row (W floats) += sum over kj of the dcol rows (rows[kj * ld + ow], ow in [0, OW)) of one
+// (channel, ki, output row) at unit stride: input column iw takes ow = iw - (kj * dil - pad).
+// The taps are summed in registers, so each dx element is loaded and stored once per kernel
+// row instead of once per tap (overlapping shifted stores would stall store forwarding).
+LAMINA_CONV_AVX2 void add_taps_unit_stride(const ConvGeometry& g, float* drow, const float* rows, int64_t ld) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t iw0 = 0; iw0 < g.W; iw0 += 8) {
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::min<int64_t>(8, g.W - iw0))), lane);
+    __m256 acc = _mm256_maskload_ps(drow + iw0, tail);
+    for (int64_t kj = 0; kj < g.kw; ++kj) {
+      const int64_t off = kj * g.dil_w - g.pad_left, lo = off - iw0, hi = off + g.OW - iw0;
+      if (hi <= 0 || lo >= 8) continue;
+      const __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::max<int64_t>(lo, -1))), lane),
+                                             _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::min<int64_t>(hi, 8))), lane));
+      // Lanes outside `in` are not read: the pointer may lie before the row.
+      acc = _mm256_add_ps(acc, _mm256_maskload_ps(rows + kj * ld + iw0 - off, _mm256_and_si256(in, tail)));
+    }
+    _mm256_maskstore_ps(drow + iw0, tail, acc);
+  }
+}
+
+// dx channels [c0, c1) of one image group += the scatter of dcol (rows (c - c0, ki, kj),
+// `ld` apart, holding output rows [oh0, oh1)).
+LAMINA_CONV_AVX2 void col2im_rows(const ConvGeometry& g, float* dx, int64_t c0, int64_t c1, const float* dcol,
+                                  int64_t ld, int64_t oh0, int64_t oh1) {
+  const int64_t taps = g.kh * g.kw;
+  for (int64_t c = c0; c < c1; ++c) {
+    float* dc = dx + c * g.H * g.W;
+    for (int64_t ki = 0; ki < g.kh; ++ki) {
+      const float* krows = dcol + ((c - c0) * taps + ki * g.kw) * ld;
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        const int64_t ih = oh * g.stride_h + ki * g.dil_h - g.pad_top;
+        if (ih < 0 || ih >= g.H) continue;
+        float* drow = dc + ih * g.W;
+        const float* rows = krows + (oh - oh0) * g.OW;
+        if (g.stride_w == 1) {
+          add_taps_unit_stride(g, drow, rows, ld);
+          continue;
+        }
+        for (int64_t kj = 0; kj < g.kw; ++kj) {
+          const int64_t offw = kj * g.dil_w - g.pad_left;
+          const Range rw = valid_range(g.OW, g.W, g.stride_w, offw);
+          const float* r = rows + kj * ld;
+          for (int64_t ow = rw.lo; ow < rw.hi; ++ow) drow[ow * g.stride_w + offw] += r[ow];
+        }
+      }
+    }
+  }
+}
+
+void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* gout) {
+  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
+  const int64_t taps = g.kh * g.kw, HW = g.H * g.W;
+  std::vector<PackedA> a;
+  a.reserve(size_t(g.groups));
+  for (int64_t gi = 0; gi < g.groups; ++gi) a.emplace_back(true, Kg, Cog, w + gi * Cog * Kg, Kg);
+  // Channel blocks give every thread work when there are few images; a block starts on a
+  // 6-row panel of W^T, so its size is a multiple of `align` channels.
+  const int64_t align = MR / std::gcd<int64_t>(taps, MR);
+  const int64_t wanted = ceil_div(get_num_threads(), g.N * g.groups);
+  const int64_t cb = std::min(Cg, round_up(ceil_div(Cg, wanted), align)), blocks = ceil_div(Cg, cb);
+  // Output rows per chunk: the chunk's dcol (cb * taps rows) stays within ~512 KB of L2.
+  const int64_t cols = std::clamp<int64_t>((int64_t(1) << 17) / (cb * taps), NR, 512);
+  const int64_t chunk_rows = std::clamp<int64_t>(cols / g.OW, 1, g.OH);
+  const int64_t width = round_up(chunk_rows * g.OW, NR), kc = a[0].kc();
+  parallel_for(0, g.N * g.groups * blocks, 1, [&](int64_t lo, int64_t hi) {
+    float* packed = scratch_of<float>(ScratchSlot::ConvColumns, (Cog + cb * taps) * width);
+    float* dcol = packed + Cog * width;
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t b = t % blocks, gi = t / blocks % g.groups, n = t / blocks / g.groups;
+      const int64_t c0 = b * cb, c1 = std::min(Cg, c0 + cb), r0 = c0 * taps, r1 = c1 * taps;
+      float* dxg = dx + (n * g.C + gi * Cg) * HW;
+      std::fill(dxg + c0 * HW, dxg + c1 * HW, 0.0f);
+      const float* go = gout + (n * g.Co + gi * Cog) * P;
+      for (int64_t oh0 = 0; oh0 < g.OH; oh0 += chunk_rows) {
+        const int64_t oh1 = std::min(g.OH, oh0 + chunk_rows), p0 = oh0 * g.OW, n_cols = (oh1 - oh0) * g.OW;
+        const int64_t ld = round_up(n_cols, NR);
+        for (int64_t k0 = 0; k0 < Cog; k0 += kc)
+          gemm_detail::pack_b_f32_avx2(false, go + k0 * P + p0, P, std::min(kc, Cog - k0), n_cols, packed + k0 * ld);
+        for (int64_t j = 0; j < n_cols; j += NR)
+          for (int64_t i = r0; i < r1; i += MR)
+            for (int64_t k0 = 0; k0 < Cog; k0 += kc) {
+              const int64_t kcb = std::min(kc, Cog - k0);
+              tile(kcb, a[size_t(gi)].panel(k0, i), packed + k0 * ld + j * kcb, dcol + (i - r0) * ld + j, ld, k0 > 0,
+                   std::min<int64_t>(MR, r1 - i), std::min<int64_t>(NR, n_cols - j));
+            }
+        col2im_rows(g, dxg, c0, c1, dcol, ld, oh0, oh1);
+      }
+    }
+  });
+}
+
+// rows [r0, r0 + rows) of the image group's col matrix, positions [p0, p0 + len), into
+// out (rows x len).
+LAMINA_CONV_AVX2 void im2col_block(const ConvGeometry& g, const float* x, int64_t r0, int64_t rows, int64_t p0,
+                                   int64_t len, float* out) {
+  for (int64_t r = r0; r < r0 + rows; ++r, out += len) {
+    const int64_t c = r / (g.kh * g.kw), ki = r / g.kw % g.kh, kj = r % g.kw;
+    const int64_t offh = ki * g.dil_h - g.pad_top, offw = kj * g.dil_w - g.pad_left;
+    const Range rw = valid_range(g.OW, g.W, g.stride_w, offw);
+    const float* xc = x + c * g.H * g.W;
+    for (int64_t p = p0; p < p0 + len;) {
+      const int64_t oh = p / g.OW, ow_a = p % g.OW, ow_b = std::min(g.OW, ow_a + p0 + len - p);
+      float* dst = out + (p - p0) - ow_a;  // dst[ow] for ow in [ow_a, ow_b)
+      const int64_t ih = oh * g.stride_h + offh;
+      const bool row_in = ih >= 0 && ih < g.H;
+      const int64_t lo = row_in ? std::clamp(rw.lo, ow_a, ow_b) : ow_b, hi = row_in ? std::clamp(rw.hi, lo, ow_b) : ow_b;
+      for (int64_t ow = ow_a; ow < lo; ++ow) dst[ow] = 0.0f;
+      if (lo < hi) {
+        const float* xr = xc + ih * g.W + offw;
+        if (g.stride_w == 1) {
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = xr[ow];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = xr[ow * g.stride_w];
+        }
+      }
+      for (int64_t ow = std::max(lo, hi); ow < ow_b; ++ow) dst[ow] = 0.0f;
+      p += ow_b - ow_a;
+    }
+  }
+}
+
+void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* gout) {
+  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
+  const int64_t wsize = g.Co * Kg, kc = k_block(P), chunks = kWeightGradChunks;
+  // Chunk c sums its images into partial c, laid out per group as dW^T (Kg x Cog).
+  std::vector<float> partial(size_t(chunks * wsize));
+  for_image_chunks(g.N, chunks, [&](int64_t chunk, int64_t lo, int64_t hi) {
+    float* dwt = partial.data() + chunk * wsize;
+    if (lo == hi) std::fill(dwt, dwt + wsize, 0.0f);
+    float* packed_b = scratch_of<float>(ScratchSlot::ConvColumns, round_up(Cog, NR) * kc);
+    float* rows = scratch_of<float>(ScratchSlot::ConvOutputBlock, 2 * MR * kc);
+    float* packed_a = rows + MR * kc;
+    for (int64_t n = lo; n < hi; ++n)
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        const float* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
+        float* dwg = dwt + gi * Kg * Cog;
+        for (int64_t p0 = 0; p0 < P; p0 += kc) {
+          const int64_t kcb = std::min(kc, P - p0);
+          const bool accumulate = n > lo || p0 > 0;
+          gemm_detail::pack_b_f32_avx2(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
+          for (int64_t i = 0; i < Kg; i += MR) {
+            const int64_t mr = std::min<int64_t>(MR, Kg - i);
+            im2col_block(g, xg, i, mr, p0, kcb, rows);
+            gemm_detail::pack_a_f32_avx2(false, rows, kcb, mr, kcb, packed_a);
+            for (int64_t j = 0; j < Cog; j += NR)
+              tile(kcb, packed_a, packed_b + j * kcb, dwg + i * Cog + j, Cog, accumulate, mr,
+                   std::min<int64_t>(NR, Cog - j));
+          }
+        }
+      }
+  });
+  // Fixed order over the chunks, whatever the thread count.
+  for (int64_t gi = 0; gi < g.groups; ++gi)
+    for (int64_t o = 0; o < Cog; ++o)
+      for (int64_t k = 0; k < Kg; ++k) {
+        const int64_t at = gi * Kg * Cog + k * Cog + o;
+        float sum = partial[size_t(at)];
+        for (int64_t c = 1; c < chunks; ++c) sum += partial[size_t(c * wsize + at)];
+        dw[gi * Cog * Kg + o * Kg + k] = sum;
+      }
+}
+
+}  // namespace implicit
+
 bool is_depthwise(const ConvGeometry& g) { return g.groups > 1 && g.groups == g.C; }
 
 template <class T>
 void forward(const ConvGeometry& g, const Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const T* b = bias ? bias->data<T>() : nullptr;
   if (out.numel() == 0) return;
-  if (is_depthwise(g)) forward_depthwise<T>(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
-  else forward_gemm<T>(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
+  if (is_depthwise(g)) return forward_depthwise<T>(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
+  if constexpr (std::is_same_v<T, float>) {
+    if (implicit::available()) return implicit::forward(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
+  }
+  forward_gemm<T>(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
 }
 
 template <class T>
@@ -438,8 +779,18 @@ void backward(const ConvGeometry& g, const Tensor* dx, const Tensor* dw, const T
     if (dwp) std::fill(dwp, dwp + dw->numel(), T(0));
     return;
   }
-  if (is_depthwise(g)) backward_depthwise<T>(g, dxp, dwp, xp, wp, gout.data<T>());
-  else backward_gemm<T>(g, dxp, dwp, xp, wp, gout.data<T>());
+  if (is_depthwise(g)) return backward_depthwise<T>(g, dxp, dwp, xp, wp, gout.data<T>());
+  if constexpr (std::is_same_v<T, float>) {
+    if (implicit::available()) {
+      if (dxp) implicit::input_grad(g, dxp, wp, gout.data<T>());
+      // The weight gradient's chunk count is fixed (see kWeightGradChunks); with fewer images
+      // the GEMM path spreads each product over the threads instead.
+      if (dwp && g.N >= kWeightGradChunks) implicit::weight_grad(g, dwp, xp, gout.data<T>());
+      else if (dwp) backward_gemm<T>(g, nullptr, dwp, xp, wp, gout.data<T>());
+      return;
+    }
+  }
+  backward_gemm<T>(g, dxp, dwp, xp, wp, gout.data<T>());
 }
 
 }  // namespace
