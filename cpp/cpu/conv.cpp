@@ -35,6 +35,7 @@
 #include "cpu/isa.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_internal.h"
+#include "cpu/simd_avx2.h"
 
 namespace lamina::cpu {
 
@@ -431,7 +432,7 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
 //               stays in L2: dcol = W^T (packed once) @ grad_out chunk (packed per chunk),
 //               then col2im of the chunk sums the kw taps of an input row in registers.
 //   weight grad dW^T (Kg x Cog) = col @ grad_out^T, so the im2col rows become the A operand:
-//               6 rows x kc positions are written into an L1 buffer and packed at once;
+//               6 rows x 8 positions are loaded from the image and transposed in registers;
 //               grad_out^T is packed with 8x8 transposes. Partials per fixed image chunk.
 // Every C element is one microkernel dot product in a fixed order; tile and task boundaries
 // do not change the rounding, so results do not depend on the thread count.
@@ -680,32 +681,53 @@ void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* g
   });
 }
 
-// rows [r0, r0 + rows) of the image group's col matrix, positions [p0, p0 + len), into
-// out (rows x len).
-LAMINA_CONV_AVX2 void im2col_block(const ConvGeometry& g, const float* x, int64_t r0, int64_t rows, int64_t p0,
-                                   int64_t len, float* out) {
-  for (int64_t r = r0; r < r0 + rows; ++r, out += len) {
-    const int64_t c = r / (g.kh * g.kw), ki = r / g.kw % g.kh, kj = r % g.kw;
-    const int64_t offh = ki * g.dil_h - g.pad_top, offw = kj * g.dil_w - g.pad_left;
-    const Range rw = valid_range(g.OW, g.W, g.stride_w, offw);
-    const float* xc = x + c * g.H * g.W;
-    for (int64_t p = p0; p < p0 + len;) {
-      const int64_t oh = p / g.OW, ow_a = p % g.OW, ow_b = std::min(g.OW, ow_a + p0 + len - p);
-      float* dst = out + (p - p0) - ow_a;  // dst[ow] for ow in [ow_a, ow_b)
-      const int64_t ih = oh * g.stride_h + offh;
-      const bool row_in = ih >= 0 && ih < g.H;
-      const int64_t lo = row_in ? std::clamp(rw.lo, ow_a, ow_b) : ow_b, hi = row_in ? std::clamp(rw.hi, lo, ow_b) : ow_b;
-      for (int64_t ow = ow_a; ow < lo; ++ow) dst[ow] = 0.0f;
-      if (lo < hi) {
-        const float* xr = xc + ih * g.W + offw;
-        if (g.stride_w == 1) {
-          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = xr[ow];
-        } else {
-          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = xr[ow * g.stride_w];
-        }
+// The 6-row A panel of the weight-gradient product: col rows [r0, r0 + rows) (rows <= 6,
+// the others zero) at positions [p0, p0 + len) of one image, packed [k][6]. Rows are read
+// from the image group x 8 positions of one output row at a time (masked where a tap falls
+// in the padding) and transposed in registers. Each position's 8-float store spills 2
+// floats into the next position's slot, so `out` needs 2 floats of slack past len * 6.
+LAMINA_CONV_AVX2 void pack_col_rows(const ConvGeometry& g, const float* x, int64_t r0, int64_t rows, int64_t p0,
+                                    int64_t len, float* out) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32(int(g.stride_w)));
+  const float* plane[MR];
+  int64_t offh[MR], offw[MR];
+  for (int64_t q = 0; q < rows; ++q) {
+    const int64_t r = r0 + q, ki = r / g.kw % g.kh, kj = r % g.kw;
+    plane[q] = x + r / (g.kh * g.kw) * g.H * g.W;
+    offh[q] = ki * g.dil_h - g.pad_top;
+    offw[q] = kj * g.dil_w - g.pad_left;
+  }
+  const int64_t s = g.stride_w;
+  for (int64_t p = p0, oh = p0 / g.OW, ow = p0 % g.OW; p < p0 + len;) {
+    const int64_t n = std::min({int64_t(8), g.OW - ow, p0 + len - p});
+    __m256 r[8];
+    for (int q = 0; q < 8; ++q) r[q] = _mm256_setzero_ps();
+    for (int64_t q = 0; q < rows; ++q) {
+      const int64_t ih = oh * g.stride_h + offh[q];
+      if (ih < 0 || ih >= g.H) continue;
+      // Lane j reads input column iw0 + j * s (no division on the unit-stride path).
+      const int64_t iw0 = ow * s + offw[q];
+      const int64_t lo = s == 1 ? std::max<int64_t>(0, -iw0) : std::max<int64_t>(0, -floor_div(iw0, s));
+      const int64_t hi = std::min(n, s == 1 ? g.W - iw0 : floor_div(g.W - 1 - iw0, s) + 1);
+      const float* src = plane[q] + ih * g.W + iw0;  // lanes outside [lo, hi) are not read
+      if (s == 1 && lo == 0 && hi == 8) {
+        r[q] = _mm256_loadu_ps(src);
+      } else if (lo < hi) {
+        const __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(lo)), lane),
+                                               _mm256_cmpgt_epi32(_mm256_set1_epi32(int(hi)), lane));
+        r[q] = s == 1 ? _mm256_maskload_ps(src, in)
+                      : _mm256_mask_i32gather_ps(_mm256_setzero_ps(), src, idx, _mm256_castsi256_ps(in), 4);
       }
-      for (int64_t ow = std::max(lo, hi); ow < ow_b; ++ow) dst[ow] = 0.0f;
-      p += ow_b - ow_a;
+    }
+    simd::transpose8(r);
+    float* o = out + (p - p0) * MR;
+    for (int64_t c = 0; c < n; ++c) _mm256_storeu_ps(o + c * MR, r[c]);
+    p += n;
+    ow += n;
+    if (ow == g.OW) {
+      ow = 0;
+      ++oh;
     }
   }
 }
@@ -719,8 +741,7 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
     float* dwt = partial.data() + chunk * wsize;
     if (lo == hi) std::fill(dwt, dwt + wsize, 0.0f);
     float* packed_b = scratch_of<float>(ScratchSlot::ConvColumns, round_up(Cog, NR) * kc);
-    float* rows = scratch_of<float>(ScratchSlot::ConvOutputBlock, 2 * MR * kc);
-    float* packed_a = rows + MR * kc;
+    float* packed_a = scratch_of<float>(ScratchSlot::ConvOutputBlock, MR * kc + 8);
     for (int64_t n = lo; n < hi; ++n)
       for (int64_t gi = 0; gi < g.groups; ++gi) {
         const float* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
@@ -731,8 +752,7 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
           gemm_detail::pack_b_f32_avx2(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
           for (int64_t i = 0; i < Kg; i += MR) {
             const int64_t mr = std::min<int64_t>(MR, Kg - i);
-            im2col_block(g, xg, i, mr, p0, kcb, rows);
-            gemm_detail::pack_a_f32_avx2(false, rows, kcb, mr, kcb, packed_a);
+            pack_col_rows(g, xg, i, mr, p0, kcb, packed_a);
             for (int64_t j = 0; j < Cog; j += NR)
               tile(kcb, packed_a, packed_b + j * kcb, dwg + i * Cog + j, Cog, accumulate, mr,
                    std::min<int64_t>(NR, Cog - j));

@@ -19,6 +19,7 @@
 
 #include "cpu/gemm_direct.h"
 #include "cpu/gemm_internal.h"
+#include "cpu/simd_avx2.h"
 
 #define LAMINA_AVX2 __attribute__((target("avx2,fma")))
 #define LAMINA_AVX2_INLINE inline __attribute__((always_inline, target("avx2,fma")))
@@ -278,28 +279,6 @@ LAMINA_AVX2_INLINE void direct_dots(const Direct<float>& d) {
 
 }  // namespace
 
-namespace {
-
-// In-register transpose of an 8 x 8 block: r[i][k] -> r[k][i].
-LAMINA_AVX2_INLINE void transpose8(__m256 r[8]) {
-  __m256 t[8], u[8];
-  for (int g = 0; g < 8; g += 4) {
-    t[g + 0] = _mm256_unpacklo_ps(r[g + 0], r[g + 1]);  // r0[0] r1[0] r0[1] r1[1] | same +4
-    t[g + 1] = _mm256_unpackhi_ps(r[g + 0], r[g + 1]);  // r0[2] r1[2] r0[3] r1[3] | same +4
-    t[g + 2] = _mm256_unpacklo_ps(r[g + 2], r[g + 3]);
-    t[g + 3] = _mm256_unpackhi_ps(r[g + 2], r[g + 3]);
-    u[g + 0] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0x44);  // column 0 | column 4, rows g..g+3
-    u[g + 1] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0xEE);  // column 1 | column 5
-    u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);  // column 2 | column 6
-    u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);  // column 3 | column 7
-  }
-  for (int c = 0; c < 4; ++c) {
-    r[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
-    r[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
-  }
-}
-
-}  // namespace
 
 // pack_b for op(B) = B^T (the 16 columns of a panel are 16 rows of B, each contiguous in k):
 // 8 x 8 register transposes instead of 16 strided scalar streams. Other cases: pack_b.
@@ -314,7 +293,7 @@ LAMINA_AVX2 void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_
         __m256 r[8];
 #pragma GCC unroll 8
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(B + (j + g + i) * ldb + k);
-        transpose8(r);
+        simd::transpose8(r);
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) _mm256_store_ps(panel + (k + c) * 16 + g, r[c]);
       }
@@ -341,7 +320,7 @@ LAMINA_AVX2 void pack_a_f32_avx2(bool trans, const float* A, int64_t lda, int64_
 #pragma GCC unroll 6
       for (int q = 0; q < 6; ++q) r[q] = _mm256_loadu_ps(rows + q * lda + k);
       r[6] = r[7] = _mm256_setzero_ps();
-      transpose8(r);
+      simd::transpose8(r);
 #pragma GCC unroll 7
       for (int c = 0; c < 7; ++c) _mm256_storeu_ps(panel + (k + c) * 6, r[c]);
       _mm256_maskstore_ps(panel + (k + 7) * 6, six, r[7]);
