@@ -296,6 +296,7 @@ FLOAT32_CASES = [
     ((8, 32, 6, 5), (7, 32, 3, 3), dict(padding=1)),  # K = 288 + bias: two K blocks
     ((8, 64, 4, 4), (17, 64, 2, 2), {}),  # K = 256 + bias = 257
     ((10, 4, 11, 9), (6, 4, 3, 3), dict(stride=2, padding=(1, 0))),
+    ((8, 3, 7, 41), (5, 3, 3, 3), dict(stride=2, padding=1)),  # stride 2 across 16 lanes
     ((8, 2, 17, 12), (5, 2, 3, 2), dict(dilation=(2, 3), padding="same")),
     ((8, 6, 9, 40), (8, 3, 3, 5), dict(groups=2, padding=2, stride=(1, 3))),
     ((12, 5, 10, 1), (3, 5, 3, 1), dict(padding=(1, 0))),  # one column: 16 segments a panel
