@@ -305,6 +305,10 @@ FLOAT32_CASES = [
     ((1, 5, 9, 19), (6, 5, 3, 3), dict(padding=1)),  # one image: channel blocks, GEMM weight grad
     ((3, 7, 33, 33), (4, 7, 3, 3), dict(padding=1, stride=(2, 1))),
     ((8, 1, 5, 5), (2, 1, 5, 5), {}),  # kernel fills the input: one output position
+    # >= 64 channels a group at unit stride: the input gradient runs as a flipped-kernel conv
+    ((8, 128, 5, 6), (12, 64, 3, 3), dict(groups=2, dilation=(2, 1), padding="same")),
+    ((2, 64, 6, 7), (5, 64, 4, 3), dict(padding="same")),
+    ((8, 64, 5, 5), (4, 64, 2, 2), dict(padding=2)),  # padding beyond the kernel's reach
 ]
 
 
