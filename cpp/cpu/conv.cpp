@@ -589,68 +589,31 @@ void forward(const ConvGeometry& g, float* out, const float* x, const float* w, 
   });
 }
 
-// Which lanes of each 8-column block of a dx row receive kernel column kj at unit stride
-// (input column iw takes output column iw - (kj * dil - pad)); the same for every row, so
-// built once per call.
-struct TapLanes {
-  enum Kind : uint8_t { None, Some, All };
-  int64_t blocks = 0;
-  std::vector<Kind> kind;       // [kj][block]
-  std::vector<int32_t> lanes;   // [kj][block][8]: -1 where the tap reaches the lane
-  std::vector<int32_t> in_row;  // [block][8]: -1 for lanes inside the row
-
-  explicit TapLanes(const ConvGeometry& g) : blocks((g.W + 7) / 8) {
-    kind.resize(size_t(g.kw * blocks));
-    lanes.resize(size_t(g.kw * blocks * 8));
-    in_row.resize(size_t(blocks * 8));
-    for (int64_t iw = 0; iw < blocks * 8; ++iw) in_row[size_t(iw)] = iw < g.W ? -1 : 0;
-    for (int64_t kj = 0; kj < g.kw; ++kj) {
-      const int64_t off = kj * g.dil_w - g.pad_left;
-      for (int64_t b = 0; b < blocks; ++b) {
-        int count = 0;
-        for (int64_t j = 0; j < 8; ++j) {
-          const int64_t iw = b * 8 + j, ow = iw - off;
-          const bool reached = iw < g.W && ow >= 0 && ow < g.OW;
-          lanes[size_t((kj * blocks + b) * 8 + j)] = reached ? -1 : 0;
-          count += reached;
-        }
-        kind[size_t(kj * blocks + b)] = count == 0 ? None : count == 8 ? All : Some;
-      }
-    }
-  }
-};
-
 // dx row (W floats) += sum over kj of the dcol rows (rows[kj * ld + ow], ow in [0, OW)) of one
-// (channel, ki, output row) at unit stride. The taps are summed in registers, so each dx
-// element is loaded and stored once per kernel row instead of once per tap (overlapping
-// shifted stores would stall store forwarding).
-LAMINA_CONV_AVX2 void add_taps_unit_stride(const ConvGeometry& g, const TapLanes& t, float* drow, const float* rows,
-                                           int64_t ld) {
-  for (int64_t b = 0; b < t.blocks; ++b) {
-    const int64_t iw0 = b * 8;
-    const bool whole = iw0 + 8 <= g.W;
-    const __m256i row_mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.in_row.data() + iw0));
-    __m256 acc = whole ? _mm256_loadu_ps(drow + iw0) : _mm256_maskload_ps(drow + iw0, row_mask);
+// (channel, ki, output row) at unit stride: input column iw takes ow = iw - (kj * dil - pad).
+// The taps are summed in registers, so each dx element is loaded and stored once per kernel
+// row instead of once per tap (overlapping shifted stores would stall store forwarding).
+LAMINA_CONV_AVX2 void add_taps_unit_stride(const ConvGeometry& g, float* drow, const float* rows, int64_t ld) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t iw0 = 0; iw0 < g.W; iw0 += 8) {
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::min<int64_t>(8, g.W - iw0))), lane);
+    __m256 acc = _mm256_maskload_ps(drow + iw0, tail);
     for (int64_t kj = 0; kj < g.kw; ++kj) {
-      const size_t at = size_t(kj * t.blocks + b);
-      if (t.kind[at] == TapLanes::None) continue;
-      // Lanes the tap does not reach are not read: the pointer may lie before the row.
-      const float* src = rows + kj * ld + iw0 - (kj * g.dil_w - g.pad_left);
-      const __m256 v = t.kind[at] == TapLanes::All
-                           ? _mm256_loadu_ps(src)
-                           : _mm256_maskload_ps(src, _mm256_loadu_si256(
-                                                         reinterpret_cast<const __m256i*>(t.lanes.data() + at * 8)));
-      acc = _mm256_add_ps(acc, v);
+      const int64_t off = kj * g.dil_w - g.pad_left, lo = off - iw0, hi = off + g.OW - iw0;
+      if (hi <= 0 || lo >= 8) continue;
+      const __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::max<int64_t>(lo, -1))), lane),
+                                             _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::min<int64_t>(hi, 8))), lane));
+      // Lanes outside `in` are not read: the pointer may lie before the row.
+      acc = _mm256_add_ps(acc, _mm256_maskload_ps(rows + kj * ld + iw0 - off, _mm256_and_si256(in, tail)));
     }
-    if (whole) _mm256_storeu_ps(drow + iw0, acc);
-    else _mm256_maskstore_ps(drow + iw0, row_mask, acc);
+    _mm256_maskstore_ps(drow + iw0, tail, acc);
   }
 }
 
 // dx channels [c0, c1) of one image group += the scatter of dcol (rows (c - c0, ki, kj),
 // `ld` apart, holding output rows [oh0, oh1)).
-LAMINA_CONV_AVX2 void col2im_rows(const ConvGeometry& g, const TapLanes& taps_at, float* dx, int64_t c0, int64_t c1,
-                                  const float* dcol, int64_t ld, int64_t oh0, int64_t oh1) {
+LAMINA_CONV_AVX2 void col2im_rows(const ConvGeometry& g, float* dx, int64_t c0, int64_t c1, const float* dcol,
+                                  int64_t ld, int64_t oh0, int64_t oh1) {
   const int64_t taps = g.kh * g.kw;
   for (int64_t c = c0; c < c1; ++c) {
     float* dc = dx + c * g.H * g.W;
@@ -662,7 +625,7 @@ LAMINA_CONV_AVX2 void col2im_rows(const ConvGeometry& g, const TapLanes& taps_at
         float* drow = dc + ih * g.W;
         const float* rows = krows + (oh - oh0) * g.OW;
         if (g.stride_w == 1) {
-          add_taps_unit_stride(g, taps_at, drow, rows, ld);
+          add_taps_unit_stride(g, drow, rows, ld);
           continue;
         }
         for (int64_t kj = 0; kj < g.kw; ++kj) {
@@ -727,7 +690,6 @@ void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* g
   const int64_t cols = std::clamp<int64_t>((int64_t(1) << 17) / (cb * taps), NR, 512);
   const int64_t chunk_rows = std::clamp<int64_t>(cols / g.OW, 1, g.OH);
   const int64_t width = round_up(chunk_rows * g.OW, NR), kc = a[0].kc();
-  const TapLanes tap_lanes(g);
   parallel_for(0, g.N * g.groups * blocks, 1, [&](int64_t lo, int64_t hi) {
     float* packed = scratch_of<float>(ScratchSlot::ConvColumns, (Cog + cb * taps) * width);
     float* dcol = packed + Cog * width;
@@ -749,7 +711,7 @@ void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* g
               tile(kcb, a[size_t(gi)].panel(k0, i), packed + k0 * ld + j * kcb, dcol + (i - r0) * ld + j, ld, k0 > 0,
                    std::min<int64_t>(MR, r1 - i), std::min<int64_t>(NR, n_cols - j));
             }
-        col2im_rows(g, tap_lanes, dxg, c0, c1, dcol, ld, oh0, oh1);
+        col2im_rows(g, dxg, c0, c1, dcol, ld, oh0, oh1);
       }
     }
   });
