@@ -1,4 +1,6 @@
-// Convolution kernels, version 1: im2col + packed GEMM, and a direct path for depthwise.
+// Convolution kernels, version 2: an implicit-GEMM path for float32 on AVX2 CPUs (below),
+// im2col + packed GEMM otherwise (float64, CPUs without AVX2, and the weight gradient of
+// batches under kWeightGradChunks images), and a direct path for depthwise.
 //
 // GEMM path, per image n and group g (Kg = C/groups * kh * kw, P = OH * OW):
 //   forward      out[n, g]  (Cog x P) = W[g] (Cog x Kg) @ col (Kg x P)       bias preloaded in C
@@ -6,9 +8,9 @@
 //   weight grad  dW[g]     (Cog x Kg) += grad_out[n, g] @ col^T
 // A 1x1 kernel with stride 1 and no padding needs no col: x[n, g] is already (Kg x P).
 // FLOPs: 2 * N * Co * Kg * P per pass (forward, input grad and weight grad cost the same).
-// Bytes: col is Kg x P per image (written once, read once by the GEMM), kept in a per-thread
-// buffer that is reused across calls; for the layers we care about (P <= 1024, Kg <= 576)
-// it stays in L2/L3, so the passes are bound by the GEMM, not by im2col.
+// Bytes: col is Kg x P per image, written by im2col, read again by the GEMM's packing, which
+// writes it once more: each col element costs three passes for Cog multiply-adds. The
+// implicit path packs from the image directly (one pass, into L1) and so removes two.
 //
 // Threads: with at least as many images as threads, each thread takes a contiguous run of
 // images (its GEMMs run single-threaded, no synchronisation; the weight gradient is summed
@@ -428,7 +430,9 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
 //   forward     for each 16-position column panel of one image: im2col of the panel into a
 //               packed B panel (Kg x 16, in L1), then every 6-row tile of [W | bias] (packed
 //               once per call); bias is one more K row (B row of ones), so C is written once.
-//   input grad  per (image, channel block), output rows in chunks whose dcol (rows x chunk)
+//   input grad  at unit stride with >= 64 channels a group: the forward above, run on
+//               grad_out with the flipped kernel (see input_grad_as_forward). Otherwise per
+//               (image, channel block), output rows in chunks whose dcol (rows x chunk)
 //               stays in L2: dcol = W^T (packed once) @ grad_out chunk (packed per chunk),
 //               then col2im of the chunk sums the kw taps of an input row in registers.
 //   weight grad dW^T (Kg x Cog) = col @ grad_out^T, so the im2col rows become the A operand:
@@ -436,6 +440,9 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
 //               grad_out^T is packed with 8x8 transposes. Partials per fixed image chunk.
 // Every C element is one microkernel dot product in a fixed order; tile and task boundaries
 // do not change the rounding, so results do not depend on the thread count.
+// One thread, 64->64 3x3 @32, batch 32 (2.42 GFLOP a pass): forward 32 -> 27 ms, input grad
+// 33 -> 27 ms, weight grad 34 -> 29 ms. What remains: the microkernel at ~85-90% of the AVX2
+// peak, and packing B panels from the image (~20% of the forward, measured by skipping it).
 
 namespace implicit {
 
