@@ -330,3 +330,15 @@ def test_conv2d_float32_paths(xs, ws, kw, bias):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
     if bias:
         np.testing.assert_allclose(lb.grad.numpy(), g.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+
+
+def test_conv2d_float32_without_input_channels():
+    """K = 0: the output is the bias, and the weight and input gradients are empty."""
+    x = lm.tensor(np.zeros((8, 0, 5, 5), np.float32), requires_grad=True)
+    w = lm.tensor(np.zeros((3, 0, 3, 3), np.float32), requires_grad=True)
+    b = lm.tensor(np.array([1.0, -2.0, 3.0], np.float32), requires_grad=True)
+    y = lm.conv2d(x, w, b, padding=1)
+    np.testing.assert_array_equal(y.numpy(), np.broadcast_to(b.numpy()[None, :, None, None], (8, 3, 5, 5)))
+    lm.sum(y).backward()
+    assert x.grad.shape == (8, 0, 5, 5) and w.grad.shape == (3, 0, 3, 3)
+    np.testing.assert_array_equal(b.grad.numpy(), np.full(3, 200.0, np.float32))

@@ -456,7 +456,10 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 int64_t k_block(int64_t K) { return K > 0 ? ceil_div(K, ceil_div(K, kKBlock)) : 1; }
 
-bool available() { return have_avx2() && gemm_detail::cpu_has_avx2_fma(); }
+// An empty K (no input channels) is left to the GEMM path, which writes bias-only outputs.
+bool available(const ConvGeometry& g) {
+  return g.C / g.groups * g.kh * g.kw > 0 && have_avx2() && gemm_detail::cpu_has_avx2_fma();
+}
 
 // C[0:mr, 0:nr] = (accumulate ? C : 0) + a panel . b panel over kc.
 inline void tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate, int64_t mr,
@@ -824,7 +827,7 @@ void forward(const ConvGeometry& g, const Tensor& out, const Tensor& x, const Te
   if (out.numel() == 0) return;
   if (is_depthwise(g)) return forward_depthwise<T>(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
   if constexpr (std::is_same_v<T, float>) {
-    if (implicit::available()) return implicit::forward(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
+    if (implicit::available(g)) return implicit::forward(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
   }
   forward_gemm<T>(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
 }
@@ -844,7 +847,7 @@ void backward(const ConvGeometry& g, const Tensor* dx, const Tensor* dw, const T
   }
   if (is_depthwise(g)) return backward_depthwise<T>(g, dxp, dwp, xp, wp, gout.data<T>());
   if constexpr (std::is_same_v<T, float>) {
-    if (implicit::available()) {
+    if (implicit::available(g)) {
       if (dxp) implicit::input_grad(g, dxp, wp, gout.data<T>());
       // The weight gradient's chunk count is fixed (see kWeightGradChunks); with fewer images
       // the GEMM path spreads each product over the threads instead.
