@@ -440,9 +440,11 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
 //               grad_out^T is packed with 8x8 transposes. Partials per fixed image chunk.
 // Every C element is one microkernel dot product in a fixed order; tile and task boundaries
 // do not change the rounding, so results do not depend on the thread count.
-// One thread, 64->64 3x3 @32, batch 32 (2.42 GFLOP a pass): forward 32 -> 27 ms, input grad
-// 33 -> 27 ms, weight grad 34 -> 29 ms. What remains: the microkernel at ~85-90% of the AVX2
-// peak, and packing B panels from the image (~20% of the forward, measured by skipping it).
+// One thread, 64->64 3x3 @32, batch 32 (2.42 GFLOP a pass), medians of alternating runs:
+// forward 33 -> 28 ms, input grad 29 -> 27 ms, weight grad 33 -> 29 ms. What remains: the
+// microkernel at ~85-90% of the AVX2 peak, and packing B panels from the image (~20% of the
+// forward, measured by skipping it; prefetching, plain loads and an L1-sized panel did not
+// shrink it).
 
 namespace implicit {
 
