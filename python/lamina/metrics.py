@@ -10,7 +10,7 @@ import numpy as np
 
 def _np(x):
     if hasattr(x, "detach"):
-        x = x.detach().numpy()
+        x = x.detach().cpu().numpy()
     return np.asarray(x)
 
 

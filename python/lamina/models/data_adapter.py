@@ -19,7 +19,7 @@ def to_numpy(data, what):
     if isinstance(data, (list, tuple)) and data and all(isinstance(d, (np.ndarray, lamina.Tensor)) for d in data):
         return [to_numpy(d, what) for d in data]
     if isinstance(data, lamina.Tensor):
-        return data.detach().numpy()
+        return data.detach().cpu().numpy()
     arr = np.asarray(data)
     if arr.dtype == object:
         raise TypeError(f"{what} must be an array or tensor, got ragged or object data")

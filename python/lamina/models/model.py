@@ -81,6 +81,20 @@ class Model(Layer):
         self._loss_tracker = metrics_module.Mean("loss")
         self.compiled = True
 
+    def _to_model_device(self, *batch):
+        """The batch's tensors on the device of the model's weights (after ``model.to``)."""
+        weights = self.weights
+        device = weights[0].device if weights else None
+        if device is None or device == "cpu":
+            return batch
+
+        def move(t):
+            if isinstance(t, list):
+                return [move(e) for e in t]
+            return t.to(device) if isinstance(t, lamina.Tensor) and t.device != device else t
+
+        return tuple(move(t) for t in batch)
+
     def _computes_in_float16(self):
         """Whether a layer computes in float16 (then compile adds dynamic loss scaling)."""
         policies = [self.dtype_policy] + [getattr(layer, "dtype_policy", None) for layer in self.layers]
@@ -274,7 +288,7 @@ class Model(Layer):
                 logs = {}
                 for step, (xb, yb, swb) in enumerate(train.epoch()):
                     cbs.on_train_batch_begin(step)
-                    logs = self.train_step(xb, yb, swb)
+                    logs = self.train_step(*self._to_model_device(xb, yb, swb))
                     cbs.on_train_batch_end(step, logs)
                     bar.update(step + 1, logs)
                     if self.stop_training:
@@ -316,7 +330,7 @@ class Model(Layer):
         bar = Progbar(source.steps, verbose)
         logs = {}
         for step, (xb, yb, _) in enumerate(source.epoch()):
-            logs = self.test_step(xb, yb)
+            logs = self.test_step(*self._to_model_device(xb, yb))
             bar.update(step + 1, logs)
         bar.finish(logs)
         logs = {m.name: m.result() for m in self.metrics}
@@ -334,8 +348,8 @@ class Model(Layer):
         bar = Progbar(source.steps, verbose)
         outputs = []
         for step, (xb, _, _) in enumerate(source.epoch()):
-            out = self.predict_step(xb)
-            outputs.append([o.numpy() for o in out] if isinstance(out, list) else out.numpy())
+            out = self.predict_step(*self._to_model_device(xb))
+            outputs.append([o.cpu().numpy() for o in out] if isinstance(out, list) else out.cpu().numpy())
             bar.update(step + 1)
         bar.finish()
         if not outputs:
@@ -351,18 +365,18 @@ class Model(Layer):
         x, y = _to_numpy(x, "x"), _to_numpy(y, "y")
         self._check_data(x, y, "train_on_batch")
         self.reset_metrics()
-        logs = self.train_step(_batch_tensor(x), _batch_tensor(y), sample_weight)
+        logs = self.train_step(*self._to_model_device(_batch_tensor(x), _batch_tensor(y), _batch_tensor(sample_weight)))
         return logs if return_dict else (list(logs.values()) if len(logs) > 1 else logs["loss"])
 
     def test_on_batch(self, x, y, return_dict=False):
         """Loss (and metrics) on exactly this batch."""
         self._require_compiled("test_on_batch")
         self.reset_metrics()
-        logs = self.test_step(_batch_tensor(_to_numpy(x, "x")), _batch_tensor(_to_numpy(y, "y")))
+        logs = self.test_step(*self._to_model_device(_batch_tensor(_to_numpy(x, "x")), _batch_tensor(_to_numpy(y, "y"))))
         return logs if return_dict else (list(logs.values()) if len(logs) > 1 else logs["loss"])
 
     def predict_on_batch(self, x):
-        return self.predict_step(_batch_tensor(_to_numpy(x, "x"))).numpy()
+        return self.predict_step(*self._to_model_device(_batch_tensor(_to_numpy(x, "x")))).cpu().numpy()
 
     # ----- saving --------------------------------------------------------------------------
     def save(self, filepath):
