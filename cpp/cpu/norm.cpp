@@ -98,6 +98,27 @@ void ln_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const T
   });
 }
 
+// One row of layer norm's input gradient: dx = rs (g - a - xhat b), g = dy * gamma. The
+// restrict-qualified parameters let the loop vectorize without run-time alias checks.
+template <class T, bool kGamma>
+void ln_dx_row(int64_t cols, T* __restrict dx, const T* __restrict dy, const T* __restrict x,
+               const T* __restrict gamma, T mean, T rs, T a, T b) {
+  for (int64_t c = 0; c < cols; ++c) {
+    const T g = kGamma ? dy[c] * gamma[c] : dy[c];
+    dx[c] = rs * (g - a - (x[c] - mean) * rs * b);
+  }
+}
+
+// One row's contribution to the dgamma (sum dy * xhat) and dbeta (sum dy) partials.
+template <class T>
+void ln_param_row(int64_t cols, T* __restrict dgamma, T* __restrict dbeta, const T* __restrict dy,
+                  const T* __restrict x, T mean, T rs) {
+  for (int64_t c = 0; c < cols; ++c) {
+    dgamma[c] += dy[c] * ((x[c] - mean) * rs);
+    dbeta[c] += dy[c];
+  }
+}
+
 template <class T>
 void ln_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, const Tensor& dy, const Tensor& x,
                  const Tensor& mean, const Tensor& rstd, const Tensor& gamma) {
@@ -127,37 +148,20 @@ void ln_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, co
           for (int64_t r = blk * kRowBlock; r < r1; ++r) {
             const T *p = xp + r * cols, *d = dyp + r * cols;
             const T m = mp[r], rs = rp[r];
-            if (!dxp) {
-              if constexpr (want_params)
-                for (int64_t c = 0; c < cols; ++c) {
-                  pg[c] += d[c] * ((p[c] - m) * rs);
-                  pb[c] += d[c];
-                }
-              continue;
+            if (dxp) {
+              double sg, sgx;
+              if constexpr (has_gamma)
+                lane_sum2<T>(
+                    cols, sg, sgx, [](auto dv, auto, auto gv) { return dv * gv; },
+                    [m, rs](auto dv, auto pv, auto gv) { return dv * gv * ((pv - m) * rs); }, d, p, gp);
+              else
+                lane_sum2<T>(
+                    cols, sg, sgx, [](auto dv, auto) { return dv; },
+                    [m, rs](auto dv, auto pv) { return dv * ((pv - m) * rs); }, d, p);
+              ln_dx_row<T, has_gamma>(cols, dxp + r * cols, d, p, gp, m, rs, T(sg / double(cols)),
+                                      T(sgx / double(cols)));
             }
-            auto g_at = [d, gp, has_gamma](int64_t c) {
-              if constexpr (has_gamma) return d[c] * gp[c];
-              else return d[c];
-            };
-            double sg, sgx;
-            if constexpr (has_gamma)
-              lane_sum2<T>(
-                  cols, sg, sgx, [](auto dv, auto, auto gv) { return dv * gv; },
-                  [m, rs](auto dv, auto pv, auto gv) { return dv * gv * ((pv - m) * rs); }, d, p, gp);
-            else
-              lane_sum2<T>(
-                  cols, sg, sgx, [](auto dv, auto) { return dv; },
-                  [m, rs](auto dv, auto pv) { return dv * ((pv - m) * rs); }, d, p);
-            const T a = T(sg / double(cols)), b = T(sgx / double(cols));
-            T* q = dxp + r * cols;
-            for (int64_t c = 0; c < cols; ++c) {
-              const T xhat = (p[c] - m) * rs;
-              q[c] = rs * (g_at(c) - a - xhat * b);
-              if constexpr (want_params) {
-                pg[c] += d[c] * xhat;
-                pb[c] += d[c];
-              }
-            }
+            if constexpr (want_params) ln_param_row(cols, pg, pb, d, p, m, rs);
           }
         }
       });
