@@ -119,18 +119,24 @@ __attribute__((always_inline)) inline double lane_sum_of(int64_t n, Term term) {
   return total;
 }
 
-// max over v[0, n), NaN if any element is NaN, -inf for n = 0.
+// max over v[0, n), -inf for n = 0. NaN elements are skipped (a compare-and-select chain
+// that kept them costs twice as much): callers that need NaN to propagate must get it from
+// another pass, as softmax does from the sum of exp(v - max).
 template <class T>
-__attribute__((always_inline)) inline T lane_max(int64_t n, const T* v) {
+__attribute__((always_inline)) inline T lane_max_skipping_nan(int64_t n, const T* v) {
   constexpr int64_t W = kLanes<T>;
   const T lowest = -__builtin_huge_val();
-  auto pick = [](auto m, auto x) { return (x > m) | (x != x) ? x : m; };
+  auto pick = [](auto m, auto x) { return x > m ? x : m; };
   T m = lowest;
   int64_t i = 0;
-  if (n >= W) {
-    Lanes<T> lane = load_lanes(v);
-    for (i = W; i + W <= n; i += W) lane = pick(lane, load_lanes(v + i));
-    for (int j = 0; j < W; ++j) m = pick(m, lane[j]);
+  if (n >= 2 * W) {
+    Lanes<T> m0 = load_lanes(v), m1 = load_lanes(v + W);
+    for (i = 2 * W; i + 2 * W <= n; i += 2 * W) {
+      m0 = pick(m0, load_lanes(v + i));
+      m1 = pick(m1, load_lanes(v + i + W));
+    }
+    m0 = pick(m0, m1);
+    for (int j = 0; j < W; ++j) m = pick(m, m0[j]);
   }
   for (; i < n; ++i) m = pick(m, v[i]);
   return m;

@@ -38,8 +38,9 @@ void sce_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, co
   parallel_for(0, rows, grain_for(C), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const T* p = xp + r * C;
-      T m = lane_max(C, p);
-      if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: keep lse = -inf, no NaN from inf - inf
+      // A NaN logit is skipped here and makes the sum of exp below NaN, so lse is NaN.
+      T m = lane_max_skipping_nan(C, p);
+      if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf (or NaN): no NaN from inf - inf
       const double s = lane_sum_of<T>(C, [p, m](int64_t c) { return fast_exp(T(p[c] - m)); });
       const double l = double(m) + std::log(s);
       lsep[r] = T(l);
