@@ -15,7 +15,8 @@
 // batch_norm_*: x is [outer, C, inner]. Statistics per (outer, channel) plane (mean and M2,
 //   two-pass within the plane), combined per channel in a fixed order (Chan et al.:
 //   M2 = sum M2_p + inner * sum (mean_p - mean)^2): one pass over x. Backward's two sums
-//   are per plane as well, then one pass writes dx.
+//   are per plane as well, then one pass writes dx. Planes smaller than kSmallPlane (dense
+//   [batch, features] inputs have inner = 1) take column sums along rows instead.
 #include "cpu/norm.h"
 
 #include <algorithm>
@@ -191,11 +192,115 @@ void ln_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, co
   });
 }
 
+// Batch norm over small planes (inner < kSmallPlane, e.g. [batch, features] after a dense
+// layer): per-plane sums would be a few elements each. x is then viewed as rows of
+// J = channels * inner values; columns are summed over fixed blocks of kColumnRowBlock rows
+// (vectorized along the row, float32 partials per block), and the blocks are added in
+// double in block order.
+constexpr int64_t kSmallPlane = 32, kColumnRowBlock = 64;
+
+template <class T>
+void add_row(int64_t n, T* __restrict sum, const T* __restrict x) {
+  for (int64_t j = 0; j < n; ++j) sum[j] += x[j];
+}
+
+template <class T>
+void add_centred_row(int64_t n, T* __restrict sum, T* __restrict sum_sq, const T* __restrict x,
+                     const T* __restrict mean) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T d = x[j] - mean[j];
+    sum[j] += d;
+    sum_sq[j] += d * d;
+  }
+}
+
+template <class T>
+void add_grad_row(int64_t n, T* __restrict sum_dy, T* __restrict sum_dyx, const T* __restrict dy,
+                  const T* __restrict x, const T* __restrict mean) {
+  for (int64_t j = 0; j < n; ++j) {
+    sum_dy[j] += dy[j];
+    sum_dyx[j] += dy[j] * (x[j] - mean[j]);
+  }
+}
+
+// y = (x - mean) * scale + shift, or dx = k0 dy - k1 - k2 (x - mean), per column.
+template <class T>
+void affine_row(int64_t n, T* __restrict y, const T* __restrict x, const T* __restrict mean,
+                const T* __restrict scale, const T* __restrict shift) {
+  for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - mean[j]) * scale[j] + shift[j];
+}
+
+template <class T>
+void dx_row(int64_t n, T* __restrict dx, const T* __restrict dy, const T* __restrict x, const T* __restrict mean,
+            const T* __restrict k0, const T* __restrict k1, const T* __restrict k2) {
+  for (int64_t j = 0; j < n; ++j) dx[j] = k0[j] * dy[j] - k1[j] - k2[j] * (x[j] - mean[j]);
+}
+
+// out_a[j], out_b[j] = column sums over rows of what add(r, partial_a, partial_b) adds.
+template <class T, class AddRow>
+void column_sums(int64_t rows, int64_t cols, double* out_a, double* out_b, AddRow add) {
+  const int64_t blocks = (rows + kColumnRowBlock - 1) / kColumnRowBlock;
+  T* part = scratch<T>(size_t(blocks * 2 * cols));
+  parallel_for(0, blocks, grain_for(cols * kColumnRowBlock), [&](int64_t lo, int64_t hi) {
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      T* a = part + blk * 2 * cols;
+      std::fill(a, a + 2 * cols, T(0));
+      for (int64_t r = blk * kColumnRowBlock; r < std::min(rows, (blk + 1) * kColumnRowBlock); ++r)
+        add(r, a, a + cols);
+    }
+  });
+  std::fill(out_a, out_a + cols, 0.0);
+  std::fill(out_b, out_b + cols, 0.0);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const T* a = part + blk * 2 * cols;
+    for (int64_t j = 0; j < cols; ++j) {
+      out_a[j] += double(a[j]);
+      out_b[j] += double(a[cols + j]);
+    }
+  }
+}
+
+// Per-column copies of per-channel values (column j belongs to channel j / inner).
+template <class T>
+std::vector<T> per_column(int64_t C, int64_t inner, const T* per_channel) {
+  std::vector<T> out(size_t(C * inner));
+  for (int64_t j = 0; j < C * inner; ++j) out[size_t(j)] = per_channel[j / inner];
+  return out;
+}
+
+template <class T>
+void bn_stats_small_planes(T* mp, T* vp, T* rp, const T* xp, int64_t outer, int64_t C, int64_t inner, double eps) {
+  const int64_t J = C * inner;
+  std::vector<double> s1(static_cast<size_t>(J)), s2(static_cast<size_t>(J));
+  column_sums<T>(outer, J, s1.data(), s2.data(), [&](int64_t r, T* a, T*) { add_row(J, a, xp + r * J); });
+  std::vector<T> mj(static_cast<size_t>(J));
+  for (int64_t j = 0; j < J; ++j) mj[size_t(j)] = T(s1[size_t(j)] / double(outer));
+  column_sums<T>(outer, J, s1.data(), s2.data(),
+                 [&](int64_t r, T* a, T* b) { add_centred_row(J, a, b, xp + r * J, mj.data()); });
+  const double n = double(outer * inner);
+  for (int64_t c = 0; c < C; ++c) {  // Chan et al. over the channel's columns (equal counts)
+    double s = 0;
+    for (int64_t j = c * inner; j < (c + 1) * inner; ++j) s += double(mj[size_t(j)]) + s1[size_t(j)] / double(outer);
+    const double m = s / double(inner);
+    double m2 = 0;
+    for (int64_t j = c * inner; j < (c + 1) * inner; ++j) {
+      const double col_mean = double(mj[size_t(j)]) + s1[size_t(j)] / double(outer);
+      m2 += std::max(0.0, s2[size_t(j)] - s1[size_t(j)] * s1[size_t(j)] / double(outer)) +
+            double(outer) * (col_mean - m) * (col_mean - m);
+    }
+    const double v = m2 / n;
+    mp[c] = T(m);
+    vp[c] = T(v);
+    rp[c] = T(1.0 / std::sqrt(v + eps));
+  }
+}
+
 template <class T>
 void bn_stats(const Tensor& mean, const Tensor& var, const Tensor& rstd, const Tensor& x, int64_t outer, int64_t C,
               int64_t inner, double eps) {
   const T* xp = x.data<T>();
   T *mp = mean.data<T>(), *vp = var.data<T>(), *rp = rstd.data<T>();
+  if (inner < kSmallPlane) return bn_stats_small_planes(mp, vp, rp, xp, outer, C, inner, eps);
   const int64_t planes = outer * C;
   double* part = scratch<double>(size_t(2 * planes));  // per plane: mean, M2
   parallel_for(0, planes, grain_for(inner), [&](int64_t lo, int64_t hi) {
@@ -239,6 +344,20 @@ void bn_apply(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor
   const T* gp = opt<T>(gamma);
   const T* bp = opt<T>(beta);
   T* yp = y.data<T>();
+  if (inner < kSmallPlane) {
+    std::vector<T> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C), T(0));
+    for (int64_t c = 0; c < C; ++c) {
+      scale[size_t(c)] = gp ? rp[c] * gp[c] : rp[c];
+      if (bp) shift[size_t(c)] = bp[c];
+    }
+    const std::vector<T> mj = per_column(C, inner, mp), sj = per_column(C, inner, scale.data()),
+                         tj = per_column(C, inner, shift.data());
+    const int64_t J = C * inner;
+    parallel_for(0, outer, grain_for(J), [&](int64_t lo, int64_t hi) {
+      for (int64_t o = lo; o < hi; ++o) affine_row(J, yp + o * J, xp + o * J, mj.data(), sj.data(), tj.data());
+    });
+    return;
+  }
   parallel_for(0, outer, grain_for(C * inner), [&](int64_t lo, int64_t hi) {
     for (int64_t o = lo; o < hi; ++o)
       for (int64_t c = 0; c < C; ++c) {
@@ -256,23 +375,37 @@ void bn_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, co
                  int64_t inner) {
   const T *xp = x.data<T>(), *dyp = dy.data<T>(), *mp = mean.data<T>(), *rp = rstd.data<T>();
   const T* gp = opt<T>(gamma);
-  const int64_t planes = outer * C;
-  double* part = scratch<double>(size_t(2 * planes));  // per plane: sum dy, sum dy (x - mean)
-  parallel_for(0, planes, grain_for(inner), [&](int64_t lo, int64_t hi) {
-    for (int64_t pl = lo; pl < hi; ++pl) {
-      const T *p = xp + pl * inner, *d = dyp + pl * inner;
-      const T m = mp[pl % C];
-      lane_sum2<T>(
-          inner, part[2 * pl], part[2 * pl + 1], [](auto dv, auto) { return dv; },
-          [m](auto dv, auto pv) { return dv * (pv - m); }, d, p);
-    }
-  });
+  const bool small = inner < kSmallPlane;
+  const int64_t J = C * inner;
   std::vector<double> sdy(size_t(C), 0.0), sdyx(size_t(C), 0.0);
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t c = 0; c < C; ++c) {
-      sdy[size_t(c)] += part[2 * (o * C + c)];
-      sdyx[size_t(c)] += part[2 * (o * C + c) + 1];
+  if (small) {
+    const std::vector<T> mj = per_column(C, inner, mp);
+    std::vector<double> s1(static_cast<size_t>(J)), s2(static_cast<size_t>(J));
+    column_sums<T>(outer, J, s1.data(), s2.data(), [&](int64_t r, T* a, T* b) {
+      add_grad_row(J, a, b, dyp + r * J, xp + r * J, mj.data());
+    });
+    for (int64_t j = 0; j < J; ++j) {
+      sdy[size_t(j / inner)] += s1[size_t(j)];
+      sdyx[size_t(j / inner)] += s2[size_t(j)];
     }
+  } else {
+    const int64_t planes = outer * C;
+    double* part = scratch<double>(size_t(2 * planes));  // per plane: sum dy, sum dy (x - mean)
+    parallel_for(0, planes, grain_for(inner), [&](int64_t lo, int64_t hi) {
+      for (int64_t pl = lo; pl < hi; ++pl) {
+        const T *p = xp + pl * inner, *d = dyp + pl * inner;
+        const T m = mp[pl % C];
+        lane_sum2<T>(
+            inner, part[2 * pl], part[2 * pl + 1], [](auto dv, auto) { return dv; },
+            [m](auto dv, auto pv) { return dv * (pv - m); }, d, p);
+      }
+    });
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < C; ++c) {
+        sdy[size_t(c)] += part[2 * (o * C + c)];
+        sdyx[size_t(c)] += part[2 * (o * C + c) + 1];
+      }
+  }
   if (T* dgp = opt_mut<T>(dgamma))
     for (int64_t c = 0; c < C; ++c) dgp[c] = T(sdyx[size_t(c)] * double(rp[c]));
   if (T* dbp = opt_mut<T>(dbeta))
@@ -288,6 +421,15 @@ void bn_backward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, co
     k2[size_t(c)] = T(g * rs * rs * rs * sdyx[size_t(c)] / n);
   }
   T* dxp = dx.data<T>();
+  if (small) {
+    const std::vector<T> mj = per_column(C, inner, mp), k0j = per_column(C, inner, k0.data()),
+                         k1j = per_column(C, inner, k1.data()), k2j = per_column(C, inner, k2.data());
+    parallel_for(0, outer, grain_for(J), [&](int64_t lo, int64_t hi) {
+      for (int64_t o = lo; o < hi; ++o)
+        dx_row(J, dxp + o * J, dyp + o * J, xp + o * J, mj.data(), k0j.data(), k1j.data(), k2j.data());
+    });
+    return;
+  }
   parallel_for(0, outer, grain_for(C * inner), [&](int64_t lo, int64_t hi) {
     for (int64_t o = lo; o < hi; ++o)
       for (int64_t c = 0; c < C; ++c) {
