@@ -8,10 +8,10 @@
 // layer_norm_forward: rows split across threads; per row three passes in L1 (sum, centred
 //   sums, write y). Memory: read x, write y.
 // layer_norm_backward: rows in fixed blocks of kRowBlock; per row the two sums sum(g) and
-//   sum(g * xhat) (g = dy * gamma), then one loop writes dx and adds dy * xhat and dy into
-//   the block's dgamma / dbeta partials; the partials are added in block order (in double)
-//   afterwards. One pass over x and dy instead of two, and the result does not depend on
-//   the thread count.
+//   sum(g * xhat) (g = dy * gamma), then, while the row is in L1, its dx and its dy * xhat
+//   and dy terms added to the block's dgamma / dbeta partials; the partials are added in
+//   block order (in double) afterwards. One pass over x and dy instead of two, and the
+//   result does not depend on the thread count.
 // batch_norm_*: x is [outer, C, inner]. Statistics per (outer, channel) plane (mean and M2,
 //   two-pass within the plane), combined per channel in a fixed order (Chan et al.:
 //   M2 = sum M2_p + inner * sum (mean_p - mean)^2): one pass over x. Backward's two sums
