@@ -2,10 +2,17 @@
 forward+backward of layer_norm, batch_norm, softmax_cross_entropy and BCE-with-logits, and
 one Adam / SGD-momentum update over an MLP's parameters (fused: one native call).
 Columns `x / fused` above 1: the fused op is faster.
-Run: PYTHONPATH=python python bench/fused.py
+Run: PYTHONPATH=python python bench/fused.py [--rounds N] [--cpu-time] [--only layer_norm,bce]
+--rounds N times each framework N times, interleaved, and reports the medians (the machine's
+load changes between rounds). --cpu-time measures process CPU time: steadier on a shared
+machine, fair only with one thread (LAMINA_NUM_THREADS=1; PyTorch then gets one too).
 """
 
 from __future__ import annotations
+
+import argparse
+import statistics
+import time
 
 import numpy as np
 
@@ -32,6 +39,17 @@ def torch_fwd_bwd(fn, *tensors):
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--cpu-time", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated case name prefixes")
+    args = parser.parse_args()
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    wanted = [w for w in args.only.split(",") if w]
+
+    def timed(fn):
+        return time_call(fn, clock=clock)
+
     torch = optional_torch()
     if torch is not None:
         torch.set_num_threads(lm.get_num_threads())
@@ -39,13 +57,19 @@ def main():
     rows = []
 
     def case(name, arrays, fused, ref, tfn, grad_mask=None):
+        if wanted and not any(name.startswith(w) for w in wanted):
+            return
         grad_mask = grad_mask or [True] * len(arrays)
         ts = [lm.tensor(a, requires_grad=g) for a, g in zip(arrays, grad_mask)]
-        row = {"case": name, "fused": time_call(fwd_bwd(fused, *ts)), "composite": time_call(fwd_bwd(ref, *ts))}
+        runs = {"fused": fwd_bwd(fused, *ts), "composite": fwd_bwd(ref, *ts)}
         if torch is not None:
             tt = [torch.tensor(a, requires_grad=g) for a, g in zip(arrays, grad_mask)]
-            row["torch"] = time_call(torch_fwd_bwd(tfn, *tt))
-        rows.append(row)
+            runs["torch"] = torch_fwd_bwd(tfn, *tt)
+        samples = {key: [] for key in runs}
+        for _ in range(args.rounds):
+            for key, run in runs.items():
+                samples[key].append(timed(run))
+        rows.append({"case": name, **{key: statistics.median(v) for key, v in samples.items()}})
 
     x = RNG.standard_normal((32 * 128, 128)).astype(np.float32)
     g, b = np.ones(128, np.float32), np.zeros(128, np.float32)
@@ -67,7 +91,8 @@ def main():
     case("bce_logits 256x1024", [xb, t], lm.binary_cross_entropy_with_logits,
          lm.binary_cross_entropy_with_logits_reference, F.binary_cross_entropy_with_logits if F else None,
          grad_mask=[True, False])
-    print_table("forward + backward (time per call)", rows, ["fused", "composite", "torch"], "fused")
+    if rows:
+        print_table("forward + backward (time per call)", rows, ["fused", "composite", "torch"], "fused")
 
     shapes = [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)]
     rows = []
@@ -82,16 +107,20 @@ def main():
         else:
             fused = lambda: lm.sgd_step(ps, gs, s1, lr=1e-3, momentum=0.9)
             ref = lambda: lm.sgd_step_reference(ps, gs, s1, lr=1e-3, momentum=0.9)
-        row = {"case": f"{kind} MLP 535k params", "fused": time_call(fused), "composite": time_call(ref)}
+        name = f"{kind} MLP 535k params"
+        if wanted and not any(name.startswith(w) for w in wanted):
+            continue
+        row = {"case": name, "fused": timed(fused), "composite": timed(ref)}
         if torch is not None:
             tp = [torch.zeros(s, requires_grad=True) for s in shapes]
             for p in tp:
                 p.grad = torch.randn(p.shape)
             opt = (torch.optim.Adam(tp, lr=1e-3, foreach=True) if kind == "adam"
                    else torch.optim.SGD(tp, lr=1e-3, momentum=0.9, foreach=True))
-            row["torch"] = time_call(opt.step)
+            row["torch"] = timed(opt.step)
         rows.append(row)
-    print_table("optimizer update (time per step)", rows, ["fused", "composite", "torch"], "fused")
+    if rows:
+        print_table("optimizer update (time per step)", rows, ["fused", "composite", "torch"], "fused")
 
 
 if __name__ == "__main__":

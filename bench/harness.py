@@ -36,24 +36,28 @@ def _hold_anchors_to_avx2() -> None:
 _hold_anchors_to_avx2()
 
 
-def time_call(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int = 7) -> float:
-    """Median seconds per call of fn over `repeats` batches of calls (after warm-up)."""
+def time_call(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int = 7,
+              clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median seconds per call of fn over `repeats` batches of calls (after warm-up).
+    clock=time.process_time counts the CPU time of the whole process instead of wall time:
+    on a machine shared with other jobs it is much steadier, and it is a fair comparison only
+    with one thread per framework (spinning workers would count against it)."""
     fn()
     number = 1
     while True:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(number):
             fn()
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         if elapsed >= min_time / repeats or number >= 1 << 20:
             break
         number *= 2
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(number):
             fn()
-        samples.append((time.perf_counter() - start) / number)
+        samples.append((clock() - start) / number)
     return statistics.median(samples)
 
 

@@ -6,7 +6,7 @@ Models: MLP 784-512-256-10 (batch 128); CNN conv32-pool-conv64-pool-dense128-den
 2-layer post-norm transformer encoder (d 128, 4 heads, ff 512, seq 128, batch 32).
 Each step: forward, cross-entropy, backward, Adam update. A few warm-up steps, then the
 median of timed steps. Column `lamina / torch` above 1: lamina is faster.
-Run: PYTHONPATH=python python bench/train.py [--steps N]
+Run: PYTHONPATH=python python bench/train.py [--steps N] [--only transformer,mlp]
 """
 
 from __future__ import annotations
@@ -160,7 +160,10 @@ def main():
         tmodels = torch_models(torch)
     print(f"threads={threads}; samples/s (median step), Adam lr 1e-3, synthetic data")
     print(f"{'model':<14}{'batch':>6}{'lamina':>14}{'torch':>14}{'lamina / torch':>16}")
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     for name, build, batch, make_x, warmup, steps in CASES:
+        if only is not None and name not in only:
+            continue
         steps = max(2, int(steps * scale))
         x_np, y_np = make_x(batch), RNG.integers(0, 10, size=batch)
         params, forward = build()

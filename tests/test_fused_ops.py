@@ -189,6 +189,89 @@ def test_float32_fused_close_to_reference():
                                lm.softmax_cross_entropy_reference(x, labels).item(), rtol=1e-5)
 
 
+def _close_to_float64(name, got, want, rtol=1e-4):
+    """float32 result within rtol of the largest reference magnitude (the suite's float32
+    tolerance for reductions)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    err = np.abs(got - want).max() / max(np.abs(want).max(), 1e-30)
+    assert err < rtol, f"{name}: error {err:.3g} relative to the largest value"
+
+
+def _np_layer_norm_grads(x, g, dy, eps):
+    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    rs = 1.0 / np.sqrt(var + eps)
+    xhat = (x - mu) * rs
+    gy = dy * g
+    dx = rs * (gy - gy.mean(-1, keepdims=True) - xhat * (gy * xhat).mean(-1, keepdims=True))
+    return xhat, dx, (dy * xhat).sum(0), dy.sum(0)
+
+
+@pytest.mark.parametrize("rows,cols,offset", [(4, 20000, 1000.0), (3000, 64, -50.0), (7, 129, 0.0)])
+def test_float32_layer_norm_long_rows_far_from_zero(rows, cols, offset):
+    """Rows far from zero and long: the float32 kernel's sums (blocked lanes, two-pass
+    variance) must stay within float32 accuracy of float64 on the same inputs; a single
+    float32 accumulator or E[x^2] - E[x]^2 in float32 would not."""
+    rng = np.random.default_rng(11)
+    x = (offset + rng.standard_normal((rows, cols))).astype(np.float32)
+    g, b = rng.standard_normal(cols).astype(np.float32), rng.standard_normal(cols).astype(np.float32)
+    dy = rng.standard_normal((rows, cols)).astype(np.float32)
+    xt, gt, bt = (lm.tensor(v, requires_grad=True) for v in (x, g, b))
+    y = lm.layer_norm(xt, gt, bt)
+    lm.sum(y * lm.tensor(dy)).backward()
+    x64, g64, b64, dy64 = (v.astype(np.float64) for v in (x, g, b, dy))
+    xhat, dx, dg, db = _np_layer_norm_grads(x64, g64, dy64, 1e-5)
+    _close_to_float64("y", y.numpy(), xhat * g64 + b64)
+    _close_to_float64("dx", xt.grad.numpy(), dx)
+    _close_to_float64("dgamma", gt.grad.numpy(), dg)
+    _close_to_float64("dbeta", bt.grad.numpy(), db)
+
+
+@pytest.mark.parametrize("shape,offset", [((50, 3, 40, 40), 100.0), ((2000, 5), -20.0), ((4, 2, 3000), 7.0)])
+def test_float32_batch_norm_large_planes_far_from_zero(shape, offset):
+    rng = np.random.default_rng(12)
+    c = shape[1]
+    x = (offset + rng.standard_normal(shape) * 2).astype(np.float32)
+    g, b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    xt, gt, bt = (lm.tensor(v, requires_grad=True) for v in (x, g, b))
+    y = lm.batch_norm(xt, gt, bt, eps=1e-5)
+    lm.sum(y * lm.tensor(dy)).backward()
+    # Channels last, flattened: batch norm is then layer norm's column-wise twin.
+    perm = (0,) + tuple(range(2, len(shape))) + (1,)
+    flat = lambda v: v.astype(np.float64).transpose(perm).reshape(-1, c).T
+    xhat, dx, dg, db = _np_layer_norm_grads(flat(x), 1.0, flat(dy), 1e-5)
+    g64, b64 = g.astype(np.float64)[:, None], b.astype(np.float64)[:, None]
+    _close_to_float64("y", flat(y.numpy()), xhat * g64 + b64)
+    _close_to_float64("dx", flat(xt.grad.numpy()), dx * g64)
+    _close_to_float64("dgamma", gt.grad.numpy(), (flat(dy) * xhat).sum(1))
+    _close_to_float64("dbeta", bt.grad.numpy(), flat(dy).sum(1))
+
+
+def test_float32_losses_on_wide_rows():
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal((64, 5000)) * 4).astype(np.float32)
+    labels = rng.integers(0, 5000, size=64)
+    t = rng.random((64, 5000)).astype(np.float32)
+    x64, t64 = x.astype(np.float64), t.astype(np.float64)
+    lsm = np_log_softmax(x64)
+    for dense in (False, True):
+        xt = lm.tensor(x, requires_grad=True)
+        loss = lm.softmax_cross_entropy(xt, lm.tensor(t) if dense else labels, reduction="none")
+        lm.sum(loss).backward()
+        onehot = t64 if dense else np.eye(5000)[labels]
+        _close_to_float64(f"sce loss dense={dense}", loss.numpy(), -(onehot * lsm).sum(-1))
+        _close_to_float64(f"sce grad dense={dense}", xt.grad.numpy(),
+                          np.exp(lsm) * onehot.sum(-1, keepdims=True) - onehot)
+    xb = (rng.standard_normal((1000, 100)) * 10).astype(np.float32)
+    xt = lm.tensor(xb, requires_grad=True)
+    tb = rng.random((1000, 100)).astype(np.float32)
+    loss = lm.binary_cross_entropy_with_logits(xt, lm.tensor(tb), "none")
+    lm.sum(loss).backward()
+    xb64, tb64 = xb.astype(np.float64), tb.astype(np.float64)
+    _close_to_float64("bce loss", loss.numpy(), np_bce(xb64, tb64, "none"))
+    _close_to_float64("bce grad", xt.grad.numpy(), 1.0 / (1.0 + np.exp(-xb64)) - tb64)
+
+
 def test_bad_inputs():
     x = lm.tensor(u(3, 4))
     check_errors(lm.softmax_cross_entropy, [

@@ -1,5 +1,6 @@
-"""The float32 fast math (exp/tanh/sigmoid) against numpy float64 over the whole range,
-and the AVX2 kernels against the baseline ones (LAMINA_CPU_ISA=generic in a subprocess)."""
+"""The float32 fast math (exp/tanh/sigmoid/log/log1p/softplus) against numpy float64 over
+the whole range, and the AVX2 kernels against the baseline ones (LAMINA_CPU_ISA=generic in a
+subprocess)."""
 
 import json
 import os
@@ -44,6 +45,57 @@ def test_fast_math_special_values(name):
     np.testing.assert_array_equal(got, want)
 
 
+def _positive_grid():
+    """Denormals to the float32 maximum, log-spaced, plus a dense band around 1."""
+    rng = np.random.default_rng(2)
+    wide = np.geomspace(1e-45, 3.4e38, 400_001)
+    near_one = 1.0 + np.linspace(-0.5, 0.5, 100_001)
+    tiny = np.array([1.4e-45, 1.1754942e-38, 1.1754944e-38, 0.70710677, 0.7071068, 1.4142135, 1.4142137,
+                     np.nextafter(np.float32(1), np.float32(0)), np.nextafter(np.float32(1), np.float32(2))])
+    return np.concatenate([wide, near_one, tiny, rng.random(100_000) * 10]).astype(np.float32)
+
+
+def _log1p_grid():
+    """From just above -1 to the float32 maximum, dense near 0 on both sides."""
+    neg = -np.geomspace(1e-30, 1 - 6e-8, 200_001)
+    pos = np.geomspace(1e-30, 3.4e38, 300_001)
+    return np.concatenate([neg, pos, np.linspace(-0.6, 1.5, 100_001)]).astype(np.float32)
+
+
+LOG_CASES = {
+    "log": (_positive_grid, np.log),
+    "log1p": (_log1p_grid, np.log1p),
+    # softplus(x) = max(x, 0) + log1p(e^-|x|): the log1p of a value in (0, 1].
+    "softplus": (_grid, lambda v: np.logaddexp(0.0, v)),
+}
+
+
+@pytest.mark.parametrize("name", list(LOG_CASES))
+def test_fast_log_accuracy(name):
+    grid, ref = LOG_CASES[name]
+    x = grid()
+    got = getattr(lamina, name)(lamina.tensor(x)).numpy().astype(np.float64)
+    want = ref(x.astype(np.float64))
+    normal = np.isfinite(want) & (np.abs(want) > np.finfo(np.float32).tiny)
+    rel = np.abs(got[normal] - want[normal]) / np.abs(want[normal])
+    assert rel.max() < 1e-6, f"{name}: max relative error {rel.max():.3g} at x = {x[normal][rel.argmax()]!r}"
+    assert np.array_equal(got[want == 0], want[want == 0]), name
+
+
+@pytest.mark.parametrize("name,x,want", [
+    ("log", [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 1.0, 1e-45],
+     [np.nan, np.inf, np.nan, -np.inf, -np.inf, np.nan, 0.0, np.log(np.float32(1e-45).astype(np.float64))]),
+    ("log1p", [np.nan, np.inf, -np.inf, -1.0, -2.0, 0.0, -0.0, 1e-30],
+     [np.nan, np.inf, np.nan, -np.inf, np.nan, 0.0, -0.0, 1e-30]),
+    ("softplus", [np.nan, np.inf, -np.inf, 1000.0, -1000.0], [np.nan, np.inf, 0.0, 1000.0, 0.0]),
+])
+def test_fast_log_special_values(name, x, want):
+    got = getattr(lamina, name)(lamina.tensor(np.array(x, np.float32))).numpy()
+    np.testing.assert_array_equal(got, np.array(want, np.float32))
+    zero = np.array(want) == 0
+    assert np.array_equal(np.signbit(got[zero]), np.signbit(np.array(want, np.float32)[zero])), name
+
+
 _PROGRAM = """
 import json, numpy as np, lamina
 rng = np.random.default_rng(1)
@@ -54,8 +106,31 @@ out = {
     "gelu": lamina.gelu(x, "tanh"), "add": x + y, "div": x / y, "max": lamina.maximum(x, y),
     "softmax": lamina.softmax(x, axis=-1), "sum": x.sum(axis=0), "var": lamina.var(x, axis=1),
     "lse": lamina.logsumexp(x, axis=1),
+    "log": lamina.log(lamina.abs(x)), "log1p": lamina.log1p(lamina.abs(x)), "softplus": lamina.softplus(x),
 }
-print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+# The fused norm and loss kernels, forward and backward (rows longer than one summation block).
+xl = lamina.tensor((rng.standard_normal((6, 1100)) * 3 + 2).astype(np.float32), requires_grad=True)
+gl = lamina.tensor(rng.standard_normal(1100).astype(np.float32), requires_grad=True)
+bl = lamina.tensor(rng.standard_normal(1100).astype(np.float32), requires_grad=True)
+dy = lamina.tensor(rng.standard_normal((6, 1100)).astype(np.float32))
+labels = lamina.tensor(rng.integers(0, 1100, size=6))
+targets = lamina.tensor(rng.random((6, 1100)).astype(np.float32))
+fused = {
+    "layer_norm": lambda: lamina.layer_norm(xl, gl, bl),
+    "batch_norm": lambda: lamina.batch_norm(lamina.reshape(xl, (3, 2, 1100)), gl[:2], bl[:2]),
+    "sce": lambda: lamina.softmax_cross_entropy(xl, labels, reduction="none"),
+    "sce_dense": lambda: lamina.softmax_cross_entropy(xl, targets, reduction="none"),
+    "bce": lambda: lamina.binary_cross_entropy_with_logits(xl, targets, "none"),
+}
+for name, fn in fused.items():
+    y = fn()
+    w = lamina.reshape(dy, tuple(y.shape)) if int(np.prod(y.shape)) == 6600 else dy[:, 0]
+    grads = lamina.grad(lamina.sum(y * w), [xl, gl, bl], allow_unused=True)
+    out[name] = y
+    for i, gr in enumerate(grads):
+        if gr is not None:
+            out[f"{name}_grad{i}"] = gr
+print(json.dumps({k: v.detach().numpy().tolist() for k, v in out.items()}))
 """
 
 

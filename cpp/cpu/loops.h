@@ -98,13 +98,17 @@ void for_each_run(const Shape& shape, std::array<char*, N> base, const std::arra
   });
 }
 
-// out[i] = f(a[i]) with contiguous fast path.
+// out[i] = f(a[i]) with fast paths for a contiguous and a broadcast (stride 0) operand; the
+// latter is how every expanded gradient (of sum, mean, a loss) is made contiguous.
 template <class In, class Out, class F>
 inline void unary_run(std::array<char*, 2> p, std::array<int64_t, 2> s, int64_t n, F f) {
   Out* o = reinterpret_cast<Out*>(p[0]);
   const In* a = reinterpret_cast<const In*>(p[1]);
   if (s[0] == sizeof(Out) && s[1] == sizeof(In)) {
     for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+  } else if (s[0] == sizeof(Out) && s[1] == 0) {
+    const Out v = f(*a);
+    for (int64_t i = 0; i < n; ++i) o[i] = v;
   } else {
     for (int64_t i = 0; i < n; ++i)
       *reinterpret_cast<Out*>(p[0] + i * s[0]) = f(*reinterpret_cast<const In*>(p[1] + i * s[1]));

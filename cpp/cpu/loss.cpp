@@ -1,12 +1,14 @@
-// Loss kernels, version 1 (dual-compiled: baseline and AVX2+FMA, see cpu/isa.h).
+// Loss kernels, version 2 (dual-compiled: baseline and AVX2+FMA, see cpu/isa.h).
 //
-// softmax_cross_entropy_forward: per row of C logits, a max pass, a sum-of-exp pass (exp
-//   from cpu/vmath.h for float32, so it vectorises; the sum in double) and, for dense
-//   targets, one pass for sum_c w_c t_c (lse - x_c). Reads C elements (2C dense), writes 2.
-//   The softmax is never stored: backward recomputes exp(x - lse) from the saved lse.
+// softmax_cross_entropy_forward: per row of C logits, a max pass and a sum-of-exp pass
+//   (both with the vectorized lane reductions of cpu/lane_sum.h, exp from cpu/vmath.h)
+//   and, for dense targets, one pass for sum_c w_c t_c (lse - x_c). Reads C elements (2C
+//   dense), writes 2. The softmax is never stored: backward recomputes exp(x - lse) from
+//   the saved lse.
 // softmax_cross_entropy_backward: one pass per row, dlogits = g (p W - w t), the fused
 //   form of "softmax minus one-hot" (times the class weights).
-// bce_with_logits_*: elementwise, split across threads by element ranges.
+// bce_with_logits_*: elementwise (float32 exp and log1p from cpu/vmath.h, so the loops
+//   vectorize), split across threads by element ranges.
 #include "cpu/loss.h"
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 
 #include "core/errors.h"
 #include "core/parallel.h"
+#include "cpu/lane_sum.h"
 #include "cpu/vmath.h"
 
 namespace lamina::cpu::LAMINA_KERNELS {
@@ -35,11 +38,10 @@ void sce_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, co
   parallel_for(0, rows, grain_for(C), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const T* p = xp + r * C;
-      T m = -std::numeric_limits<T>::infinity();
-      for (int64_t c = 0; c < C; ++c) m = (p[c] > m || p[c] != p[c]) ? p[c] : m;
-      if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: keep lse = -inf, no NaN from inf - inf
-      double s = 0;
-      for (int64_t c = 0; c < C; ++c) s += double(fast_exp(T(p[c] - m)));
+      // A NaN logit is skipped here and makes the sum of exp below NaN, so lse is NaN.
+      T m = lane_max_skipping_nan(C, p);
+      if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf (or NaN): no NaN from inf - inf
+      const double s = lane_sum_of<T>(C, [p, m](int64_t c) { return fast_exp(T(p[c] - m)); });
       const double l = double(m) + std::log(s);
       lsep[r] = T(l);
       if (lp) {
@@ -47,12 +49,13 @@ void sce_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, co
         const double w = wp ? double(wp[y]) : 1.0;
         outp[r] = T(w * (l - double(p[y])));
       } else {
+        // A zero target weight contributes nothing, even where x = -inf.
         const T* t = tp + r * C;
-        double acc = 0;
-        for (int64_t c = 0; c < C; ++c) {
-          const double wt = wp ? double(wp[c]) * double(t[c]) : double(t[c]);
-          if (wt != 0) acc += wt * (l - double(p[c]));
-        }
+        const T lt = T(l);
+        auto term = [lt](auto wt, auto x) { return wt != 0 ? wt * (lt - x) : wt; };
+        const double acc =
+            wp ? lane_sum<T>(C, [term](auto tv, auto wv, auto x) { return term(wv * tv, x); }, t, wp, p)
+               : lane_sum<T>(C, term, t, p);
         outp[r] = T(acc);
       }
     }
@@ -80,12 +83,11 @@ void sce_backward(const Tensor& dlogits, const Tensor& g, const Tensor& logits, 
         q[y] -= scale;
       } else {
         const T* t = tp + r * C;
-        double tw = 0;
-        for (int64_t c = 0; c < C; ++c) tw += wp ? double(wp[c]) * double(t[c]) : double(t[c]);
-        const T scale = gr * T(tw);
         if (wp) {
+          const T scale = gr * T(lane_sum<T>(C, [](auto tv, auto wv) { return wv * tv; }, t, wp));
           for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp(T(p[c] - l)) - gr * wp[c] * t[c];
         } else {
+          const T scale = gr * T(lane_sum<T>(C, [](auto tv) { return tv; }, t));
           for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp(T(p[c] - l)) - gr * t[c];
         }
       }
@@ -101,7 +103,7 @@ void bce_forward(const Tensor& loss, const Tensor& x, const Tensor& t) {
     for (int64_t i = lo; i < hi; ++i) {
       const T v = xp[i];
       const T relu = v > 0 ? v : T(0), av = v < 0 ? -v : v;
-      op[i] = relu - v * tp[i] + T(std::log1p(fast_exp(-av)));
+      op[i] = relu - v * tp[i] + fast_log1p_unit(fast_exp(-av));
     }
   });
 }

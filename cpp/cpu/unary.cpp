@@ -17,7 +17,7 @@ constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
 template <class T>
 T stable_softplus(T x) {  // log(1 + e^x) without overflow
-  return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
+  return std::max(x, T(0)) + fast_log1p_unit(fast_exp(-std::abs(x)));
 }
 
 template <class T, class Out = T, class F>
@@ -29,8 +29,8 @@ template <class T>
 void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
   switch (op) {
     case UnaryOp::Exp: return run<T>(out, a, [](T x) { return fast_exp(x); });
-    case UnaryOp::Log: return run<T>(out, a, [](T x) { return std::log(x); });
-    case UnaryOp::Log1p: return run<T>(out, a, [](T x) { return std::log1p(x); });
+    case UnaryOp::Log: return run<T>(out, a, [](T x) { return fast_log(x); });
+    case UnaryOp::Log1p: return run<T>(out, a, [](T x) { return fast_log1p(x); });
     case UnaryOp::Expm1: return run<T>(out, a, [](T x) { return std::expm1(x); });
     case UnaryOp::Sqrt: return run<T>(out, a, [](T x) { return std::sqrt(x); });
     case UnaryOp::Rsqrt: return run<T>(out, a, [](T x) { return T(1) / std::sqrt(x); });

@@ -1,4 +1,4 @@
-// Branch-free float32 exp/tanh/sigmoid/erf made only of arithmetic and bit operations, so
+// Branch-free float32 exp/tanh/sigmoid/erf/log/log1p made only of arithmetic and bit operations, so
 // that the compiler vectorizes the loops that call them (libm's expf/tanhf are scalar
 // calls). Accuracy: a few ulp over the whole float range; NaN and +-inf propagate as in
 // libm. float64 kernels keep using libm: they serve references and gradient checks.
@@ -38,6 +38,54 @@ __attribute__((always_inline)) inline float exp(float x) {
   y = x > 88.72283935546875f ? __builtin_inff() : y;
   y = x < -103.972084f ? 0.0f : y;  // below half the smallest denormal
   return x != x ? x : y;
+}
+
+__attribute__((always_inline)) inline int32_t to_bits(float f) {
+  int32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+
+// log x = e ln2 + log m with x = 2^e m, m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s) with
+// s = (m - 1) / (m + 1), |s| <= 0.172, by its series up to s^9 (truncation < 3e-9
+// relative). m - 1 is exact there, so results near x = 1 keep their relative accuracy.
+// Denormal inputs are scaled by 2^23 first.
+__attribute__((always_inline)) inline float log(float x) {
+  const float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f, kSqrt2 = 1.41421356f;
+  const bool denormal = x < 1.17549435e-38f;
+  const float xs = denormal ? x * 8388608.0f : x;
+  const int32_t bits = to_bits(xs);
+  float e = float(((bits >> 23) & 0xff) - 127) - (denormal ? 23.0f : 0.0f);
+  float m = from_bits((bits & 0x007fffff) | 0x3f800000);
+  const bool high = m > kSqrt2;
+  m = high ? 0.5f * m : m;
+  e = high ? e + 1.0f : e;
+  const float s = (m - 1.0f) / (m + 1.0f), z = s * s;
+  const float log_m = 2.0f * s * (1.0f + z * (1.0f / 3 + z * (1.0f / 5 + z * (1.0f / 7 + z * (1.0f / 9)))));
+  float y = (e * kLn2Lo + log_m) + e * kLn2Hi;
+  y = x == __builtin_inff() ? x : y;
+  y = x == 0.0f ? -__builtin_inff() : y;
+  y = x < 0.0f ? __builtin_nanf("") : y;
+  return x != x ? x : y;
+}
+
+// log1p x = log(w) * x / (w - 1) with w = 1 + x rounded: the factor corrects the rounding
+// of w (Goldberg's form), so tiny x keep full relative accuracy.
+__attribute__((always_inline)) inline float log1p(float x) {
+  const float w = 1.0f + x, d = w - 1.0f;
+  float y = d == 0.0f ? x : log(w) * (x / d);
+  return x == __builtin_inff() ? x : y;
+}
+
+// log(1 + u) for u in [0, 1] (the softplus term log1p(e^-|x|)): with k = [u > sqrt(2) - 1],
+// log(1 + u) = k ln2 + 2 atanh(s), s = (u - k) / (u + 2 + k), |s| <= 0.172; no rounding of
+// 1 + u enters s, so tiny u keep full relative accuracy. Cheaper than log1p (no exponent
+// split, no special values): one division and a short polynomial. NaN propagates.
+__attribute__((always_inline)) inline float log1p_unit(float u) {
+  const float k = u > 0.41421356f ? 1.0f : 0.0f;
+  const float s = (u - k) / (u + 2.0f + k), z = s * s;
+  const float atanh2 = 2.0f * s * (1.0f + z * (1.0f / 3 + z * (1.0f / 5 + z * (1.0f / 7 + z * (1.0f / 9)))));
+  return k * 0.693147181f + atanh2;
 }
 
 __attribute__((always_inline)) inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
@@ -85,6 +133,22 @@ template <class T>
 __attribute__((always_inline)) inline T fast_exp(T x) {
   if constexpr (std::is_same_v<T, float>) return vmath::exp(x);
   else return std::exp(x);
+}
+template <class T>
+__attribute__((always_inline)) inline T fast_log(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::log(x);
+  else return std::log(x);
+}
+template <class T>
+__attribute__((always_inline)) inline T fast_log1p(T x) {
+  if constexpr (std::is_same_v<T, float>) return vmath::log1p(x);
+  else return std::log1p(x);
+}
+// log(1 + u) for u in [0, 1] only.
+template <class T>
+__attribute__((always_inline)) inline T fast_log1p_unit(T u) {
+  if constexpr (std::is_same_v<T, float>) return vmath::log1p_unit(u);
+  else return std::log1p(u);
 }
 template <class T>
 __attribute__((always_inline)) inline T fast_tanh(T x) {
