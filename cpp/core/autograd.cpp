@@ -210,7 +210,8 @@ struct Engine {
       }
       for (size_t i = 0; i < n->next.size(); ++i) {
         const Edge& e = n->next[i];
-        Tensor gi = i < input_grads.size() ? input_grads[i] : Tensor();
+        // Moved out, so a gradient nothing else holds reaches a leaf without a copy (own()).
+        Tensor gi = i < input_grads.size() ? std::move(input_grads[i]) : Tensor();
         if (gi.defined() && e.valid()) gi = conform(gi, n->inputs[i], n->name);
         if (e.node) {
           if (gi.defined()) buffer[e.node.get()] = accumulate(buffer[e.node.get()], gi);
