@@ -3,8 +3,9 @@
 //
 // Layouts: activations NHWC, x [N, H, W, C] and y [N, P, Q, K]; weights KRSC, w [K, R, S, C]
 // (output channel, filter row, filter column, input channel), so a weight row is one output
-// channel's whole filter, contiguous. P = (H + 2 pad_h - dil_h (R - 1) - 1) / stride_h + 1,
-// likewise Q. y is fp32 (bias and activation epilogues come with the runtime wiring).
+// channel's whole filter, contiguous. P = (H + pad_h + pad_h_end - dil_h (R - 1) - 1) / stride_h
+// + 1, likewise Q; the end (bottom/right) padding defaults to the start padding ('same' padding
+// can put one more row at the end). y is fp32 (bias and activation epilogues come with the runtime wiring).
 //
 // The three GEMMs (Kg: reduction length):
 //   forward  y[m, k]  = sum_{(r,s,c)} x[n, p sh - ph + r dh, q sw - pw + s dw, c] w[k, r, s, c]
@@ -44,8 +45,13 @@ struct Conv2dShape {
   int n = 0, h = 0, w = 0, c = 0;  // input
   int k = 0, r = 0, s = 0;         // filters
   int pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
-  int out_h() const { return (h + 2 * pad_h - dil_h * (r - 1) - 1) / stride_h + 1; }
-  int out_w() const { return (w + 2 * pad_w - dil_w * (s - 1) - 1) / stride_w + 1; }
+  int pad_h_end = -1, pad_w_end = -1;  // -1: pad_h / pad_w
+  int out_h() const {
+    return (h + pad_h + (pad_h_end < 0 ? pad_h : pad_h_end) - dil_h * (r - 1) - 1) / stride_h + 1;
+  }
+  int out_w() const {
+    return (w + pad_w + (pad_w_end < 0 ? pad_w : pad_w_end) - dil_w * (s - 1) - 1) / stride_w + 1;
+  }
 };
 
 namespace device {
@@ -373,3 +379,72 @@ inline cudaError_t conv2d_backward(const Conv2dShape& s, const float* x, const f
 }
 
 }  // namespace lamina::cuda
+
+// ---- op launchers ---------------------------------------------------------------------------
+// The library build wraps the fp32 launchers around its tensors; the kernel lab includes this
+// file without the core headers, so this part is compiled only there.
+#if defined(LAMINA_HAVE_CUDA)
+#include <functional>
+
+#include "core/errors.h"
+#include "core/tensor.h"
+#include "cpu/conv.h"
+#include "kernels/launchers.h"
+#include "runtime/api.h"
+
+namespace lamina::cuda {
+
+namespace conv_host {
+
+// One group of `g` as the kernels' shape: C and Co are per group. The end padding is the
+// smallest that gives g's output size (any padding that gives it computes the same values).
+inline Conv2dShape group_shape(const char* name, const cpu::ConvGeometry& g) {
+  const int64_t limit = int64_t(1) << 30;
+  for (int64_t v : {g.N, g.C, g.H, g.W, g.Co, g.kh, g.kw, g.OH, g.OW, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
+                    g.dil_h, g.dil_w})
+    check<ValueError>(v < limit, name, ": a size or parameter of 2^30 or more is too large for the CUDA conv kernels");
+  Conv2dShape s;
+  s.n = int(g.N), s.h = int(g.H), s.w = int(g.W), s.c = int(g.C / g.groups);
+  s.k = int(g.Co / g.groups), s.r = int(g.kh), s.s = int(g.kw);
+  s.pad_h = int(g.pad_top), s.pad_w = int(g.pad_left);
+  s.stride_h = int(g.stride_h), s.stride_w = int(g.stride_w), s.dil_h = int(g.dil_h), s.dil_w = int(g.dil_w);
+  const int64_t end_h = (g.OH - 1) * g.stride_h + g.dil_h * (g.kh - 1) + 1 - g.H - g.pad_top;
+  const int64_t end_w = (g.OW - 1) * g.stride_w + g.dil_w * (g.kw - 1) + 1 - g.W - g.pad_left;
+  s.pad_h_end = int(std::max<int64_t>(end_h, 0)), s.pad_w_end = int(std::max<int64_t>(end_w, 0));
+  const double pixels = double(s.n) * std::max(double(s.h) * s.w, double(g.OH) * g.OW);
+  check<ValueError>(pixels * std::max(s.c, s.k) < 2147483647.0 && double(s.r) * s.s * s.c * s.k < 2147483647.0,
+                    name, ": tensors of 2^31 or more elements are too large for the CUDA conv kernels");
+  return s;
+}
+
+inline void launched(const char* name, const char* kernel, const std::function<cudaError_t()>& run) {
+  cudaError_t status;
+  try {
+    status = run();
+  } catch (const std::invalid_argument& e) {
+    throw ValueError(std::string(name) + ": " + e.what());
+  }
+  check_launch(status, name, kernel);
+}
+
+}  // namespace conv_host
+
+void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
+                         const Tensor& w) {
+  const Conv2dShape s = conv_host::group_shape(name, g);
+  conv_host::launched(name, "conv2d_forward_fp32_kernel launch", [&] {
+    return conv2d_forward(s, x.data<float>(), w.data<float>(), y.data<float>(), current_stream());
+  });
+}
+
+void conv2d_backward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
+                          const Tensor& x, const Tensor& w, const Tensor& dy) {
+  const Conv2dShape s = conv_host::group_shape(name, g);
+  conv_host::launched(name, "conv2d backward kernel launch", [&] {
+    return conv2d_backward(s, dw ? x.data<float>() : nullptr, dx ? w.data<float>() : nullptr, dy.data<float>(),
+                           dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr, current_stream());
+  });
+}
+
+}  // namespace lamina::cuda
+#endif  // LAMINA_HAVE_CUDA
