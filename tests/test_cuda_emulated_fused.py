@@ -1,4 +1,4 @@
-"""The fused CUDA ops against the CPU: flash attention, whole-sequence LSTM/GRU and conv2d.
+"""The fused CUDA ops against the CPU: flash attention, whole-sequence LSTM/GRU, conv2d, pooling.
 
 Runs when the extension has the CUDA backend, real or on the SIMT emulator
 (``scripts/test_cuda_emulated.sh``). Shapes are small and ragged (not multiples of the
@@ -254,6 +254,36 @@ def test_conv_device_errors_are_clear():
                   lm.zeros((3, 2, 3, 3), dtype="float64", device="cuda"))
     with pytest.raises(ValueError, match="different devices"):
         lm.conv2d(lm.zeros((1, 2, 5, 5), device="cuda"), lm.zeros((3, 2, 3, 3)))
+
+
+# ---- pooling -----------------------------------------------------------------------------------
+
+POOL = [
+    # name, fn, x shape
+    ("max", lambda x: lm.max_pool2d(x, 3, stride=2, padding=1), (2, 3, 9, 8)),
+    ("max_overlap", lambda x: lm.max_pool2d(x, (2, 3), stride=1), (1, 2, 5, 7)),
+    ("avg_pad", lambda x: lm.avg_pool2d(x, 3, stride=2, padding=1), (2, 3, 9, 8)),
+    ("avg_exclude_pad", lambda x: lm.avg_pool2d(x, (3, 2), stride=(1, 2), padding=1, count_include_pad=False),
+     (1, 2, 6, 7)),
+    ("max_1d", lambda x: lm.max_pool1d(x, 3, stride=2), (2, 3, 11)),
+    ("avg_1d", lambda x: lm.avg_pool1d(x, 2), (2, 3, 11)),
+    ("global_avg", lambda x: lm.global_avg_pool2d(x), (2, 3, 5, 4)),
+]
+
+
+@needs_cuda
+@pytest.mark.parametrize("name,fn,shape", POOL, ids=[c[0] for c in POOL])
+def test_pooling_matches_cpu(name, fn, shape):
+    _compare(fn, [_data(shape, 1)], what=name)
+    _compare(fn, [_data(shape, 2)], dtype="float64", what=f"{name} float64")
+
+
+@needs_cuda
+def test_max_pool_nan_wins_on_device():
+    x = _data((1, 1, 4, 4), 1)
+    x[0, 0, 1, 1] = np.nan
+    got = lm.max_pool2d(lm.tensor(x, device="cuda"), 2).cpu().numpy()
+    np.testing.assert_array_equal(np.isnan(got), [[[[True, False], [False, False]]]])
 
 
 # ---- a Keras model moved to the device -------------------------------------------------------

@@ -11,6 +11,7 @@
 #include "cpu/conv.h"
 #include "cpu/gemm.h"
 #include "cpu/optim.h"
+#include "cpu/pool.h"
 #include "cpu/unary.h"
 
 namespace lamina::cuda {
@@ -158,5 +159,16 @@ void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Ten
                          const Tensor& w);
 void conv2d_backward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
                           const Tensor& x, const Tensor& w, const Tensor& dy);
+
+// pool.cu: 2-D max / average pooling over contiguous NCHW float32 or float64 tensors, with
+// the CPU's windows (cpu/pool.h); indices int64, as cpu::max_pool2d_forward saves them.
+void max_pool2d_forward(const char* name, const cpu::PoolGeometry& g, const Tensor& out, const Tensor& indices,
+                        const Tensor& x);
+void max_pool2d_backward(const char* name, const cpu::PoolGeometry& g, const Tensor& dx, const Tensor& grad_out,
+                         const Tensor& indices);
+void avg_pool2d_forward(const char* name, const cpu::PoolGeometry& g, const Tensor& out, const Tensor& x,
+                        bool count_include_pad);
+void avg_pool2d_backward(const char* name, const cpu::PoolGeometry& g, const Tensor& dx, const Tensor& grad_out,
+                         bool count_include_pad);
 
 }  // namespace lamina::cuda
