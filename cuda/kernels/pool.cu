@@ -130,7 +130,10 @@ __global__ void __launch_bounds__(256)
     covering(row, g.ph, g.kh, g.sh, g.oh, &oh0, &oh1);
     covering(col, g.pw, g.kw, g.sw, g.ow, &ow0, &ow1);
     T s = T(0);
+    // Not unrolled: the IEEE division's slow path is a call, and unrolled copies of it spill.
+#pragma unroll 1
     for (int oh = oh0; oh <= oh1; ++oh)
+#pragma unroll 1
       for (int ow = ow0; ow <= ow1; ++ow)
         s += gout[plane + int64_t(oh) * g.ow + ow] / pool_divisor<T>(pool_window(g, oh, ow), include_pad);
     dx[i] = s;
