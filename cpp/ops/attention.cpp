@@ -16,6 +16,7 @@
 #include "ops/creation.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "ops/reduce.h"
 #include "ops/shape_ops.h"
 #include "ops/softmax.h"
 
@@ -106,6 +107,33 @@ cpu::AttentionArgs<T> kernel_args(const Dims& d, const Tensor& mask, bool causal
   return a;
 }
 
+// The composite of matmul / softmax / where. With zero_empty_rows, a query row that sees no
+// key outputs zeros and passes zero gradients, as the fused kernels do; without, softmax
+// gives NaN there (the reference's documented behaviour).
+Tensor attention_composite(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                           bool causal, double dropout, double s, bool zero_empty_rows) {
+  Tensor scores = mul(matmul(q, matrix_transpose(k)), s);
+  const Tensor ninf = scalar_tensor(-std::numeric_limits<double>::infinity(), scores.dtype());
+  if (mask.defined()) {
+    if (mask.dtype() == DType::Bool) scores = where(mask, scores, ninf);
+    else scores = add(scores, mask);
+  }
+  if (causal) {
+    Tensor rows = to_device(reshape(arange(0, double(d.lq), 1, DType::Int64), {d.lq, 1}), q.device());
+    Tensor cols = to_device(reshape(arange(0, double(d.lk), 1, DType::Int64), {1, d.lk}), q.device());
+    scores = where(ge(rows, cols), scores, ninf);
+  }
+  Tensor alive;
+  if (zero_empty_rows) {
+    alive = gt(amax(scores.detach(), {-1}, true), ninf);
+    scores = where(alive, scores, scalar_tensor(0.0, scores.dtype()));
+  }
+  Tensor p = softmax(scores, -1);
+  if (zero_empty_rows) p = where(alive, p, scalar_tensor(0.0, p.dtype()));
+  if (dropout > 0) p = mul(p, dropout_mask(p.detach(), dropout));
+  return matmul(p, v);
+}
+
 }  // namespace
 
 #if defined(LAMINA_HAVE_CUDA)
@@ -118,13 +146,19 @@ Tensor aligned_contiguous(const Tensor& t) {
 }
 
 // The flash kernel covers half types without a mask (and equal q/v head sizes); everything
-// else runs the composite on the device, through its matmul / softmax / where kernels.
+// else runs the composite on the device, through its matmul / softmax / where kernels, with
+// the CPU kernel's zeros for query rows that see no key.
 Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                         const Tensor& mask, bool causal, double s) {
+  if (d.lk == 0) {  // no keys: zeros, as on the CPU
+    Shape out_shape = d.lead;
+    out_shape.insert(out_shape.end(), {d.lq, d.dv});
+    return zeros(out_shape, d.out_dtype, q_in.device());
+  }
   const DType t = q_in.dtype();
-  const bool fused = !mask.defined() && d.lq > 0 && d.lk > 0 && d.dv == d.d && d.heads <= 65535 &&
+  const bool fused = !mask.defined() && d.lq > 0 && d.dv == d.d && d.heads <= 65535 &&
                      k_in.dtype() == t && v_in.dtype() == t && cuda::attention_fused_supported(t, d.d);
-  if (!fused) return scaled_dot_product_attention_reference(q_in, k_in, v_in, mask, causal, 0.0, s);
+  if (!fused) return attention_composite(d, q_in, k_in, v_in, mask, causal, 0.0, s, true);
   Tensor q, k, v;
   {
     GradModeGuard no_grad(false);
@@ -162,20 +196,7 @@ Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, 
                                               bool causal, double dropout, std::optional<double> scale) {
   Dims d = check_args(q, k, v, mask, dropout, scale);
   const double s = scale ? *scale : 1.0 / std::sqrt(double(std::max<int64_t>(d.d, 1)));
-  Tensor scores = mul(matmul(q, matrix_transpose(k)), s);
-  const Tensor ninf = scalar_tensor(-std::numeric_limits<double>::infinity(), scores.dtype());
-  if (mask.defined()) {
-    if (mask.dtype() == DType::Bool) scores = where(mask, scores, ninf);
-    else scores = add(scores, mask);
-  }
-  if (causal) {
-    Tensor rows = to_device(reshape(arange(0, double(d.lq), 1, DType::Int64), {d.lq, 1}), q.device());
-    Tensor cols = to_device(reshape(arange(0, double(d.lk), 1, DType::Int64), {1, d.lk}), q.device());
-    scores = where(ge(rows, cols), scores, ninf);
-  }
-  Tensor p = softmax(scores, -1);
-  if (dropout > 0) p = mul(p, dropout_mask(p.detach(), dropout));
-  return matmul(p, v);
+  return attention_composite(d, q, k, v, mask, causal, dropout, s, false);
 }
 
 Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask_in,

@@ -95,12 +95,6 @@ DType conv_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
   return t;
 }
 
-// The CUDA kernels are fp32 (half types already compute in float32 here).
-void require_device_float32(const char* op, const Tensor& t, DType kd) {
-  check<TypeError>(!is_cuda(t.device()) || kd == DType::Float32, op, ": the CUDA conv kernels compute in float32, got ",
-                   dtype_name(kd), " tensors (run float64 convolutions on the CPU)");
-}
-
 #if defined(LAMINA_HAVE_CUDA)
 // The kernels are channels-last (NHWC activations, (Co, kh, kw, C) weights) and know no
 // groups: each group's slice is transposed to that layout, and the result transposed back.
@@ -116,11 +110,13 @@ void device_forward(const char* op, const cpu::ConvGeometry& g, const Tensor& ou
                     const Tensor* bias) {
   const int64_t cg = g.C / g.groups, kg = g.Co / g.groups;
   if (out.numel() == 0) return;
-  if (cg == 0) {
-    cuda::fill(op, out, 0.0);
+  if (cg == 0 || g.H == 0 || g.W == 0) {
+    // Every window reads padding only: sum(0 * w) per output channel (0, or NaN where a
+    // weight is not finite, as on the CPU).
+    cuda::copy_cast(op, out, reshape(sum(mul(w, 0.0), {1, 2, 3}), {1, g.Co, 1, 1}));
   } else {
     for (int64_t gi = 0; gi < g.groups; ++gi) {
-      Tensor y = Tensor::empty({g.N, g.OH, g.OW, kg}, DType::Float32, out.device());
+      Tensor y = Tensor::empty({g.N, g.OH, g.OW, kg}, out.dtype(), out.device());
       cuda::conv2d_forward_nhwc(op, g, y, group_channels_last(x, 1, gi, cg), group_channels_last(w, 0, gi, kg));
       store_group(op, out, 1, gi, kg, y);
     }
@@ -131,14 +127,15 @@ void device_forward(const char* op, const cpu::ConvGeometry& g, const Tensor& ou
 void device_backward(const char* op, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor& x,
                      const Tensor& w, const Tensor& gout) {
   const int64_t cg = g.C / g.groups, kg = g.Co / g.groups;
-  if (g.N == 0 || cg == 0 || kg == 0) {
+  if (g.N == 0 || cg == 0 || kg == 0 || g.H == 0 || g.W == 0) {
+    // No input pixel meets a weight: dx has no terms; dw sums dy times padding zeros.
     if (dx && dx->numel() > 0) cuda::fill(op, *dx, 0.0);
-    if (dw && dw->numel() > 0) cuda::fill(op, *dw, 0.0);
+    if (dw && dw->numel() > 0) cuda::copy_cast(op, *dw, reshape(sum(mul(gout, 0.0), {0, 2, 3}), {g.Co, 1, 1, 1}));
     return;
   }
   for (int64_t gi = 0; gi < g.groups; ++gi) {
-    Tensor dx_g = dx ? Tensor::empty({g.N, g.H, g.W, cg}, DType::Float32, gout.device()) : Tensor();
-    Tensor dw_g = dw ? Tensor::empty({kg, g.kh, g.kw, cg}, DType::Float32, gout.device()) : Tensor();
+    Tensor dx_g = dx ? Tensor::empty({g.N, g.H, g.W, cg}, gout.dtype(), gout.device()) : Tensor();
+    Tensor dw_g = dw ? Tensor::empty({kg, g.kh, g.kw, cg}, gout.dtype(), gout.device()) : Tensor();
     cuda::conv2d_backward_nhwc(op, g, dx ? &dx_g : nullptr, dw ? &dw_g : nullptr,
                                dw ? group_channels_last(x, 1, gi, cg) : Tensor(),
                                dx ? group_channels_last(w, 0, gi, kg) : Tensor(), group_channels_last(gout, 1, gi, kg));
@@ -159,7 +156,6 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
   }
   DType t = bias.defined() ? conv_dtype(s.op, {&x, &w, &bias}) : conv_dtype(s.op, {&x, &w});
   DType kd = kernel_dtype(t);
-  require_device_float32(s.op, x, kd);
   if (x.dtype() != kd || w.dtype() != kd || (bias.defined() && bias.dtype() != kd)) {
     // Mixed or half dtypes: cast (differentiably) and run in the kernel dtype.
     Tensor out = conv2d_impl(s, astype(x, kd), astype(w, kd), bias.defined() ? astype(bias, kd) : bias, p);
@@ -209,7 +205,6 @@ Tensor input_grad_impl(const Shown& s, const Tensor& gout, const Tensor& w, cons
   check_grad_out(s.op, gout, g);
   DType t = conv_dtype(s.op, {&gout, &w});
   DType kd = kernel_dtype(t);
-  require_device_float32(s.op, gout, kd);
   if (gout.dtype() != kd || w.dtype() != kd) {
     Tensor out = input_grad_impl(s, astype(gout, kd), astype(w, kd), input_shape, p);
     return kd == t ? out : astype(out, t);
@@ -270,7 +265,6 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& 
   check_grad_out(s.op, grad_out, g);
   DType t = conv_dtype(s.op, {&x, &grad_out});
   DType kd = kernel_dtype(t);
-  require_device_float32(s.op, x, kd);
   if (x.dtype() != kd || grad_out.dtype() != kd) {
     Tensor out = conv2d_weight_grad(astype(x, kd), astype(grad_out, kd), weight_shape, p);
     return kd == t ? out : astype(out, t);

@@ -112,12 +112,45 @@ struct DeviceRnn {
   Tensor hs;       // (S + 1, B, H): the initial state, then each step's state
 };
 
+// What the fp32 step kernels do not cover (float64, an empty batch) runs as a loop of the
+// cell composites on the device, with the CPU's masking: a padded step keeps the state and
+// outputs zeros. c0 and the returned c_T are undefined for a GRU.
+std::vector<Tensor> device_cell_loop(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                     const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
+                                     const Tensor& mask) {
+  const bool is_lstm = a.gates == 4;
+  const Tensor m = mask.defined() ? to_device(astype(mask.detach(), DType::Bool), x.device()) : Tensor();
+  const Tensor zero = scalar_tensor(0.0, x.dtype());
+  Tensor h = h0, c = c0;
+  std::vector<Tensor> outs;
+  for (int64_t t = 0; t < a.dims.steps; ++t) {
+    const Tensor xt = select(x, 1, t);
+    Tensor hn, cn;
+    if (is_lstm) {
+      std::vector<Tensor> hc = lstm_cell(xt, h, c, w_ih, w_hh, b_ih);
+      hn = hc[0], cn = hc[1];
+    } else {
+      hn = gru_cell(xt, h, w_ih, w_hh, b_ih, b_hh);
+    }
+    if (m.defined()) {
+      const Tensor mt = unsqueeze(select(m, 1, t), 1);
+      outs.push_back(where(mt, hn, zero));
+      h = where(mt, hn, h);
+      if (is_lstm) c = where(mt, cn, c);
+    } else {
+      outs.push_back(hn);
+      h = hn, c = cn;
+    }
+  }
+  Tensor out = stack(outs, 1);
+  if (is_lstm) return {out, h, c};
+  return {out, h};
+}
+
+bool step_kernels_cover(const RnnArgs& a) { return a.kernel == DType::Float32 && a.dims.batch > 0; }
+
 DeviceRnn device_setup(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& mask) {
-  check<TypeError>(a.kernel == DType::Float32, a.op, ": the CUDA kernels compute in float32, got ",
-                   dtype_name(a.out_dtype), " tensors (run float64 recurrences on the CPU)");
   const cpu::RnnDims d = a.dims;
-  check<ValueError>(d.batch > 0, a.op, ": the CUDA kernels need a batch of at least one, got shape ",
-                    shape_str(x.shape()));
   DeviceRnn r;
   r.x_tm = contiguous(permute(x, {1, 0, 2}));
   if (mask.defined())
@@ -155,6 +188,7 @@ Tensor input_grad(const Tensor& dgx, const Tensor& w_ih, int64_t S, int64_t B) {
 
 std::vector<Tensor> device_lstm(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0,
                                 const Tensor& w_ih, const Tensor& w_hh, const Tensor& b, const Tensor& mask) {
+  if (!step_kernels_cover(a)) return device_cell_loop(a, x, h0, c0, w_ih, w_hh, b, Tensor(), mask);
   const int64_t B = a.dims.batch, S = a.dims.steps, H = a.dims.hidden, I = a.dims.input;
   DeviceRnn r;
   Tensor cs, gates, packed;
@@ -196,6 +230,7 @@ std::vector<Tensor> device_lstm(const RnnArgs& a, const Tensor& x, const Tensor&
 
 std::vector<Tensor> device_gru(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
                                const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh, const Tensor& mask) {
+  if (!step_kernels_cover(a)) return device_cell_loop(a, x, h0, Tensor(), w_ih, w_hh, b_ih, b_hh, mask);
   const int64_t B = a.dims.batch, S = a.dims.steps, H = a.dims.hidden, I = a.dims.input;
   DeviceRnn r;
   Tensor saved, packed;

@@ -153,8 +153,9 @@ void gru_sequence_backward(const char* name, const Tensor& w_hh, const Tensor& m
                            const Tensor& dgh, const Tensor& dh0);
 
 // conv.cu: one group of a conv2d (g.C / g.groups input and g.Co / g.groups output channels)
-// through the fp32 implicit-GEMM kernels, channels-last: x (N, H, W, C), w (Co, kh, kw, C),
-// y and dy (N, OH, OW, Co), all contiguous float32 and non-empty. dx, dw may be null.
+// through the FMA implicit-GEMM kernels, channels-last: x (N, H, W, C), w (Co, kh, kw, C),
+// y and dy (N, OH, OW, Co), all contiguous, non-empty, float32 or all float64. dx, dw may be
+// null.
 void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
                          const Tensor& w);
 void conv2d_backward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
