@@ -387,6 +387,14 @@ inline cudaError_t conv2d_backward(const Conv2dShape& s, const T* x, const T* w,
   return cudaSuccess;
 }
 
+// The instantiations the library uses, so that the device build compiles every kernel.
+template cudaError_t conv2d_forward<float>(const Conv2dShape&, const float*, const float*, float*, cudaStream_t);
+template cudaError_t conv2d_forward<double>(const Conv2dShape&, const double*, const double*, double*, cudaStream_t);
+template cudaError_t conv2d_backward<float>(const Conv2dShape&, const float*, const float*, const float*, float*,
+                                            float*, cudaStream_t);
+template cudaError_t conv2d_backward<double>(const Conv2dShape&, const double*, const double*, const double*,
+                                             double*, double*, cudaStream_t);
+
 }  // namespace lamina::cuda
 
 // ---- op launchers ---------------------------------------------------------------------------
