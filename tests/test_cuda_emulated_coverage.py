@@ -45,10 +45,6 @@ ATTEMPTS_PER_OP = 80
 
 # Op -> the family (cpp/ops/<family>.cpp) whose device kernels are still to come.
 OWNED_ELSEWHERE = {
-    **dict.fromkeys(["conv2d", "conv1d", "conv_transpose2d", "conv2d_input_grad", "conv2d_weight_grad"], "conv"),
-    **dict.fromkeys(["max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d", "global_avg_pool2d"], "pool"),
-    **dict.fromkeys(["lstm", "gru"], "recurrent"),
-    **dict.fromkeys(["scaled_dot_product_attention", "scaled_dot_product_attention_reference"], "attention"),
 }
 # Valid device calls for the owned ops whose fuzz generator rarely produces a valid call.
 OWNED_FALLBACK_CALLS = {}

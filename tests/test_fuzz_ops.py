@@ -393,7 +393,7 @@ def _conv_grad_weight(g):
 
 
 def _pool2d(g):
-    x = g.ftensor((g.int(0, 2), g.int(0, 2), g.int(0, 6), g.int(0, 6)))
+    x = g.ftensor((g.int(0, 2), g.int(1, 2), g.int(0, 6), g.int(0, 6)))
     k = g.pick([1, 2, 3, (2, 1), 0, -1])
     return (x, k, g.pick([None, 1, 2, (1, 2), 0]), g.pick([0, 1, (1, 0), 2])), {}
 

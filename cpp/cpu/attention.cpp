@@ -270,9 +270,19 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
           const T* dOi = dO + i0 * a.dv;
           score_tile(a, h, i0, rows, j0, cols, q, kjt, S.data());
           vjt.multiply(false, rows, T(1), dOi, a.dv, T(0), dP.data(), kBlockK);
-          for (int64_t r = 0; r < rows; ++r)
-            softmax_grad_row_run<T>(S.data() + r * kBlockK, dP.data() + r * kBlockK, cols, lse[h * a.lq + i0 + r],
-                                    Di[size_t(i0 + r)]);
+          for (int64_t r = 0; r < rows; ++r) {
+            T* const s_row = S.data() + r * kBlockK;
+            T* const dp_row = dP.data() + r * kBlockK;
+            const T row_lse = lse[h * a.lq + i0 + r];
+            if (row_lse == std::numeric_limits<T>::infinity()) {
+              // The forward zeroed this row (no visible key, or NaN scores): a constant output,
+              // so zero gradients, even where the scores are NaN.
+              std::fill(s_row, s_row + cols, T(0));
+              std::fill(dp_row, dp_row + cols, T(0));
+              continue;
+            }
+            softmax_grad_row_run<T>(s_row, dp_row, cols, row_lse, Di[size_t(i0 + r)]);
+          }
           dO_blocks[i0 / kBlockQ].multiply(true, cols, T(1), S.data(), kBlockK, T(1), dV + j0 * a.dv, a.dv);
           kj.multiply(false, rows, a.scale, dP.data(), kBlockK, T(1), dQ + i0 * a.d, a.d);
           q_blocks[i0 / kBlockQ].multiply(true, cols, a.scale, dP.data(), kBlockK, T(1), dK + j0 * a.d, a.d);

@@ -7,12 +7,16 @@
 #include "core/autograd.h"
 #include "core/errors.h"
 #include "cpu/attention.h"
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 #include "ops/arith.h"
 #include "ops/compare.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "ops/reduce.h"
 #include "ops/shape_ops.h"
 #include "ops/softmax.h"
 
@@ -65,7 +69,7 @@ Dims check_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
   d.kernel = kernel_dtype(t);
   check_same_device(kOp, q, k);
   check_same_device(kOp, q, v);
-  check<RuntimeError>(q.device().type == Device::Type::CPU, kOp, ": this build of Lamina has no CUDA support");
+  if (mask.defined()) check_same_device(kOp, q, mask);
   return d;
 }
 
@@ -103,12 +107,11 @@ cpu::AttentionArgs<T> kernel_args(const Dims& d, const Tensor& mask, bool causal
   return a;
 }
 
-}  // namespace
-
-Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                                              bool causal, double dropout, std::optional<double> scale) {
-  Dims d = check_args(q, k, v, mask, dropout, scale);
-  const double s = scale ? *scale : 1.0 / std::sqrt(double(std::max<int64_t>(d.d, 1)));
+// The composite of matmul / softmax / where. With zero_empty_rows, a query row that sees no
+// key outputs zeros and passes zero gradients, as the fused kernels do; without, softmax
+// gives NaN there (the reference's documented behaviour).
+Tensor attention_composite(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                           bool causal, double dropout, double s, bool zero_empty_rows) {
   Tensor scores = mul(matmul(q, matrix_transpose(k)), s);
   const Tensor ninf = scalar_tensor(-std::numeric_limits<double>::infinity(), scores.dtype());
   if (mask.defined()) {
@@ -116,13 +119,84 @@ Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, 
     else scores = add(scores, mask);
   }
   if (causal) {
-    Tensor rows = reshape(arange(0, double(d.lq), 1, DType::Int64), {d.lq, 1});
-    Tensor cols = reshape(arange(0, double(d.lk), 1, DType::Int64), {1, d.lk});
+    Tensor rows = to_device(reshape(arange(0, double(d.lq), 1, DType::Int64), {d.lq, 1}), q.device());
+    Tensor cols = to_device(reshape(arange(0, double(d.lk), 1, DType::Int64), {1, d.lk}), q.device());
     scores = where(ge(rows, cols), scores, ninf);
   }
+  Tensor alive;
+  if (zero_empty_rows) {
+    alive = gt(amax(scores.detach(), {-1}, true), ninf);
+    scores = where(alive, scores, scalar_tensor(0.0, scores.dtype()));
+  }
   Tensor p = softmax(scores, -1);
+  if (zero_empty_rows) p = where(alive, p, scalar_tensor(0.0, p.dtype()));
   if (dropout > 0) p = mul(p, dropout_mask(p.detach(), dropout));
   return matmul(p, v);
+}
+
+}  // namespace
+
+#if defined(LAMINA_HAVE_CUDA)
+namespace {
+
+// The kernel needs 16-byte aligned rows; a view at an odd offset gets a fresh copy.
+Tensor aligned_contiguous(const Tensor& t) {
+  Tensor c = contiguous(t);
+  return reinterpret_cast<uintptr_t>(c.raw_data()) % 16 == 0 ? c : clone(c);
+}
+
+// The flash kernel covers half types without a mask (and equal q/v head sizes); everything
+// else runs the composite on the device, through its matmul / softmax / where kernels, with
+// the CPU kernel's zeros for query rows that see no key.
+Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                        const Tensor& mask, bool causal, double s) {
+  if (d.lk == 0) {  // no keys: zeros, as on the CPU
+    Shape out_shape = d.lead;
+    out_shape.insert(out_shape.end(), {d.lq, d.dv});
+    return zeros(out_shape, d.out_dtype, q_in.device());
+  }
+  const DType t = q_in.dtype();
+  const bool fused = !mask.defined() && d.lq > 0 && d.dv == d.d && d.heads <= 65535 &&
+                     k_in.dtype() == t && v_in.dtype() == t && cuda::attention_fused_supported(t, d.d);
+  if (!fused) return attention_composite(d, q_in, k_in, v_in, mask, causal, 0.0, s, true);
+  Tensor q, k, v;
+  {
+    GradModeGuard no_grad(false);
+    q = aligned_contiguous(reshape(q_in.detach(), {d.heads, d.lq, d.d}));
+    k = aligned_contiguous(reshape(k_in.detach(), {d.heads, d.lk, d.d}));
+    v = aligned_contiguous(reshape(v_in.detach(), {d.heads, d.lk, d.d}));
+  }
+  Tensor out = Tensor::empty({d.heads, d.lq, d.d}, t, q.device());
+  Tensor lse = Tensor::empty({d.heads, d.lq}, DType::Float32, q.device());
+  cuda::attention_forward(kOp, out, lse, q, k, v, s, causal);
+  Shape out_shape = d.lead;
+  out_shape.insert(out_shape.end(), {d.lq, d.d});
+  Tensor result = reshape(out, out_shape);
+  if (needs_grad({&q_in, &k_in, &v_in})) {
+    const bool want[3] = {q_in.requires_grad(), k_in.requires_grad(), v_in.requires_grad()};
+    const Shape qs = q_in.shape(), ks = k_in.shape(), vs = v_in.shape();
+    record(kOp, {q_in, k_in, v_in}, result, [=](const Tensor& g) -> std::vector<Tensor> {
+      refuse_double_backward(kOp, "scaled_dot_product_attention_reference");
+      GradModeGuard no_grad(false);
+      Tensor d_out = aligned_contiguous(reshape(astype(g, t), {d.heads, d.lq, d.d}));
+      Tensor dq = Tensor::empty(q.shape(), t, q.device()), dk = Tensor::empty(k.shape(), t, q.device()),
+             dv = Tensor::empty(v.shape(), t, q.device());
+      cuda::attention_backward(kOp, dq, dk, dv, q, k, v, out, lse, d_out, s, causal);
+      return {want[0] ? reshape(dq, qs) : Tensor(), want[1] ? reshape(dk, ks) : Tensor(),
+              want[2] ? reshape(dv, vs) : Tensor()};
+    });
+  }
+  return result;
+}
+
+}  // namespace
+#endif
+
+Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                              bool causal, double dropout, std::optional<double> scale) {
+  Dims d = check_args(q, k, v, mask, dropout, scale);
+  const double s = scale ? *scale : 1.0 / std::sqrt(double(std::max<int64_t>(d.d, 1)));
+  return attention_composite(d, q, k, v, mask, causal, dropout, s, false);
 }
 
 Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask_in,
@@ -131,9 +205,9 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   const bool float_mask_grad = mask_in.defined() && mask_in.dtype() != DType::Bool && mask_in.requires_grad();
   if (dropout > 0 || float_mask_grad)
     return scaled_dot_product_attention_reference(q_in, k_in, v_in, mask_in, causal, dropout, scale);
-  require_cpu("scaled_dot_product_attention", q_in);
-  const DType kd = d.kernel;
   const double s = scale ? *scale : 1.0 / std::sqrt(double(std::max<int64_t>(d.d, 1)));
+  if (is_cuda(q_in.device())) LAMINA_CUDA_BRANCH(kOp, return device_attention(d, q_in, k_in, v_in, mask_in, causal, s));
+  const DType kd = d.kernel;
   Tensor q = contiguous(astype(q_in, kd)), k = contiguous(astype(k_in, kd)), v = contiguous(astype(v_in, kd));
   Tensor mask;
   if (mask_in.defined()) {

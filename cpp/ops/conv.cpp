@@ -9,6 +9,9 @@
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "ops/shape_ops.h"
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -92,10 +95,59 @@ DType conv_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
   return t;
 }
 
+#if defined(LAMINA_HAVE_CUDA)
+// The kernels are channels-last (NHWC activations, (Co, kh, kw, C) weights) and know no
+// groups: each group's slice is transposed to that layout, and the result transposed back.
+Tensor group_channels_last(const Tensor& t, int64_t axis, int64_t group, int64_t size) {
+  return contiguous(permute(slice(t, axis, group * size, (group + 1) * size), {0, 2, 3, 1}));
+}
+
+void store_group(const char* op, const Tensor& dst, int64_t axis, int64_t group, int64_t size, const Tensor& nhwc) {
+  cuda::copy_cast(op, slice(dst, axis, group * size, (group + 1) * size), permute(nhwc, {0, 3, 1, 2}));
+}
+
+void device_forward(const char* op, const cpu::ConvGeometry& g, const Tensor& out, const Tensor& x, const Tensor& w,
+                    const Tensor* bias) {
+  const int64_t cg = g.C / g.groups, kg = g.Co / g.groups;
+  if (out.numel() == 0) return;
+  if (cg == 0 || g.H == 0 || g.W == 0) {
+    // Every window reads padding only: sum(0 * w) per output channel (0, or NaN where a
+    // weight is not finite, as on the CPU).
+    cuda::copy_cast(op, out, reshape(sum(mul(w, 0.0), {1, 2, 3}), {1, g.Co, 1, 1}));
+  } else {
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      Tensor y = Tensor::empty({g.N, g.OH, g.OW, kg}, out.dtype(), out.device());
+      cuda::conv2d_forward_nhwc(op, g, y, group_channels_last(x, 1, gi, cg), group_channels_last(w, 0, gi, kg));
+      store_group(op, out, 1, gi, kg, y);
+    }
+  }
+  if (bias) cuda::copy_cast(op, out, add(out, reshape(*bias, {1, g.Co, 1, 1})));
+}
+
+void device_backward(const char* op, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor& x,
+                     const Tensor& w, const Tensor& gout) {
+  const int64_t cg = g.C / g.groups, kg = g.Co / g.groups;
+  if (g.N == 0 || cg == 0 || kg == 0 || g.H == 0 || g.W == 0) {
+    // No input pixel meets a weight: dx has no terms; dw sums dy times padding zeros.
+    if (dx && dx->numel() > 0) cuda::fill(op, *dx, 0.0);
+    if (dw && dw->numel() > 0) cuda::copy_cast(op, *dw, reshape(sum(mul(gout, 0.0), {0, 2, 3}), {g.Co, 1, 1, 1}));
+    return;
+  }
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    Tensor dx_g = dx ? Tensor::empty({g.N, g.H, g.W, cg}, gout.dtype(), gout.device()) : Tensor();
+    Tensor dw_g = dw ? Tensor::empty({kg, g.kh, g.kw, cg}, gout.dtype(), gout.device()) : Tensor();
+    cuda::conv2d_backward_nhwc(op, g, dx ? &dx_g : nullptr, dw ? &dw_g : nullptr,
+                               dw ? group_channels_last(x, 1, gi, cg) : Tensor(),
+                               dx ? group_channels_last(w, 0, gi, kg) : Tensor(), group_channels_last(gout, 1, gi, kg));
+    if (dx) store_group(op, *dx, 1, gi, cg, dx_g);
+    if (dw) store_group(op, *dw, 0, gi, kg, dw_g);
+  }
+}
+#endif
+
 Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {
   check<TypeError>(x.defined() && w.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, x, w);
-  require_cpu(s.op, x);
   cpu::ConvGeometry g = resolve(s, x.shape(), w.shape(), p);
   if (bias.defined()) {
     check_same_device(s.op, x, bias);
@@ -114,7 +166,10 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
   {
     GradModeGuard no_grad(false);
     Tensor xc = contiguous(x), wc = contiguous(w), bc = bias.defined() ? contiguous(bias) : bias;
-    cpu::conv2d_forward(g, out, xc, wc, bc.defined() ? &bc : nullptr);
+    if (is_cuda(out.device()))
+      LAMINA_CUDA_BRANCH(s.op, device_forward(s.op, g, out, xc, wc, bc.defined() ? &bc : nullptr));
+    else
+      cpu::conv2d_forward(g, out, xc, wc, bc.defined() ? &bc : nullptr);
   }
   std::vector<Tensor> inputs{x, w};
   if (bias.defined()) inputs.push_back(bias);
@@ -129,7 +184,8 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
         Tensor gc = contiguous(gout), xc = contiguous(x), wc = contiguous(w);
         dx = Tensor::empty(x.shape(), x.dtype(), x.device());
         dw = Tensor::empty(w.shape(), w.dtype(), w.device());
-        cpu::conv2d_backward(g, &dx, &dw, xc, wc, gc);
+        if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH("conv2d", device_backward("conv2d", g, &dx, &dw, xc, wc, gc));
+        else cpu::conv2d_backward(g, &dx, &dw, xc, wc, gc);
       } else {
         if (gx) dx = conv2d_input_grad(gout, w, x.shape(), p);
         if (gw) dw = conv2d_weight_grad(x, gout, w.shape(), p);
@@ -145,7 +201,6 @@ Tensor input_grad_impl(const Shown& s, const Tensor& gout, const Tensor& w, cons
                        ConvParams p) {
   check<TypeError>(gout.defined() && w.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, gout, w);
-  require_cpu(s.op, gout);
   cpu::ConvGeometry g = resolve(s, input_shape, w.shape(), p);
   check_grad_out(s.op, gout, g);
   DType t = conv_dtype(s.op, {&gout, &w});
@@ -159,7 +214,8 @@ Tensor input_grad_impl(const Shown& s, const Tensor& gout, const Tensor& w, cons
   {
     GradModeGuard no_grad(false);
     Tensor gc = contiguous(gout), wc = contiguous(w);
-    cpu::conv2d_backward(g, &dx, nullptr, Tensor(), wc, gc);
+    if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH(s.op, device_backward(s.op, g, &dx, nullptr, Tensor(), wc, gc));
+    else cpu::conv2d_backward(g, &dx, nullptr, Tensor(), wc, gc);
   }
   if (needs_grad({&gout, &w})) {
     SavedTensor sg(gout), sw(w);
@@ -204,7 +260,6 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& 
   Shown s{"conv2d_weight_grad", x.defined() ? x.shape() : Shape{}, weight_shape};
   check<TypeError>(x.defined() && grad_out.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, x, grad_out);
-  require_cpu(s.op, x);
   ConvParams p = params;
   cpu::ConvGeometry g = resolve(s, x.shape(), weight_shape, p);
   check_grad_out(s.op, grad_out, g);
@@ -219,7 +274,8 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& 
   {
     GradModeGuard no_grad(false);
     Tensor xc = contiguous(x), gc = contiguous(grad_out);
-    cpu::conv2d_backward(g, nullptr, &dw, xc, Tensor(), gc);
+    if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH(s.op, device_backward(s.op, g, nullptr, &dw, xc, Tensor(), gc));
+    else cpu::conv2d_backward(g, nullptr, &dw, xc, Tensor(), gc);
   }
   if (needs_grad({&x, &grad_out})) {
     SavedTensor sx(x), sg(grad_out);

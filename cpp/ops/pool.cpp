@@ -10,6 +10,9 @@
 #include "ops/index.h"
 #include "ops/reduce.h"
 #include "ops/shape_ops.h"
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -45,7 +48,6 @@ cpu::PoolGeometry resolve(const char* op, const Shape& xs, const Shape& shown, P
 
 DType pool_dtype(const char* op, const Tensor& x) {
   check<TypeError>(x.defined(), op, ": got an undefined tensor");
-  check<RuntimeError>(x.device().type == Device::Type::CPU, op, ": this build of Lamina has no CUDA support");
   check<TypeError>(is_floating(x.dtype()), op, ": expected a floating-point tensor, got ", dtype_name(x.dtype()));
   return kernel_dtype(x.dtype());
 }
@@ -55,7 +57,10 @@ Tensor max_pool2d_backward(const Tensor& gout, const Tensor& indices, const cpu:
   Tensor dx = Tensor::empty({g.N, g.C, g.H, g.W}, gout.dtype(), gout.device());
   {
     GradModeGuard no_grad(false);
-    cpu::max_pool2d_backward(g, dx, contiguous(gout), indices);
+    if (is_cuda(dx.device()))
+      LAMINA_CUDA_BRANCH("max_pool2d", cuda::max_pool2d_backward("max_pool2d", g, dx, contiguous(gout), indices));
+    else
+      cpu::max_pool2d_backward(g, dx, contiguous(gout), indices);
   }
   if (needs_grad({&gout})) {
     record("max_pool2d_backward", {gout}, dx, [indices, g](const Tensor& u) -> std::vector<Tensor> {
@@ -73,7 +78,10 @@ Tensor avg_pool2d_backward(const Tensor& gout, const cpu::PoolGeometry& g, bool 
   Tensor dx = Tensor::empty({g.N, g.C, g.H, g.W}, gout.dtype(), gout.device());
   {
     GradModeGuard no_grad(false);
-    cpu::avg_pool2d_backward(g, dx, contiguous(gout), include_pad);
+    if (is_cuda(dx.device()))
+      LAMINA_CUDA_BRANCH("avg_pool2d", cuda::avg_pool2d_backward("avg_pool2d", g, dx, contiguous(gout), include_pad));
+    else
+      cpu::avg_pool2d_backward(g, dx, contiguous(gout), include_pad);
   }
   if (needs_grad({&gout})) {
     record("avg_pool2d_backward", {gout}, dx, [g, include_pad](const Tensor& u) -> std::vector<Tensor> {
@@ -84,13 +92,15 @@ Tensor avg_pool2d_backward(const Tensor& gout, const cpu::PoolGeometry& g, bool 
 }
 
 Tensor avg_pool2d_impl(const char* op, const Tensor& x, const cpu::PoolGeometry& g, bool include_pad) {
-  require_cpu(op, x);
   DType kd = pool_dtype(op, x);
   if (x.dtype() != kd) return astype(avg_pool2d_impl(op, astype(x, kd), g, include_pad), x.dtype());
   Tensor out = Tensor::empty({g.N, g.C, g.OH, g.OW}, kd, x.device());
   {
     GradModeGuard no_grad(false);
-    cpu::avg_pool2d_forward(g, out, contiguous(x), include_pad);
+    if (is_cuda(out.device()))
+      LAMINA_CUDA_BRANCH(op, cuda::avg_pool2d_forward(op, g, out, contiguous(x), include_pad));
+    else
+      cpu::avg_pool2d_forward(g, out, contiguous(x), include_pad);
   }
   if (needs_grad({&x})) {
     record(op, {x}, out, [g, include_pad](const Tensor& gout) -> std::vector<Tensor> {
@@ -101,14 +111,16 @@ Tensor avg_pool2d_impl(const char* op, const Tensor& x, const cpu::PoolGeometry&
 }
 
 Tensor max_pool2d_impl(const char* op, const Tensor& x, const cpu::PoolGeometry& g) {
-  require_cpu(op, x);
   DType kd = pool_dtype(op, x);
   if (x.dtype() != kd) return astype(max_pool2d_impl(op, astype(x, kd), g), x.dtype());
   Tensor out = Tensor::empty({g.N, g.C, g.OH, g.OW}, kd, x.device());
   Tensor indices = Tensor::empty({g.N, g.C, g.OH, g.OW}, DType::Int64, x.device());
   {
     GradModeGuard no_grad(false);
-    cpu::max_pool2d_forward(g, out, indices, contiguous(x));
+    if (is_cuda(out.device()))
+      LAMINA_CUDA_BRANCH(op, cuda::max_pool2d_forward(op, g, out, indices, contiguous(x)));
+    else
+      cpu::max_pool2d_forward(g, out, indices, contiguous(x));
   }
   if (needs_grad({&x})) {
     record(op, {x}, out, [indices, g](const Tensor& gout) -> std::vector<Tensor> {

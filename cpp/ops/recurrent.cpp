@@ -5,12 +5,18 @@
 #include "core/errors.h"
 #include "cpu/recurrent.h"
 #include "ops/arith.h"
+#include "ops/compare.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/elementwise.h"
+#include "ops/join.h"
 #include "ops/matmul.h"
+#include "ops/reduce.h"
 #include "ops/shape_ops.h"
 #include "ops/unary.h"
+#if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
+#endif
 
 namespace lamina {
 
@@ -35,7 +41,6 @@ RnnArgs check_args(const char* op, int64_t gates, const Tensor& x, const Tensor&
                    const std::vector<std::pair<const Tensor*, const char*>>& biases, const Tensor& mask) {
   RnnArgs a{op, gates};
   for (const Tensor* t : {&x, &w_ih, &w_hh}) check<TypeError>(t->defined(), op, ": got an undefined tensor");
-  require_cpu(op, x);
   check<ValueError>(x.ndim() == 3, op, ": x must be (batch, steps, features), got shape ", shape_str(x.shape()));
   check<ValueError>(w_hh.ndim() == 2 && w_hh.shape()[0] == gates * w_hh.shape()[1] && w_hh.shape()[1] > 0, op,
                     ": w_hh must be (", gates, "*hidden, hidden), got shape ", shape_str(w_hh.shape()));
@@ -60,14 +65,16 @@ RnnArgs check_args(const char* op, int64_t gates, const Tensor& x, const Tensor&
   a.out_dtype = t;
   a.kernel = kernel_dtype(t);
   for (const Tensor* o : {&w_ih, &w_hh}) check_same_device(op, x, *o);
-  check<RuntimeError>(x.device().type == Device::Type::CPU, op, ": this build of Lamina has no CUDA support");
+  for (auto [s, name] : state)
+    if (s->defined()) check_same_device(op, x, *s);
+  for (auto [b, name] : biases) check_same_device(op, x, *b);
   return a;
 }
 
 Tensor prepare(const Tensor& t, DType kd) { return contiguous(astype(t, kd)); }
 
-Tensor state_or_zeros(const Tensor& s, const RnnArgs& a) {
-  return s.defined() ? prepare(s, a.kernel) : zeros({a.dims.batch, a.dims.hidden}, a.kernel, {});
+Tensor state_or_zeros(const Tensor& s, const RnnArgs& a, const Device& device) {
+  return s.defined() ? prepare(s, a.kernel) : zeros({a.dims.batch, a.dims.hidden}, a.kernel, device);
 }
 
 Tensor mask_bytes(const Tensor& mask) {
@@ -93,6 +100,175 @@ std::vector<Tensor> cast_back(std::vector<Tensor> outs, const RnnArgs& a) {
 
 }  // namespace
 
+#if defined(LAMINA_HAVE_CUDA)
+namespace {
+
+// The device path: time-major buffers, the input projection of all steps as one GEMM, one
+// fused kernel per step, and backward through time with the step kernels; the weight and
+// input gradients are GEMMs over all steps' gate gradients.
+struct DeviceRnn {
+  Tensor x_tm;     // (S, B, I)
+  Tensor mask_tm;  // (S, B) bool, or undefined
+  Tensor hs;       // (S + 1, B, H): the initial state, then each step's state
+};
+
+// What the fp32 step kernels do not cover (float64, an empty batch) runs as a loop of the
+// cell composites on the device, with the CPU's masking: a padded step keeps the state and
+// outputs zeros. c0 and the returned c_T are undefined for a GRU.
+std::vector<Tensor> device_cell_loop(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                     const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
+                                     const Tensor& mask) {
+  const bool is_lstm = a.gates == 4;
+  const Tensor m = mask.defined() ? to_device(astype(mask.detach(), DType::Bool), x.device()) : Tensor();
+  const Tensor zero = scalar_tensor(0.0, x.dtype());
+  Tensor h = h0, c = c0;
+  std::vector<Tensor> outs;
+  for (int64_t t = 0; t < a.dims.steps; ++t) {
+    const Tensor xt = select(x, 1, t);
+    Tensor hn, cn;
+    if (is_lstm) {
+      std::vector<Tensor> hc = lstm_cell(xt, h, c, w_ih, w_hh, b_ih);
+      hn = hc[0], cn = hc[1];
+    } else {
+      hn = gru_cell(xt, h, w_ih, w_hh, b_ih, b_hh);
+    }
+    if (m.defined()) {
+      const Tensor mt = unsqueeze(select(m, 1, t), 1);
+      outs.push_back(where(mt, hn, zero));
+      h = where(mt, hn, h);
+      if (is_lstm) c = where(mt, cn, c);
+    } else {
+      outs.push_back(hn);
+      h = hn, c = cn;
+    }
+  }
+  Tensor out = stack(outs, 1);
+  if (is_lstm) return {out, h, c};
+  return {out, h};
+}
+
+bool step_kernels_cover(const RnnArgs& a) { return a.kernel == DType::Float32 && a.dims.batch > 0; }
+
+DeviceRnn device_setup(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& mask) {
+  const cpu::RnnDims d = a.dims;
+  DeviceRnn r;
+  r.x_tm = contiguous(permute(x, {1, 0, 2}));
+  if (mask.defined())
+    r.mask_tm = contiguous(astype(to_device(permute(mask.detach(), {1, 0}), x.device()), DType::Bool));
+  r.hs = Tensor::empty({d.steps + 1, d.batch, d.hidden}, DType::Float32, x.device());
+  cuda::copy_cast(a.op, select(r.hs, 0, 0), h0);
+  return r;
+}
+
+// x W_ih^T + b for every step at once: (S, B, G*H).
+Tensor input_projection(const DeviceRnn& r, const Tensor& w_ih, const Tensor& b) {
+  const Shape& xs = r.x_tm.shape();
+  Tensor gx = add(matmul(reshape(r.x_tm, {xs[0] * xs[1], xs[2]}), matrix_transpose(w_ih)), b);
+  return contiguous(reshape(gx, {xs[0], xs[1], w_ih.shape()[0]}));
+}
+
+// Step outputs (zeros at padded steps), batch-first, followed by the final states: the packed
+// result whose views the op returns.
+Tensor pack_outputs(const DeviceRnn& r, const Tensor& cs) {
+  const int64_t S = r.hs.shape()[0] - 1;
+  Tensor steps = slice(r.hs, 0, 1, S + 1);
+  if (r.mask_tm.defined()) steps = where(unsqueeze(r.mask_tm, 2), steps, scalar_tensor(0.0, DType::Float32));
+  std::vector<Tensor> parts{permute(steps, {1, 0, 2}), unsqueeze(select(r.hs, 0, S), 1)};
+  if (cs.defined()) parts.push_back(unsqueeze(select(cs, 0, S), 1));
+  return concatenate(parts, 1);
+}
+
+// Gradients of a packed output (B, S + k, H): each step's output (S, B, H), then h_T (and c_T).
+Tensor steps_grad(const Tensor& dout, int64_t S) { return contiguous(permute(slice(dout, 1, 0, S), {1, 0, 2})); }
+
+// dx (B, S, I) and dW_ih from the gradient of the input projection dgx (S * B, G*H).
+Tensor input_grad(const Tensor& dgx, const Tensor& w_ih, int64_t S, int64_t B) {
+  return contiguous(permute(reshape(matmul(dgx, w_ih), {S, B, w_ih.shape()[1]}), {1, 0, 2}));
+}
+
+std::vector<Tensor> device_lstm(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                const Tensor& w_ih, const Tensor& w_hh, const Tensor& b, const Tensor& mask) {
+  if (!step_kernels_cover(a)) return device_cell_loop(a, x, h0, c0, w_ih, w_hh, b, Tensor(), mask);
+  const int64_t B = a.dims.batch, S = a.dims.steps, H = a.dims.hidden, I = a.dims.input;
+  DeviceRnn r;
+  Tensor cs, gates, packed;
+  {
+    GradModeGuard no_grad(false);
+    r = device_setup(a, x, h0, mask);
+    cs = Tensor::empty({S + 1, B, H}, DType::Float32, x.device());
+    cuda::copy_cast(a.op, select(cs, 0, 0), c0);
+    gates = Tensor::empty({S, B, 4 * H}, DType::Float32, x.device());
+    cuda::lstm_sequence_forward(a.op, input_projection(r, w_ih, b), w_hh, r.mask_tm, r.hs, cs, gates);
+    packed = pack_outputs(r, cs);
+  }
+  if (needs_grad({&x, &h0, &c0, &w_ih, &w_hh, &b})) {
+    SavedTensor sw_ih(w_ih), sw_hh(w_hh);
+    const bool want[6] = {x.requires_grad(),    h0.requires_grad(),   c0.requires_grad(),
+                          w_ih.requires_grad(), w_hh.requires_grad(), b.requires_grad()};
+    record("lstm", {x, h0, c0, w_ih, w_hh, b}, packed, [=](const Tensor& g) -> std::vector<Tensor> {
+      refuse_double_backward("lstm", "a loop of lstm_cell");
+      GradModeGuard no_grad(false);
+      Tensor dout = contiguous(astype(g, DType::Float32));
+      Tensor dgates = Tensor::empty({S, B, 4 * H}, DType::Float32, dout.device());
+      Tensor dh0 = Tensor::empty({B, H}, DType::Float32, dout.device());
+      Tensor dc0 = Tensor::empty({B, H}, DType::Float32, dout.device());
+      cuda::lstm_sequence_backward("lstm", sw_hh.get(), r.mask_tm, gates, cs, steps_grad(dout, S),
+                                   contiguous(select(dout, 1, S)), contiguous(select(dout, 1, S + 1)), dgates, dh0,
+                                   dc0);
+      Tensor dg = reshape(dgates, {S * B, 4 * H});
+      Tensor dg_t = matrix_transpose(dg);
+      return {want[0] ? input_grad(dg, sw_ih.get(), S, B) : Tensor(),
+              want[1] ? dh0 : Tensor(),
+              want[2] ? dc0 : Tensor(),
+              want[3] ? matmul(dg_t, reshape(r.x_tm, {S * B, I})) : Tensor(),
+              want[4] ? matmul(dg_t, reshape(slice(r.hs, 0, 0, S), {S * B, H})) : Tensor(),
+              want[5] ? sum(dg, {0}) : Tensor()};
+    });
+  }
+  return {slice(packed, 1, 0, S), select(packed, 1, S), select(packed, 1, S + 1)};
+}
+
+std::vector<Tensor> device_gru(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
+                               const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh, const Tensor& mask) {
+  if (!step_kernels_cover(a)) return device_cell_loop(a, x, h0, Tensor(), w_ih, w_hh, b_ih, b_hh, mask);
+  const int64_t B = a.dims.batch, S = a.dims.steps, H = a.dims.hidden, I = a.dims.input;
+  DeviceRnn r;
+  Tensor saved, packed;
+  {
+    GradModeGuard no_grad(false);
+    r = device_setup(a, x, h0, mask);
+    saved = Tensor::empty({S, B, 4 * H}, DType::Float32, x.device());
+    cuda::gru_sequence_forward(a.op, input_projection(r, w_ih, b_ih), w_hh, b_hh, r.mask_tm, r.hs, saved);
+    packed = pack_outputs(r, Tensor());
+  }
+  if (needs_grad({&x, &h0, &w_ih, &w_hh, &b_ih, &b_hh})) {
+    SavedTensor sw_ih(w_ih), sw_hh(w_hh);
+    const bool want[6] = {x.requires_grad(),    h0.requires_grad(),   w_ih.requires_grad(),
+                          w_hh.requires_grad(), b_ih.requires_grad(), b_hh.requires_grad()};
+    record("gru", {x, h0, w_ih, w_hh, b_ih, b_hh}, packed, [=](const Tensor& g) -> std::vector<Tensor> {
+      refuse_double_backward("gru", "a loop of gru_cell");
+      GradModeGuard no_grad(false);
+      Tensor dout = contiguous(astype(g, DType::Float32));
+      Tensor dgx = Tensor::empty({S, B, 3 * H}, DType::Float32, dout.device());
+      Tensor dgh = Tensor::empty({S, B, 3 * H}, DType::Float32, dout.device());
+      Tensor dh0 = Tensor::empty({B, H}, DType::Float32, dout.device());
+      cuda::gru_sequence_backward("gru", sw_hh.get(), r.mask_tm, saved, r.hs, steps_grad(dout, S),
+                                  contiguous(select(dout, 1, S)), dgx, dgh, dh0);
+      Tensor dgx2 = reshape(dgx, {S * B, 3 * H}), dgh2 = reshape(dgh, {S * B, 3 * H});
+      return {want[0] ? input_grad(dgx2, sw_ih.get(), S, B) : Tensor(),
+              want[1] ? dh0 : Tensor(),
+              want[2] ? matmul(matrix_transpose(dgx2), reshape(r.x_tm, {S * B, I})) : Tensor(),
+              want[3] ? matmul(matrix_transpose(dgh2), reshape(slice(r.hs, 0, 0, S), {S * B, H})) : Tensor(),
+              want[4] ? sum(dgx2, {0}) : Tensor(),
+              want[5] ? sum(dgh2, {0}) : Tensor()};
+    });
+  }
+  return {slice(packed, 1, 0, S), select(packed, 1, S)};
+}
+
+}  // namespace
+#endif
+
 std::vector<Tensor> lstm(const Tensor& x_in, const Tensor& h0_in, const Tensor& c0_in, const Tensor& w_ih_in,
                          const Tensor& w_hh_in, const Tensor& b_in, const Tensor& mask_in) {
   RnnArgs a = check_args("lstm", 4, x_in, w_ih_in, w_hh_in, {{&h0_in, "h0"}, {&c0_in, "c0"}}, {{&b_in, "b"}},
@@ -101,7 +277,9 @@ std::vector<Tensor> lstm(const Tensor& x_in, const Tensor& h0_in, const Tensor& 
   const cpu::RnnDims d = a.dims;
   const int64_t B = d.batch, S = d.steps, H = d.hidden;
   Tensor x = prepare(x_in, kd), w_ih = prepare(w_ih_in, kd), w_hh = prepare(w_hh_in, kd), b = prepare(b_in, kd);
-  Tensor h0 = state_or_zeros(h0_in, a), c0 = state_or_zeros(c0_in, a), mask = mask_bytes(mask_in);
+  Tensor h0 = state_or_zeros(h0_in, a, x.device()), c0 = state_or_zeros(c0_in, a, x.device());
+  if (is_cuda(x.device())) LAMINA_CUDA_BRANCH("lstm", return cast_back(device_lstm(a, x, h0, c0, w_ih, w_hh, b, mask_in), a));
+  Tensor mask = mask_bytes(mask_in);
 
   Tensor gates = Tensor::empty({B, S, 4 * H}, kd), hprev = Tensor::empty({B, S, H}, kd);
   Tensor cells = Tensor::empty({B, S, H}, kd), packed = Tensor::empty({B, S + 2, H}, kd);
@@ -151,7 +329,9 @@ std::vector<Tensor> gru(const Tensor& x_in, const Tensor& h0_in, const Tensor& w
   const int64_t B = d.batch, S = d.steps, H = d.hidden;
   Tensor x = prepare(x_in, kd), w_ih = prepare(w_ih_in, kd), w_hh = prepare(w_hh_in, kd);
   Tensor b_ih = prepare(b_ih_in, kd), b_hh = prepare(b_hh_in, kd);
-  Tensor h0 = state_or_zeros(h0_in, a), mask = mask_bytes(mask_in);
+  Tensor h0 = state_or_zeros(h0_in, a, x.device());
+  if (is_cuda(x.device())) LAMINA_CUDA_BRANCH("gru", return cast_back(device_gru(a, x, h0, w_ih, w_hh, b_ih, b_hh, mask_in), a));
+  Tensor mask = mask_bytes(mask_in);
 
   Tensor gates = Tensor::empty({B, S, 3 * H}, kd), hn = Tensor::empty({B, S, H}, kd);
   Tensor hprev = Tensor::empty({B, S, H}, kd), packed = Tensor::empty({B, S + 1, H}, kd);

@@ -553,3 +553,99 @@ template cudaError_t attention_backward<__nv_bfloat16>(const AttentionArgs<__nv_
 template cudaError_t attention_backward<__half>(const AttentionArgs<__half>&, int, cudaStream_t);
 
 }  // namespace lamina::cuda
+
+// ---- op launchers ---------------------------------------------------------------------------
+// The library build wraps the launchers above around its tensors; the kernel lab includes this
+// file without the core headers, so this part is compiled only there.
+#if defined(LAMINA_HAVE_CUDA)
+#include <functional>
+
+#include "core/errors.h"
+#include "core/tensor.h"
+#include "kernels/launchers.h"
+#include "runtime/api.h"
+
+namespace lamina::cuda {
+
+namespace attn_host {
+
+template <class T>
+AttentionArgs<T> tensor_args(const char* name, const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                             bool causal) {
+  check<ValueError>(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3 && q.is_contiguous() && k.is_contiguous() &&
+                        v.is_contiguous() && k.shape() == v.shape() && q.shape()[0] == k.shape()[0] &&
+                        q.shape()[2] == k.shape()[2],
+                    name, ": the flash attention kernel takes contiguous q (heads, nq, D), k and v (heads, nk, D)");
+  check<ValueError>(q.shape()[0] <= 65535 && q.shape()[1] < (int64_t(1) << 30) && k.shape()[1] < (int64_t(1) << 30),
+                    name, ": the flash attention kernel takes at most 65535 heads and 2^30 positions");
+  AttentionArgs<T> a;
+  a.q = static_cast<const T*>(q.raw_data());
+  a.k = static_cast<const T*>(k.raw_data());
+  a.v = static_cast<const T*>(v.raw_data());
+  a.batch = int(q.shape()[0]), a.heads = 1, a.nq = int(q.shape()[1]), a.nk = int(k.shape()[1]);
+  a.scale = float(scale);
+  a.causal = causal;
+  return a;
+}
+
+// The kernels' preconditions are checked by the op; a violation here is a bug, not bad input.
+inline void launch(const char* name, const char* what, const std::function<cudaError_t()>& run) {
+  cudaError_t status;
+  try {
+    status = run();
+  } catch (const std::invalid_argument& e) {
+    throw ValueError(std::string(name) + ": " + e.what());
+  }
+  check_launch(status, name, what);
+}
+
+}  // namespace attn_host
+
+bool attention_fused_supported(DType dtype, int64_t head_dim) {
+  return (dtype == DType::BFloat16 || dtype == DType::Float16) && (head_dim == 64 || head_dim == 128);
+}
+
+void attention_forward(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                       const Tensor& v, double scale, bool causal) {
+  check<TypeError>(attention_fused_supported(q.dtype(), q.shape().back()) && k.dtype() == q.dtype() &&
+                       v.dtype() == q.dtype() && out.dtype() == q.dtype() && lse.dtype() == DType::Float32,
+                   name, ": the flash attention kernel takes bfloat16 or float16 q, k, v with D = 64 or 128");
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    AttentionArgs<T> a = attn_host::tensor_args<T>(name, q, k, v, scale, causal);
+    a.out = static_cast<T*>(out.raw_data());
+    a.lse = lse.data<float>();
+    attn_host::launch(name, "attention_forward_kernel launch",
+                      [&] { return lamina::cuda::attention_forward<T>(a, int(q.shape()[2]), current_stream()); });
+  };
+  if (q.dtype() == DType::BFloat16) run(__nv_bfloat16{});
+  else run(__half{});
+}
+
+void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
+                        const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& d_out,
+                        double scale, bool causal) {
+  check<TypeError>(attention_fused_supported(q.dtype(), q.shape().back()) && d_out.dtype() == q.dtype(), name,
+                   ": the flash attention backward kernel takes bfloat16 or float16 tensors with D = 64 or 128");
+  Tensor dq_accum = Tensor::empty(q.shape(), DType::Float32, q.device());
+  Tensor delta = Tensor::empty(lse.shape(), DType::Float32, q.device());
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    AttentionArgs<T> a = attn_host::tensor_args<T>(name, q, k, v, scale, causal);
+    a.o = static_cast<const T*>(out.raw_data());
+    a.d_o = static_cast<const T*>(d_out.raw_data());
+    a.lse = lse.data<float>();
+    a.dq = static_cast<T*>(dq.raw_data());
+    a.dk = static_cast<T*>(dk.raw_data());
+    a.dv = static_cast<T*>(dv.raw_data());
+    a.dq_accum = dq_accum.data<float>();
+    a.delta = delta.data<float>();
+    attn_host::launch(name, "attention_backward_kernel launch",
+                      [&] { return lamina::cuda::attention_backward<T>(a, int(q.shape()[2]), current_stream()); });
+  };
+  if (q.dtype() == DType::BFloat16) run(__nv_bfloat16{});
+  else run(__half{});
+}
+
+}  // namespace lamina::cuda
+#endif  // LAMINA_HAVE_CUDA

@@ -3,8 +3,9 @@
 //
 // Layouts: activations NHWC, x [N, H, W, C] and y [N, P, Q, K]; weights KRSC, w [K, R, S, C]
 // (output channel, filter row, filter column, input channel), so a weight row is one output
-// channel's whole filter, contiguous. P = (H + 2 pad_h - dil_h (R - 1) - 1) / stride_h + 1,
-// likewise Q. y is fp32 (bias and activation epilogues come with the runtime wiring).
+// channel's whole filter, contiguous. P = (H + pad_h + pad_h_end - dil_h (R - 1) - 1) / stride_h
+// + 1, likewise Q; the end (bottom/right) padding defaults to the start padding ('same' padding
+// can put one more row at the end). y is fp32 (bias and activation epilogues come with the runtime wiring).
 //
 // The three GEMMs (Kg: reduction length):
 //   forward  y[m, k]  = sum_{(r,s,c)} x[n, p sh - ph + r dh, q sw - pw + s dw, c] w[k, r, s, c]
@@ -22,10 +23,12 @@
 //       step i; padding and ragged edges are zero-filled with plain stores. Without kVec
 //       (e.g. C = 3, a network's first layer) the tiles are gathered element by element.
 //       Rows padded by 8 elements (ldmatrix rows in distinct banks). 20 KiB shared memory.
-//   conv2d_forward_fp32_kernel, conv2d_backward_input_kernel, conv2d_backward_weight_kernel
-//       fp32 FFMA implicit GEMMs, one shared body: 64 x 64 tile per 256 threads, 4 x 4 outputs
-//       per thread, Kg in steps of 16 through shared memory (exact fp32, no TF32).
-// Done: forward bf16 (mma) and fp32 (FFMA); input-grad and weight-grad in fp32 (FFMA). Not yet:
+//   conv2d_forward_fma_kernel, conv2d_backward_input_kernel, conv2d_backward_weight_kernel
+//       <float> / <double>: FFMA / DFMA implicit GEMMs, one shared body: 64 x 64 tile per 256
+//       threads, 4 x 4 outputs per thread, Kg in steps of 16 through shared memory (exact fp32,
+//       no TF32; fp64 for float64 tensors).
+// Done: forward bf16 (mma), fp32 and fp64 (FMA); input-grad and weight-grad in fp32 and fp64
+// (FMA). Not yet:
 // bf16 tensor-core dgrad/wgrad (same loaders, with the B operand transposed).
 // FLOPs: 2 N P Q K R S C for each of the three. Bytes (ideal): forward reads x once and w
 // once per M tile, ~(N H W C + ceil(M / 64) K R S C) * sizeof(T), writes N P Q K * 4; the
@@ -44,8 +47,13 @@ struct Conv2dShape {
   int n = 0, h = 0, w = 0, c = 0;  // input
   int k = 0, r = 0, s = 0;         // filters
   int pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
-  int out_h() const { return (h + 2 * pad_h - dil_h * (r - 1) - 1) / stride_h + 1; }
-  int out_w() const { return (w + 2 * pad_w - dil_w * (s - 1) - 1) / stride_w + 1; }
+  int pad_h_end = -1, pad_w_end = -1;  // -1: pad_h / pad_w
+  int out_h() const {
+    return (h + pad_h + (pad_h_end < 0 ? pad_h : pad_h_end) - dil_h * (r - 1) - 1) / stride_h + 1;
+  }
+  int out_w() const {
+    return (w + pad_w + (pad_w_end < 0 ? pad_w : pad_w_end) - dil_w * (s - 1) - 1) / stride_w + 1;
+  }
 };
 
 namespace device {
@@ -109,92 +117,95 @@ __device__ __forceinline__ void load_stage(const Geometry& g, const __nv_bfloat1
   }
 }
 
-// ---- fp32 FFMA implicit GEMM, shared by forward, dgrad and wgrad --------------------------
+// ---- fp32 / fp64 FMA implicit GEMM, shared by forward, dgrad and wgrad ----------------------
 
 constexpr int kFBM = 64, kFBN = 64, kFBK = 16, kFThreads = 256;
 
 // Each problem says what A(m, kg), B(kg, n) and the output element (m, n) are.
+template <class T>
 struct ForwardProblem {
   Geometry g;
-  const float* x;
-  const float* w;
-  float* y;
+  const T* x;
+  const T* w;
+  T* y;
   __device__ int m() const { return g.n * g.p * g.q; }
   __device__ int n() const { return g.k; }
   __device__ int kg() const { return g.r * g.s * g.c; }
-  __device__ float a(int m, int kg) const {
+  __device__ T a(int m, int kg) const {
     const int c = kg % g.c, tap = kg / g.c;
     size_t at;
-    return input_pixel(g, m, tap / g.s, tap % g.s, &at) ? x[at * g.c + c] : 0.0f;
+    return input_pixel(g, m, tap / g.s, tap % g.s, &at) ? x[at * g.c + c] : T(0);
   }
-  __device__ float b(int kg, int n) const { return w[size_t(n) * kg_stride() + kg]; }
+  __device__ T b(int kg, int n) const { return w[size_t(n) * kg_stride() + kg]; }
   __device__ int kg_stride() const { return g.r * g.s * g.c; }
-  __device__ float& out(int m, int n) const { return y[size_t(m) * g.k + n]; }
+  __device__ T& out(int m, int n) const { return y[size_t(m) * g.k + n]; }
 };
 
+template <class T>
 struct BackwardInputProblem {  // kg = (r, s, k), k fastest
   Geometry g;
-  const float* dy;
-  const float* w;
-  float* dx;
+  const T* dy;
+  const T* w;
+  T* dx;
   __device__ int m() const { return g.n * g.h * g.w; }
   __device__ int n() const { return g.c; }
   __device__ int kg() const { return g.r * g.s * g.k; }
-  __device__ float a(int m, int kg) const {
+  __device__ T a(int m, int kg) const {
     const int k = kg % g.k, tap = kg / g.k, s = tap % g.s, r = tap / g.s;
     const int iw = m % g.w, ih = m / g.w % g.h, n = m / (g.w * g.h);
     const int ph = ih + g.ph - r * g.dh, pw = iw + g.pw - s * g.dw;
-    if (ph < 0 || pw < 0 || ph % g.sh || pw % g.sw) return 0.0f;
+    if (ph < 0 || pw < 0 || ph % g.sh || pw % g.sw) return T(0);
     const int p = ph / g.sh, q = pw / g.sw;
-    if (p >= g.p || q >= g.q) return 0.0f;
+    if (p >= g.p || q >= g.q) return T(0);
     return dy[((size_t(n) * g.p + p) * g.q + q) * g.k + k];
   }
-  __device__ float b(int kg, int c) const {
+  __device__ T b(int kg, int c) const {
     const int k = kg % g.k, tap = kg / g.k;
     return w[(size_t(k) * g.r * g.s + tap) * g.c + c];
   }
-  __device__ float& out(int m, int c) const { return dx[size_t(m) * g.c + c]; }
+  __device__ T& out(int m, int c) const { return dx[size_t(m) * g.c + c]; }
 };
 
+template <class T>
 struct BackwardWeightProblem {  // m = output channel, n = (r, s, c), kg = output pixel
   Geometry g;
-  const float* dy;
-  const float* x;
-  float* dw;
+  const T* dy;
+  const T* x;
+  T* dw;
   __device__ int m() const { return g.k; }
   __device__ int n() const { return g.r * g.s * g.c; }
   __device__ int kg() const { return g.n * g.p * g.q; }
-  __device__ float a(int k, int pixel) const { return dy[size_t(pixel) * g.k + k]; }
-  __device__ float b(int pixel, int rsc) const {
+  __device__ T a(int k, int pixel) const { return dy[size_t(pixel) * g.k + k]; }
+  __device__ T b(int pixel, int rsc) const {
     const int c = rsc % g.c, tap = rsc / g.c;
     size_t at;
-    return input_pixel(g, pixel, tap / g.s, tap % g.s, &at) ? x[at * g.c + c] : 0.0f;
+    return input_pixel(g, pixel, tap / g.s, tap % g.s, &at) ? x[at * g.c + c] : T(0);
   }
-  __device__ float& out(int k, int rsc) const { return dw[size_t(k) * g.r * g.s * g.c + rsc]; }
+  __device__ T& out(int k, int rsc) const { return dw[size_t(k) * g.r * g.s * g.c + rsc]; }
 };
 
-template <class Problem>
-__device__ __forceinline__ void implicit_gemm_fp32(const Problem& pr) {
+template <class T, class Problem>
+__device__ __forceinline__ void implicit_gemm_fma(const Problem& pr) {
   constexpr int TM = 4, TN = 4;
-  __shared__ float as[kFBK][kFBM + 4];
-  __shared__ float bs[kFBK][kFBN + 4];
+  __shared__ T as[kFBK][kFBM + 4];
+  __shared__ T bs[kFBK][kFBN + 4];
   const int M = pr.m(), N = pr.n(), K = pr.kg();
   const int tid = threadIdx.x, tx = tid % (kFBN / TN), ty = tid / (kFBN / TN);
   const int m0 = blockIdx.y * kFBM, n0 = blockIdx.x * kFBN;
-  float acc[TM][TN] = {};
+  T acc[TM][TN] = {};
   for (int k0 = 0; k0 < K; k0 += kFBK) {
     for (int e = tid; e < kFBM * kFBK; e += kFThreads) {  // k fastest: contiguous channels
       const int m = e / kFBK, k = e % kFBK;
-      as[k][m] = m0 + m < M && k0 + k < K ? pr.a(m0 + m, k0 + k) : 0.0f;
+      as[k][m] = m0 + m < M && k0 + k < K ? pr.a(m0 + m, k0 + k) : T(0);
     }
     for (int e = tid; e < kFBK * kFBN; e += kFThreads) {  // n fastest
       const int k = e / kFBN, n = e % kFBN;
-      bs[k][n] = k0 + k < K && n0 + n < N ? pr.b(k0 + k, n0 + n) : 0.0f;
+      bs[k][n] = k0 + k < K && n0 + n < N ? pr.b(k0 + k, n0 + n) : T(0);
     }
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < kFBK; ++k) {
-      float a[TM], b[TN];
+      T a[TM], b[TN];
 #pragma unroll
       for (int i = 0; i < TM; ++i) a[i] = as[k][ty * TM + i];
 #pragma unroll
@@ -202,7 +213,7 @@ __device__ __forceinline__ void implicit_gemm_fp32(const Problem& pr) {
 #pragma unroll
       for (int i = 0; i < TM; ++i)
 #pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        for (int j = 0; j < TN; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
     }
     __syncthreads();
   }
@@ -277,19 +288,22 @@ __global__ void __launch_bounds__(conv::kThreads)
       }
 }
 
+template <class T>
 __global__ void __launch_bounds__(conv::kFThreads)
-    conv2d_forward_fp32_kernel(conv::ForwardProblem problem) {
-  conv::implicit_gemm_fp32(problem);
+    conv2d_forward_fma_kernel(conv::ForwardProblem<T> problem) {
+  conv::implicit_gemm_fma<T>(problem);
 }
 
+template <class T>
 __global__ void __launch_bounds__(conv::kFThreads)
-    conv2d_backward_input_kernel(conv::BackwardInputProblem problem) {
-  conv::implicit_gemm_fp32(problem);
+    conv2d_backward_input_kernel(conv::BackwardInputProblem<T> problem) {
+  conv::implicit_gemm_fma<T>(problem);
 }
 
+template <class T>
 __global__ void __launch_bounds__(conv::kFThreads)
-    conv2d_backward_weight_kernel(conv::BackwardWeightProblem problem) {
-  conv::implicit_gemm_fp32(problem);
+    conv2d_backward_weight_kernel(conv::BackwardWeightProblem<T> problem) {
+  conv::implicit_gemm_fma<T>(problem);
 }
 
 }  // namespace device
@@ -334,20 +348,21 @@ inline cudaError_t conv2d_forward(const Conv2dShape& s, const __nv_bfloat16* x,
                      smem, stream, g, x, w, y);
 }
 
-// y (fp32) = conv2d(x, w), fp32 FFMA.
-inline cudaError_t conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y,
+// y = conv2d(x, w) in T (float: FFMA, double: DFMA).
+template <class T>
+inline cudaError_t conv2d_forward(const Conv2dShape& s, const T* x, const T* w, T* y,
                                   cudaStream_t stream = nullptr) {
   conv_host::require_shape("conv2d_forward", s);
   conv_host::require(x && w && y, "conv2d_forward", "x, w and y are required");
-  const device::conv::ForwardProblem pr{device::conv::geometry(s), x, w, y};
-  return simt_launch(device::conv2d_forward_fp32_kernel,
+  const device::conv::ForwardProblem<T> pr{device::conv::geometry(s), x, w, y};
+  return simt_launch(device::conv2d_forward_fma_kernel<T>,
                      conv_host::grid(s.n * pr.g.p * pr.g.q, s.k, device::conv::kFBM, device::conv::kFBN),
                      dim3(device::conv::kFThreads), 0, stream, pr);
 }
 
-// dx and/or dw (either may be null) from dy, fp32. Returns the first launch error.
-inline cudaError_t conv2d_backward(const Conv2dShape& s, const float* x, const float* w,
-                                   const float* dy, float* dx, float* dw,
+// dx and/or dw (either may be null) from dy, in T. Returns the first launch error.
+template <class T>
+inline cudaError_t conv2d_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
                                    cudaStream_t stream = nullptr) {
   conv_host::require_shape("conv2d_backward", s);
   conv_host::require(dy && (dx || dw), "conv2d_backward", "dy and one of dx, dw are required");
@@ -356,20 +371,110 @@ inline cudaError_t conv2d_backward(const Conv2dShape& s, const float* x, const f
   const device::conv::Geometry g = device::conv::geometry(s);
   const dim3 block(device::conv::kFThreads);
   if (dx) {
-    const device::conv::BackwardInputProblem pr{g, dy, w, dx};
+    const device::conv::BackwardInputProblem<T> pr{g, dy, w, dx};
     const cudaError_t e = simt_launch(
-        device::conv2d_backward_input_kernel,
+        device::conv2d_backward_input_kernel<T>,
         conv_host::grid(s.n * s.h * s.w, s.c, device::conv::kFBM, device::conv::kFBN), block, 0,
         stream, pr);
     if (e != cudaSuccess) return e;
   }
   if (dw) {
-    const device::conv::BackwardWeightProblem pr{g, dy, x, dw};
-    return simt_launch(device::conv2d_backward_weight_kernel,
+    const device::conv::BackwardWeightProblem<T> pr{g, dy, x, dw};
+    return simt_launch(device::conv2d_backward_weight_kernel<T>,
                        conv_host::grid(s.k, s.r * s.s * s.c, device::conv::kFBM, device::conv::kFBN),
                        block, 0, stream, pr);
   }
   return cudaSuccess;
 }
 
+// The instantiations the library uses, so that the device build compiles every kernel.
+template cudaError_t conv2d_forward<float>(const Conv2dShape&, const float*, const float*, float*, cudaStream_t);
+template cudaError_t conv2d_forward<double>(const Conv2dShape&, const double*, const double*, double*, cudaStream_t);
+template cudaError_t conv2d_backward<float>(const Conv2dShape&, const float*, const float*, const float*, float*,
+                                            float*, cudaStream_t);
+template cudaError_t conv2d_backward<double>(const Conv2dShape&, const double*, const double*, const double*,
+                                             double*, double*, cudaStream_t);
+
 }  // namespace lamina::cuda
+
+// ---- op launchers ---------------------------------------------------------------------------
+// The library build wraps the fp32 launchers around its tensors; the kernel lab includes this
+// file without the core headers, so this part is compiled only there.
+#if defined(LAMINA_HAVE_CUDA)
+#include <functional>
+
+#include "core/errors.h"
+#include "core/tensor.h"
+#include "cpu/conv.h"
+#include "kernels/launchers.h"
+#include "runtime/api.h"
+
+namespace lamina::cuda {
+
+namespace conv_host {
+
+// One group of `g` as the kernels' shape: C and Co are per group. The end padding is the
+// smallest that gives g's output size (any padding that gives it computes the same values).
+inline Conv2dShape group_shape(const char* name, const cpu::ConvGeometry& g) {
+  const int64_t limit = int64_t(1) << 30;
+  for (int64_t v : {g.N, g.C, g.H, g.W, g.Co, g.kh, g.kw, g.OH, g.OW, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
+                    g.dil_h, g.dil_w})
+    check<ValueError>(v < limit, name, ": a size or parameter of 2^30 or more is too large for the CUDA conv kernels");
+  Conv2dShape s;
+  s.n = int(g.N), s.h = int(g.H), s.w = int(g.W), s.c = int(g.C / g.groups);
+  s.k = int(g.Co / g.groups), s.r = int(g.kh), s.s = int(g.kw);
+  s.pad_h = int(g.pad_top), s.pad_w = int(g.pad_left);
+  s.stride_h = int(g.stride_h), s.stride_w = int(g.stride_w), s.dil_h = int(g.dil_h), s.dil_w = int(g.dil_w);
+  const int64_t end_h = (g.OH - 1) * g.stride_h + g.dil_h * (g.kh - 1) + 1 - g.H - g.pad_top;
+  const int64_t end_w = (g.OW - 1) * g.stride_w + g.dil_w * (g.kw - 1) + 1 - g.W - g.pad_left;
+  s.pad_h_end = int(std::max<int64_t>(end_h, 0)), s.pad_w_end = int(std::max<int64_t>(end_w, 0));
+  const double pixels = double(s.n) * std::max(double(s.h) * s.w, double(g.OH) * g.OW);
+  check<ValueError>(pixels * std::max(s.c, s.k) < 2147483647.0 && double(s.r) * s.s * s.c * s.k < 2147483647.0,
+                    name, ": tensors of 2^31 or more elements are too large for the CUDA conv kernels");
+  return s;
+}
+
+inline void launched(const char* name, const char* kernel, const std::function<cudaError_t()>& run) {
+  cudaError_t status;
+  try {
+    status = run();
+  } catch (const std::invalid_argument& e) {
+    throw ValueError(std::string(name) + ": " + e.what());
+  }
+  check_launch(status, name, kernel);
+}
+
+template <class F>
+void visit_float(const char* name, DType t, F fn) {
+  if (t == DType::Float32) return fn(float{});
+  if (t == DType::Float64) return fn(double{});
+  throw TypeError(std::string(name) + ": the CUDA conv kernels take float32 or float64, got " + dtype_name(t));
+}
+
+}  // namespace conv_host
+
+void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
+                         const Tensor& w) {
+  const Conv2dShape s = conv_host::group_shape(name, g);
+  conv_host::visit_float(name, y.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    conv_host::launched(name, "conv2d_forward_fma_kernel launch", [&] {
+      return conv2d_forward<T>(s, x.data<T>(), w.data<T>(), y.data<T>(), current_stream());
+    });
+  });
+}
+
+void conv2d_backward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
+                          const Tensor& x, const Tensor& w, const Tensor& dy) {
+  const Conv2dShape s = conv_host::group_shape(name, g);
+  conv_host::visit_float(name, dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    conv_host::launched(name, "conv2d backward kernel launch", [&] {
+      return conv2d_backward<T>(s, dw ? x.data<T>() : nullptr, dx ? w.data<T>() : nullptr, dy.data<T>(),
+                                dx ? dx->data<T>() : nullptr, dw ? dw->data<T>() : nullptr, current_stream());
+    });
+  });
+}
+
+}  // namespace lamina::cuda
+#endif  // LAMINA_HAVE_CUDA

@@ -8,8 +8,10 @@
 #include "core/random.h"
 #include "core/tensor.h"
 #include "cpu/binary.h"
+#include "cpu/conv.h"
 #include "cpu/gemm.h"
 #include "cpu/optim.h"
+#include "cpu/pool.h"
 #include "cpu/unary.h"
 
 namespace lamina::cuda {
@@ -115,5 +117,59 @@ void take(const char* name, const Tensor& out, const Tensor& a, const Tensor& id
 void index_add(const char* name, const Tensor& out, const Tensor& idx, const Tensor& src, int64_t axis);
 void gather(const char* name, const Tensor& out, const Tensor& a, const Tensor& index, int64_t axis);
 void scatter_add(const char* name, const Tensor& out, const Tensor& index, const Tensor& src, int64_t axis);
+
+}  // namespace lamina::cuda
+
+// ---- fused families: attention.cu, recurrent.cu, conv.cu ----------------------------------
+namespace lamina::cuda {
+
+// attention.cu: flash attention on tensor cores. q (heads, nq, D), k and v (heads, nk, D),
+// contiguous, 16-byte aligned, all bfloat16 or all float16, D = 64 or 128; out like q; lse
+// (heads, nq) float32, saved for the backward pass. causal is top-left aligned.
+bool attention_fused_supported(DType dtype, int64_t head_dim);
+void attention_forward(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                       const Tensor& v, double scale, bool causal);
+// dq, dk, dv (q's dtype, contiguous) from d_out (contiguous, aligned) and the saved out, lse.
+void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
+                        const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& d_out,
+                        double scale, bool causal);
+
+// recurrent.cu: whole sequences, time-major, float32, contiguous; one fused step kernel per
+// time step. gates_x (S, B, G*H) = x W_ih^T + b for every step; hs, cs (S + 1, B, H) with
+// hs[0], cs[0] filled with the initial state; saved gates (S, B, 4H); mask (S, B) bool or
+// undefined (a false step keeps the state). G = 4 (LSTM) or 3 (GRU).
+void lstm_sequence_forward(const char* name, const Tensor& gates_x, const Tensor& w_hh, const Tensor& mask,
+                           const Tensor& hs, const Tensor& cs, const Tensor& gates);
+// d_steps (S, B, H): gradient of each step's output; dh_last, dc_last (B, H): of h_T, c_T.
+// Writes dgates (S, B, 4H) (pre-activation), dh0 and dc0 (B, H).
+void lstm_sequence_backward(const char* name, const Tensor& w_hh, const Tensor& mask, const Tensor& gates,
+                            const Tensor& cs, const Tensor& d_steps, const Tensor& dh_last, const Tensor& dc_last,
+                            const Tensor& dgates, const Tensor& dh0, const Tensor& dc0);
+void gru_sequence_forward(const char* name, const Tensor& gates_x, const Tensor& w_hh, const Tensor& b_hh,
+                          const Tensor& mask, const Tensor& hs, const Tensor& saved);
+// Writes dgx (S, B, 3H) (gradient of gates_x), dgh (S, B, 3H) (of h W_hh^T + b_hh) and dh0.
+void gru_sequence_backward(const char* name, const Tensor& w_hh, const Tensor& mask, const Tensor& saved,
+                           const Tensor& hs, const Tensor& d_steps, const Tensor& dh_last, const Tensor& dgx,
+                           const Tensor& dgh, const Tensor& dh0);
+
+// conv.cu: one group of a conv2d (g.C / g.groups input and g.Co / g.groups output channels)
+// through the FMA implicit-GEMM kernels, channels-last: x (N, H, W, C), w (Co, kh, kw, C),
+// y and dy (N, OH, OW, Co), all contiguous, non-empty, float32 or all float64. dx, dw may be
+// null.
+void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
+                         const Tensor& w);
+void conv2d_backward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
+                          const Tensor& x, const Tensor& w, const Tensor& dy);
+
+// pool.cu: 2-D max / average pooling over contiguous NCHW float32 or float64 tensors, with
+// the CPU's windows (cpu/pool.h); indices int64, as cpu::max_pool2d_forward saves them.
+void max_pool2d_forward(const char* name, const cpu::PoolGeometry& g, const Tensor& out, const Tensor& indices,
+                        const Tensor& x);
+void max_pool2d_backward(const char* name, const cpu::PoolGeometry& g, const Tensor& dx, const Tensor& grad_out,
+                         const Tensor& indices);
+void avg_pool2d_forward(const char* name, const cpu::PoolGeometry& g, const Tensor& out, const Tensor& x,
+                        bool count_include_pad);
+void avg_pool2d_backward(const char* name, const cpu::PoolGeometry& g, const Tensor& dx, const Tensor& grad_out,
+                         bool count_include_pad);
 
 }  // namespace lamina::cuda

@@ -10,6 +10,9 @@
 // reductions over the dgates of all steps, done by the caller after the loop.
 //
 // Layouts: row-major, batch-major. H = hidden size.
+//   mask [B] bytes of this step, or null: a row whose byte is 0 is a padded step. It keeps its
+//         state (h = h_prev, c = c_prev, saved gates 0); backward gives it zero gate gradients
+//         and passes dh (through dh_carry) and dc straight to the previous step.
 //   LSTM: gates_x [B, 4H] (order i, f, g, o; both biases folded in), w_hh [4H, H],
 //         h, c [B, H], saved gates [B, 4H] = (i, f, g, o) after the nonlinearities.
 //         c_t = f c_{t-1} + i g,  h_t = o tanh(c_t).
@@ -35,6 +38,7 @@
 // come later. Predicted latency: cuda/kernels/README.md.
 #include <math.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -51,6 +55,7 @@ struct LstmForwardArgs {
   float* h = nullptr;              // [B, H]
   float* c = nullptr;              // [B, H]
   float* gates = nullptr;          // [B, 4H] saved for the backward step
+  const uint8_t* mask = nullptr;   // [B] or null
 };
 
 struct LstmBackwardArgs {
@@ -64,6 +69,9 @@ struct LstmBackwardArgs {
   const float* dc_next = nullptr;      // dL/dc_t carried from step t+1, or null
   float* dgates = nullptr;             // [B, 4H] pre-activation gradients of step t
   float* dc_prev = nullptr;            // [B, H]
+  const uint8_t* mask = nullptr;       // [B] or null
+  const float* dh_carry_next = nullptr;  // dL/dh_t that bypasses W_hh (a padded step t+1, or dh_T), or null
+  float* dh_carry = nullptr;           // [B, H] or null: dh_t for padded rows, 0 for the others
 };
 
 struct GruForwardArgs {
@@ -74,6 +82,7 @@ struct GruForwardArgs {
   const float* h_prev = nullptr;   // [B, H]
   float* h = nullptr;              // [B, H]
   float* saved = nullptr;          // [B, 4H]: r, z, n, hn
+  const uint8_t* mask = nullptr;   // [B] or null
 };
 
 struct GruBackwardArgs {
@@ -86,7 +95,8 @@ struct GruBackwardArgs {
   const float* dh_carry_next = nullptr;  // dh_{t+1} * z_{t+1}, or null at the last step
   float* dgx = nullptr;                  // [B, 3H]: gradient of gates_x (and of b_ih)
   float* dgh = nullptr;                  // [B, 3H]: gradient of h W_hh^T + b_hh
-  float* dh_carry = nullptr;             // [B, H]: dh_t * z_t
+  float* dh_carry = nullptr;             // [B, H]: dh_t * z_t (dh_t for a padded row)
+  const uint8_t* mask = nullptr;         // [B] or null
 };
 
 namespace device {
@@ -157,14 +167,20 @@ __global__ void __launch_bounds__(rnn::kThreads) lstm_forward_kernel(LstmForward
   float a[4];
   rnn::gate_products<4>(a, p.h_prev, p.w_hh, p.batch, H);
   if (b >= p.batch || j >= H) return;  // after the last barrier
+  const size_t at = size_t(b) * H + j;
+  float* saved = p.gates + size_t(b) * 4 * H;
+  if (p.mask && !p.mask[b]) {
+    p.c[at] = p.c_prev[at];
+    p.h[at] = p.h_prev[at];
+    saved[j] = saved[H + j] = saved[2 * H + j] = saved[3 * H + j] = 0.0f;
+    return;
+  }
   const float* gx = p.gates_x + size_t(b) * 4 * H;
   const float i = rnn::sigmoid(gx[j] + a[0]), f = rnn::sigmoid(gx[H + j] + a[1]);
   const float g = tanhf(gx[2 * H + j] + a[2]), o = rnn::sigmoid(gx[3 * H + j] + a[3]);
-  const size_t at = size_t(b) * H + j;
   const float c = f * p.c_prev[at] + i * g;
   p.c[at] = c;
   p.h[at] = o * tanhf(c);
-  float* saved = p.gates + size_t(b) * 4 * H;
   saved[j] = i, saved[H + j] = f, saved[2 * H + j] = g, saved[3 * H + j] = o;
 }
 
@@ -175,12 +191,21 @@ __global__ void __launch_bounds__(rnn::kThreads) lstm_backward_kernel(LstmBackwa
   const float recurrent = p.dgates_next ? rnn::transposed_product<4>(p.dgates_next, p.w_hh, p.batch, H) : 0.0f;
   if (b >= p.batch || j >= H) return;
   const size_t at = size_t(b) * H + j;
+  const bool live = !p.mask || p.mask[b];
+  const float dh = recurrent + (p.dh_carry_next ? p.dh_carry_next[at] : 0.0f) +
+                   (live && p.dh_out ? p.dh_out[at] : 0.0f);
+  const float dc_next = p.dc_next ? p.dc_next[at] : 0.0f;
+  float* d = p.dgates + size_t(b) * 4 * H;
+  if (p.dh_carry) p.dh_carry[at] = live ? 0.0f : dh;
+  if (!live) {
+    d[j] = d[H + j] = d[2 * H + j] = d[3 * H + j] = 0.0f;
+    p.dc_prev[at] = dc_next;
+    return;
+  }
   const float* s = p.gates + size_t(b) * 4 * H;
   const float i = s[j], f = s[H + j], g = s[2 * H + j], o = s[3 * H + j];
-  const float dh = recurrent + (p.dh_out ? p.dh_out[at] : 0.0f);
   const float tc = tanhf(p.c[at]);
-  const float dc = (p.dc_next ? p.dc_next[at] : 0.0f) + dh * o * (1.0f - tc * tc);
-  float* d = p.dgates + size_t(b) * 4 * H;
+  const float dc = dc_next + dh * o * (1.0f - tc * tc);
   d[j] = dc * g * i * (1.0f - i);
   d[H + j] = dc * p.c_prev[at] * f * (1.0f - f);
   d[2 * H + j] = dc * i * (1.0f - g * g);
@@ -194,6 +219,13 @@ __global__ void __launch_bounds__(rnn::kThreads) gru_forward_kernel(GruForwardAr
   float a[3];
   rnn::gate_products<3>(a, p.h_prev, p.w_hh, p.batch, H);
   if (b >= p.batch || j >= H) return;
+  if (p.mask && !p.mask[b]) {
+    const size_t at = size_t(b) * H + j;
+    float* saved = p.saved + size_t(b) * 4 * H;
+    p.h[at] = p.h_prev[at];
+    saved[j] = saved[H + j] = saved[2 * H + j] = saved[3 * H + j] = 0.0f;
+    return;
+  }
   const float* gx = p.gates_x + size_t(b) * 3 * H;
   const float r = rnn::sigmoid(gx[j] + a[0] + p.b_hh[j]);
   const float z = rnn::sigmoid(gx[H + j] + a[1] + p.b_hh[H + j]);
@@ -211,15 +243,22 @@ __global__ void __launch_bounds__(rnn::kThreads) gru_backward_kernel(GruBackward
   const float recurrent = p.dgh_next ? rnn::transposed_product<3>(p.dgh_next, p.w_hh, p.batch, H) : 0.0f;
   if (b >= p.batch || j >= H) return;
   const size_t at = size_t(b) * H + j;
-  const float dh = recurrent + (p.dh_out ? p.dh_out[at] : 0.0f) +
+  const bool live = !p.mask || p.mask[b];
+  const float dh = recurrent + (live && p.dh_out ? p.dh_out[at] : 0.0f) +
                    (p.dh_carry_next ? p.dh_carry_next[at] : 0.0f);
+  float* dgx = p.dgx + size_t(b) * 3 * H;
+  float* dgh = p.dgh + size_t(b) * 3 * H;
+  if (!live) {
+    dgx[j] = dgx[H + j] = dgx[2 * H + j] = 0.0f;
+    dgh[j] = dgh[H + j] = dgh[2 * H + j] = 0.0f;
+    p.dh_carry[at] = dh;
+    return;
+  }
   const float* s = p.saved + size_t(b) * 4 * H;
   const float r = s[j], z = s[H + j], n = s[2 * H + j], hn = s[3 * H + j];
   const float dan = dh * (1.0f - z) * (1.0f - n * n);       // through n = tanh(.)
   const float dar = dan * hn * r * (1.0f - r);
   const float daz = dh * (p.h_prev[at] - n) * z * (1.0f - z);
-  float* dgx = p.dgx + size_t(b) * 3 * H;
-  float* dgh = p.dgh + size_t(b) * 3 * H;
   dgx[j] = dgh[j] = dar;
   dgx[H + j] = dgh[H + j] = daz;
   dgx[2 * H + j] = dan;
@@ -310,3 +349,129 @@ inline cudaError_t recurrent_hidden_backward(int batch, int hidden, int gates, c
 }
 
 }  // namespace lamina::cuda
+
+// ---- op launchers ---------------------------------------------------------------------------
+// The library build runs whole sequences over time-major tensors; the kernel lab includes this
+// file without the core headers, so this part is compiled only there.
+#if defined(LAMINA_HAVE_CUDA)
+#include "core/errors.h"
+#include "core/tensor.h"
+#include "kernels/launchers.h"
+#include "runtime/api.h"
+
+namespace lamina::cuda {
+
+namespace rnn_host {
+
+inline const float* step(const Tensor& t, int64_t s) {
+  return t.data<float>() + s * t.numel() / t.shape()[0];
+}
+inline float* step_out(const Tensor& t, int64_t s) { return t.data<float>() + s * t.numel() / t.shape()[0]; }
+inline const uint8_t* mask_step(const Tensor& mask, int64_t s) {
+  return mask.defined() ? mask.data<uint8_t>() + s * mask.shape()[1] : nullptr;
+}
+
+// Batch and hidden size of a time-major state (steps + 1, batch, hidden), checked once.
+inline void check_sizes(const char* name, const Tensor& states, const Tensor& mask) {
+  check<ValueError>(states.shape()[1] < (int64_t(1) << 30) && states.shape()[2] < (int64_t(1) << 30) &&
+                        (states.shape()[1] + device::rnn::kRows - 1) / device::rnn::kRows <= 65535,
+                    name, ": batch or hidden size too large for the CUDA recurrent kernels");
+  check<TypeError>(!mask.defined() || (mask.dtype() == DType::Bool && mask.is_contiguous()), name,
+                   ": the CUDA recurrent kernels take a contiguous bool mask");
+}
+
+inline void launched(const char* name, const char* kernel, cudaError_t status) { check_launch(status, name, kernel); }
+
+}  // namespace rnn_host
+
+void lstm_sequence_forward(const char* name, const Tensor& gates_x, const Tensor& w_hh, const Tensor& mask,
+                           const Tensor& hs, const Tensor& cs, const Tensor& gates) {
+  rnn_host::check_sizes(name, hs, mask);
+  const int64_t S = gates_x.shape()[0];
+  LstmForwardArgs a;
+  a.batch = int(hs.shape()[1]), a.hidden = int(hs.shape()[2]);
+  a.w_hh = w_hh.data<float>();
+  for (int64_t t = 0; t < S; ++t) {
+    a.gates_x = rnn_host::step(gates_x, t);
+    a.h_prev = rnn_host::step(hs, t), a.c_prev = rnn_host::step(cs, t);
+    a.h = rnn_host::step_out(hs, t + 1), a.c = rnn_host::step_out(cs, t + 1);
+    a.gates = rnn_host::step_out(gates, t);
+    a.mask = rnn_host::mask_step(mask, t);
+    rnn_host::launched(name, "lstm_forward_kernel launch", lstm_forward(a, current_stream()));
+  }
+}
+
+void lstm_sequence_backward(const char* name, const Tensor& w_hh, const Tensor& mask, const Tensor& gates,
+                            const Tensor& cs, const Tensor& d_steps, const Tensor& dh_last, const Tensor& dc_last,
+                            const Tensor& dgates, const Tensor& dh0, const Tensor& dc0) {
+  rnn_host::check_sizes(name, cs, mask);
+  const int64_t S = gates.shape()[0], B = cs.shape()[1], H = cs.shape()[2];
+  // Carries alternate between two buffers: step t reads what step t + 1 wrote.
+  Tensor dh_carry = Tensor::empty({2, B, H}, DType::Float32, cs.device());
+  Tensor dc = Tensor::empty({2, B, H}, DType::Float32, cs.device());
+  LstmBackwardArgs a;
+  a.batch = int(B), a.hidden = int(H);
+  a.w_hh = w_hh.data<float>();
+  for (int64_t t = S - 1; t >= 0; --t) {
+    const bool last = t == S - 1;
+    a.gates = rnn_host::step(gates, t);
+    a.c_prev = rnn_host::step(cs, t), a.c = rnn_host::step(cs, t + 1);
+    a.dh_out = rnn_host::step(d_steps, t);
+    a.dgates_next = last ? nullptr : rnn_host::step(dgates, t + 1);
+    a.dh_carry_next = last ? dh_last.data<float>() : rnn_host::step(dh_carry, (t + 1) % 2);
+    a.dc_next = last ? dc_last.data<float>() : rnn_host::step(dc, (t + 1) % 2);
+    a.dgates = rnn_host::step_out(dgates, t);
+    a.dh_carry = rnn_host::step_out(dh_carry, t % 2);
+    a.dc_prev = t == 0 ? dc0.data<float>() : rnn_host::step_out(dc, t % 2);
+    a.mask = rnn_host::mask_step(mask, t);
+    rnn_host::launched(name, "lstm_backward_kernel launch", lstm_backward(a, current_stream()));
+  }
+  rnn_host::launched(name, "recurrent_hidden_backward_kernel launch",
+                     recurrent_hidden_backward(int(B), int(H), 4, dgates.data<float>(), w_hh.data<float>(),
+                                               rnn_host::step(dh_carry, 0), dh0.data<float>(), current_stream()));
+}
+
+void gru_sequence_forward(const char* name, const Tensor& gates_x, const Tensor& w_hh, const Tensor& b_hh,
+                          const Tensor& mask, const Tensor& hs, const Tensor& saved) {
+  rnn_host::check_sizes(name, hs, mask);
+  const int64_t S = gates_x.shape()[0];
+  GruForwardArgs a;
+  a.batch = int(hs.shape()[1]), a.hidden = int(hs.shape()[2]);
+  a.w_hh = w_hh.data<float>(), a.b_hh = b_hh.data<float>();
+  for (int64_t t = 0; t < S; ++t) {
+    a.gates_x = rnn_host::step(gates_x, t);
+    a.h_prev = rnn_host::step(hs, t), a.h = rnn_host::step_out(hs, t + 1);
+    a.saved = rnn_host::step_out(saved, t);
+    a.mask = rnn_host::mask_step(mask, t);
+    rnn_host::launched(name, "gru_forward_kernel launch", gru_forward(a, current_stream()));
+  }
+}
+
+void gru_sequence_backward(const char* name, const Tensor& w_hh, const Tensor& mask, const Tensor& saved,
+                           const Tensor& hs, const Tensor& d_steps, const Tensor& dh_last, const Tensor& dgx,
+                           const Tensor& dgh, const Tensor& dh0) {
+  rnn_host::check_sizes(name, hs, mask);
+  const int64_t S = saved.shape()[0], B = hs.shape()[1], H = hs.shape()[2];
+  Tensor dh_carry = Tensor::empty({2, B, H}, DType::Float32, hs.device());
+  GruBackwardArgs a;
+  a.batch = int(B), a.hidden = int(H);
+  a.w_hh = w_hh.data<float>();
+  for (int64_t t = S - 1; t >= 0; --t) {
+    const bool last = t == S - 1;
+    a.saved = rnn_host::step(saved, t);
+    a.h_prev = rnn_host::step(hs, t);
+    a.dh_out = rnn_host::step(d_steps, t);
+    a.dgh_next = last ? nullptr : rnn_host::step(dgh, t + 1);
+    a.dh_carry_next = last ? dh_last.data<float>() : rnn_host::step(dh_carry, (t + 1) % 2);
+    a.dgx = rnn_host::step_out(dgx, t), a.dgh = rnn_host::step_out(dgh, t);
+    a.dh_carry = rnn_host::step_out(dh_carry, t % 2);
+    a.mask = rnn_host::mask_step(mask, t);
+    rnn_host::launched(name, "gru_backward_kernel launch", gru_backward(a, current_stream()));
+  }
+  rnn_host::launched(name, "recurrent_hidden_backward_kernel launch",
+                     recurrent_hidden_backward(int(B), int(H), 3, dgh.data<float>(), w_hh.data<float>(),
+                                               rnn_host::step(dh_carry, 0), dh0.data<float>(), current_stream()));
+}
+
+}  // namespace lamina::cuda
+#endif  // LAMINA_HAVE_CUDA

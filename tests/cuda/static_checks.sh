@@ -299,7 +299,7 @@ else
     check "$arch: conv2d bf16 (gathered path): HMMA.16816.F32.BF16, LDSM.x4" \
       eval 'has "HMMA\.16816\.F32\.BF16" "$conv_gather" && has "LDSM\.16\.M88\.4" "$conv_gather"'
     check "$arch: conv2d fp32 kernels are FFMA on shared-memory loads" \
-      eval 'ffma_from_shared "$(sass_in "$out/sass.conv.$arch.txt" conv2d_forward_fp32_kernel)"'
+      eval 'ffma_from_shared "$(sass_in "$out/sass.conv.$arch.txt" conv2d_forward_fma_kernelIfE)"'
   done
 fi
 
