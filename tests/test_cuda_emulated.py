@@ -11,29 +11,15 @@ agree within one bfloat16 rounding step (2^-8 relative): both sides multiply the
 bf16 values and accumulate in fp32 or better, then round to bf16 once.
 """
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import lamina as lm
 
-HAVE_CUDA = lm.cuda.is_available()
-needs_cuda = pytest.mark.skipif(
-    not HAVE_CUDA and not os.environ.get("LAMINA_EXPECT_CUDA"),
-    reason="this build of Lamina has no CUDA backend (scripts/test_cuda_emulated.sh builds one)",
-)
+from cuda_testing import close as _close, needs_cuda, run_seeded
+from cuda_testing import uniform as _data
 
 RTOL = 1e-5
-
-
-def _close(got, want, rtol=RTOL, what=""):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    scale = max(np.max(np.abs(want)) if want.size else 0.0, 1e-30)
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
 def _run(fn, arrays, device, grad):
@@ -46,10 +32,6 @@ def _run(fn, arrays, device, grad):
         lm.sum(out * w).backward()
         result += [x.grad.cpu().numpy() for x in xs if x.requires_grad]
     return result
-
-
-def _data(shape, seed, low=-2.0, high=2.0, dtype=np.float32):
-    return np.random.default_rng(seed).uniform(low, high, shape).astype(dtype)
 
 
 # name, fn, input shapes, input range, differentiable
@@ -221,16 +203,9 @@ def seed_workload():
 @needs_cuda
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_kernels_under_thread_order_seeds(seed):
-    # The emulator reads SIMT_SEED once per process: each seed gets its own.
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lm.__file__)))
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, SIMT_SEED=str(seed), PYTHONPATH=path)
-    code = "import test_cuda_emulated as t; t.seed_workload()"
-    done = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(__file__), env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    worst = float(done.stdout.split("worst")[-1])
-    assert worst < 2.0**-8, done.stdout  # the bf16 GEMM bounds the error; fp32 kernels are far below
+    stdout = run_seeded("test_cuda_emulated", "seed_workload", seed)
+    worst = float(stdout.split("worst")[-1])
+    assert worst < 2.0**-8, stdout  # the bf16 GEMM bounds the error; fp32 kernels are far below
 
 
 @pytest.mark.skipif(lm.cuda.built, reason="the backend is built")

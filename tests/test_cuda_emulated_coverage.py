@@ -22,21 +22,13 @@ thread orders. Scatter-adds use float atomics, so their sums are compared with t
 tolerance, not bitwise.
 """
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import lamina as lm
 import test_fuzz_ops as fuzz
 
-HAVE_CUDA = lm.cuda.is_available()
-needs_cuda = pytest.mark.skipif(
-    not HAVE_CUDA and not os.environ.get("LAMINA_EXPECT_CUDA"),
-    reason="this build of Lamina has no CUDA backend (scripts/test_cuda_emulated.sh builds one)",
-)
+from cuda_testing import needs_cuda, run_seeded
 
 # How an op without a device path answers: the usual message, and optim.cpp's older one.
 NOT_IMPLEMENTED = ("not implemented for CUDA tensors yet", "has no CUDA support")
@@ -447,15 +439,7 @@ def seeded_workload():
 @needs_cuda
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_index_reduce_scan_kernels_under_thread_order_seeds(seed):
-    # The emulator reads SIMT_SEED once per process: each seed gets its own.
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lm.__file__)))
-    path = os.pathsep.join(filter(None, [package_root, os.path.dirname(__file__), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, SIMT_SEED=str(seed), PYTHONPATH=path)
-    code = "import test_cuda_emulated_coverage as t; t.seeded_workload()"
-    done = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(__file__), env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "seeded workload ok" in done.stdout
+    assert "seeded workload ok" in run_seeded("test_cuda_emulated_coverage", "seeded_workload", seed)
 
 
 if __name__ == "__main__":

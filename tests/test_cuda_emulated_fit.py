@@ -3,17 +3,12 @@
 CPU's results. Runs on the CUDA backend (real or the SIMT emulator, which
 scripts/test_cuda_emulated.sh builds); skipped in a CPU-only build."""
 
-import os
-
 import numpy as np
-import pytest
 
 import lamina as lm
+from cuda_testing import needs_cuda
 
-pytestmark = pytest.mark.skipif(
-    not lm.cuda.is_available() and not os.environ.get("LAMINA_EXPECT_CUDA"),
-    reason="this build of Lamina has no CUDA backend (scripts/test_cuda_emulated.sh builds one)",
-)
+pytestmark = needs_cuda
 
 
 def _model(seed):

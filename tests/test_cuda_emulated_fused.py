@@ -16,20 +16,12 @@ bound is 2 eps of the largest magnitude for outputs and dV; dQ and dK sum dS ter
 signs, whose rounding errors do not shrink with the result: 4 eps of the largest magnitude.
 """
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import lamina as lm
 
-HAVE_CUDA = lm.cuda.is_available()
-needs_cuda = pytest.mark.skipif(
-    not HAVE_CUDA and not os.environ.get("LAMINA_EXPECT_CUDA"),
-    reason="this build of Lamina has no CUDA backend (scripts/test_cuda_emulated.sh builds one)",
-)
+from cuda_testing import close, needs_cuda, run_seeded, uniform
 
 RTOL = 1e-5
 RTOL64 = 1e-10  # float64 paths: different summation orders only
@@ -37,14 +29,11 @@ EPS = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
 
 
 def _close(got, want, rtol=RTOL, what=""):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    scale = max(np.max(np.abs(want)) if want.size else 0.0, 1e-30)
-    np.testing.assert_allclose(got, want, rtol=0, atol=rtol * scale, err_msg=what)
+    close(got, want, rtol, what, elementwise=False)
 
 
 def _data(shape, seed, low=-2.0, high=2.0):
-    return np.random.default_rng(seed).uniform(low, high, shape).astype(np.float32)
+    return uniform(shape, seed, low, high)
 
 
 def _run(fn, arrays, device, dtype="float32", grad=True):
@@ -362,12 +351,5 @@ def seed_workload():
 @needs_cuda
 @pytest.mark.parametrize("seed", [1, 2])
 def test_fused_kernels_under_thread_order_seeds(seed):
-    # The emulator reads SIMT_SEED once per process: each seed gets its own.
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lm.__file__)))
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, SIMT_SEED=str(seed), PYTHONPATH=path)
-    code = "import test_cuda_emulated_fused as t; t.seed_workload()"
-    done = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(__file__), env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert float(done.stdout.split("worst")[-1]) <= 1.0, done.stdout  # every case within its tolerance
+    stdout = run_seeded("test_cuda_emulated_fused", "seed_workload", seed)
+    assert float(stdout.split("worst")[-1]) <= 1.0, stdout  # every case within its tolerance

@@ -14,20 +14,12 @@ Tolerances (relative to the largest reference magnitude unless stated):
   remains: 1e-5.
 """
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import lamina as lm
 
-HAVE_CUDA = lm.cuda.is_available()
-needs_cuda = pytest.mark.skipif(
-    not HAVE_CUDA and not os.environ.get("LAMINA_EXPECT_CUDA"),
-    reason="this build of Lamina has no CUDA backend (scripts/test_cuda_emulated.sh builds one)",
-)
+from cuda_testing import close, needs_cuda, run_seeded
 
 SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
 
@@ -37,10 +29,7 @@ def _data(shape, seed, dtype=np.float32):
 
 
 def _close(got, want, rtol, what):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-30)
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=what)
+    close(got, want, rtol, what)
 
 
 def _tf32(a):
@@ -226,13 +215,6 @@ def seed_workload():
 @needs_cuda
 @pytest.mark.parametrize("seed", [1, 2])
 def test_gemm_under_thread_order_seeds(seed):
-    # The emulator reads SIMT_SEED once per process: each seed gets its own.
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lm.__file__)))
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, SIMT_SEED=str(seed), PYTHONPATH=path)
-    code = "import test_cuda_emulated_gemm as t; t.seed_workload()"
-    done = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(__file__), env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    worst = float(done.stdout.split("worst")[-1])
-    assert worst < 2.0**-8, done.stdout  # bf16's rounding step bounds all three paths
+    stdout = run_seeded("test_cuda_emulated_gemm", "seed_workload", seed)
+    worst = float(stdout.split("worst")[-1])
+    assert worst < 2.0**-8, stdout  # bf16's rounding step bounds all three paths

@@ -11,33 +11,15 @@ draws and optimizer updates are compared bit for bit: both devices evaluate the 
 expressions with the same roundings (cuda/kernels/random.cu, optim.cu).
 """
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import lamina as lm
 
-HAVE_CUDA = lm.cuda.is_available()
-needs_cuda = pytest.mark.skipif(
-    not HAVE_CUDA and not os.environ.get("LAMINA_EXPECT_CUDA"),
-    reason="this build of Lamina has no CUDA backend (scripts/test_cuda_emulated.sh builds one)",
-)
+from cuda_testing import close as _close, needs_cuda, run_seeded
+from cuda_testing import uniform as _data
 
 RTOL = 1e-5
-
-
-def _close(got, want, rtol=RTOL, what=""):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    scale = max(np.max(np.abs(want)) if want.size else 0.0, 1e-30)
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=what)
-
-
-def _data(shape, seed, low=-2.0, high=2.0, dtype=np.float32):
-    return np.random.default_rng(seed).uniform(low, high, shape).astype(dtype)
 
 
 def _run(fn, arrays, device, grad_mask):
@@ -354,14 +336,7 @@ def seed_workload():
 @needs_cuda
 @pytest.mark.parametrize("seed", [1, 2])
 def test_training_kernels_under_thread_order_seeds(seed):
-    # The emulator reads SIMT_SEED once per process: each seed gets its own.
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lm.__file__)))
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, SIMT_SEED=str(seed), PYTHONPATH=path)
-    code = "import test_cuda_emulated_train as t; t.seed_workload()"
-    done = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(__file__), env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "exact 1" in done.stdout, done.stdout
-    worst = float(done.stdout.split("worst")[-1])
-    assert worst < RTOL, done.stdout
+    stdout = run_seeded("test_cuda_emulated_train", "seed_workload", seed)
+    assert "exact 1" in stdout, stdout
+    worst = float(stdout.split("worst")[-1])
+    assert worst < RTOL, stdout

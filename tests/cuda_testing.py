@@ -1,0 +1,44 @@
+"""Shared pieces of the device tests (tests/test_cuda_emulated*.py): the skip marker for
+builds without the CUDA backend, the device-vs-CPU comparison, and the runner that repeats a
+test file's workload under a SIMT_SEED thread order in a fresh process."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lamina as lm
+
+HAVE_CUDA = lm.cuda.is_available()
+needs_cuda = pytest.mark.skipif(
+    not HAVE_CUDA and not os.environ.get("LAMINA_EXPECT_CUDA"),
+    reason="this build of Lamina has no CUDA backend (scripts/test_cuda_emulated.sh builds one)",
+)
+
+
+def close(got, want, rtol=1e-5, what="", elementwise=True):
+    """got within rtol of want, relative to the largest magnitude of want (summation orders
+    differ between the devices); elementwise=False drops the per-element relative term."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-30)
+    np.testing.assert_allclose(got, want, rtol=rtol if elementwise else 0, atol=rtol * scale, err_msg=what)
+
+
+def uniform(shape, seed, low=-2.0, high=2.0, dtype=np.float32):
+    return np.random.default_rng(seed).uniform(low, high, shape).astype(dtype)
+
+
+def run_seeded(module, function, seed):
+    """stdout of `module.function()` run in a new process under SIMT_SEED=seed (the emulator
+    reads it once per process); fails the test when the process fails."""
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(lm.__file__)))
+    path = os.pathsep.join(filter(None, [package_root, tests_dir, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, SIMT_SEED=str(seed), PYTHONPATH=path)
+    done = subprocess.run([sys.executable, "-c", f"import {module} as t; t.{function}()"], cwd=tests_dir, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
