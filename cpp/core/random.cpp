@@ -3,6 +3,8 @@
 #include <cmath>
 #include <mutex>
 
+#include "core/philox.h"
+
 namespace lamina {
 
 namespace {
@@ -10,22 +12,8 @@ std::mutex generator_mutex;
 }
 
 std::array<uint32_t, 4> Philox::block(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {
-  uint32_t c0 = uint32_t(counter_lo), c1 = uint32_t(counter_lo >> 32);
-  uint32_t c2 = uint32_t(counter_hi), c3 = uint32_t(counter_hi >> 32);
-  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    uint64_t p0 = uint64_t(0xD2511F53u) * c0;
-    uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
-    uint32_t n0 = uint32_t(p1 >> 32) ^ c1 ^ k0;
-    uint32_t n2 = uint32_t(p0 >> 32) ^ c3 ^ k1;
-    c0 = n0;
-    c1 = uint32_t(p1);
-    c2 = n2;
-    c3 = uint32_t(p0);
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return {c0, c1, c2, c3};
+  const PhiloxWords b = philox_block(seed, counter_hi, counter_lo);
+  return {b.w[0], b.w[1], b.w[2], b.w[3]};
 }
 
 void draw_pair(const DrawSpec& spec, const std::array<uint32_t, 4>& w, double& v0, double& v1) {

@@ -15,6 +15,7 @@
 // when that difference crosses a float rounding boundary (about 1 draw in 10^8).
 // Traffic: write-only, ~20 integer multiplies per two outputs (Philox's 10 rounds).
 #include "core/errors.h"
+#include "core/philox.h"
 #include "core/random.h"
 #include "core/tensor.h"
 #include "kernels/common.cuh"
@@ -24,31 +25,6 @@
 namespace lamina::cuda {
 
 namespace device {
-
-struct PhiloxWords {
-  uint32_t w[4];
-};
-
-// The block function of core/random.cpp (Philox4x32-10, key = seed).
-__device__ __forceinline__ PhiloxWords philox_block(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {
-  uint32_t c0 = uint32_t(counter_lo), c1 = uint32_t(counter_lo >> 32);
-  uint32_t c2 = uint32_t(counter_hi), c3 = uint32_t(counter_hi >> 32);
-  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-#pragma unroll
-  for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = uint64_t(0xD2511F53u) * c0;
-    const uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
-    const uint32_t n0 = uint32_t(p1 >> 32) ^ c1 ^ k0;
-    const uint32_t n2 = uint32_t(p0 >> 32) ^ c3 ^ k1;
-    c0 = n0;
-    c1 = uint32_t(p1);
-    c2 = n2;
-    c3 = uint32_t(p0);
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return {{c0, c1, c2, c3}};
-}
 
 // 53 random bits in [0, 1): exact (an integer times a power of two).
 __device__ __forceinline__ double uniform53(uint32_t hi, uint32_t lo) {
