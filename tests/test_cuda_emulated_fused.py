@@ -116,6 +116,58 @@ def test_flash_attention_kernel_matches_cpu(name, lead, nq, nk, d, causal, dtype
              rtols=[2 * eps, 4 * eps, 4 * eps, 2 * eps], what=name)
 
 
+PADDED_FLASH = [
+    # name, batch, heads, nq, nk, D, causal, dtype, key lengths per batch row (nk = no padding)
+    ("d64", 3, 2, 19, 23, 64, False, "bfloat16", (23, 7, 16)),
+    ("d64_causal", 2, 1, 21, 21, 64, True, "float16", (21, 5)),
+    ("d128", 2, 1, 11, 37, 128, False, "float16", (37, 33)),
+    ("d128_causal", 3, 1, 35, 35, 128, True, "bfloat16", (35, 34, 12)),
+    ("empty_row", 3, 1, 9, 70, 64, False, "bfloat16", (70, 0, 66)),
+]
+
+
+def _prefix_mask(lengths, nk):
+    return np.arange(nk)[None, :] < np.asarray(lengths)[:, None]
+
+
+@needs_cuda
+@pytest.mark.parametrize("name,batch,heads,nq,nk,d,causal,dtype,lengths", PADDED_FLASH,
+                         ids=[c[0] for c in PADDED_FLASH])
+def test_flash_attention_with_key_padding_matches_cpu(name, batch, heads, nq, nk, d, causal, dtype, lengths):
+    arrays = [_data((batch, heads, n, d), i + 21, -1.0, 1.0) for i, n in enumerate((nq, nk, nk))]
+    keep = _prefix_mask(lengths, nk)[:, None, None, :]  # (B, 1, 1, Lk): True = attend
+    eps = EPS[dtype]
+
+    def attend(q, k, v):
+        return lm.scaled_dot_product_attention(q, k, v, mask=lm.tensor(keep, device=q.device), causal=causal)
+
+    _compare(attend, arrays, dtype, rtols=[2 * eps, 4 * eps, 4 * eps, 2 * eps], what=name)
+    if 0 in lengths:  # a batch row that sees no key: zeros and zero gradients, as on the CPU
+        out, dq, dk, dv = _run(attend, arrays, "cuda", dtype)
+        row = lengths.index(0)
+        for got in (out, dq, dk, dv):
+            assert not np.any(got[row]), name
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_flash_attention_non_prefix_masks_run_the_composite(dtype):
+    batch, heads, nq, nk, d = 2, 2, 13, 17, 64
+    arrays = [_data((batch, heads, n, d), i + 31, -1.0, 1.0) for i, n in enumerate((nq, nk, nk))]
+    holes = _prefix_mask((17, 9), nk)
+    holes[1, 3] = False  # a gap inside the kept keys: not key padding
+    per_query = np.broadcast_to(_prefix_mask((17, 9), nk)[:, None, None, :], (batch, 1, nq, nk)).copy()
+    per_query[0, 0, 4, 10:] = False  # one query row differs: the mask is not the same for every row
+    for name, keep in (("gap", holes[:, None, None, :]), ("per_query", per_query)):
+        # The device composite rounds through the same kernels as the reference composite, so
+        # the two agree exactly; the flash kernel rounds P and dS differently and would not.
+        op, reference = (
+            _run(lambda q, k, v: fn(q, k, v, mask=lm.tensor(keep, device="cuda")), arrays, "cuda", dtype)
+            for fn in (lm.scaled_dot_product_attention, lm.scaled_dot_product_attention_reference))
+        for i, (got, want) in enumerate(zip(op, reference)):
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} output {i}")
+
+
 @needs_cuda
 def test_flash_attention_is_used_and_refuses_double_backward():
     q = lm.tensor(_data((1, 5, 64), 1), device="cuda").astype("bfloat16").detach()
@@ -124,6 +176,18 @@ def test_flash_attention_is_used_and_refuses_double_backward():
     assert out.dtype == "bfloat16" and out.device == "cuda:0"
     with pytest.raises(RuntimeError, match="scaled_dot_product_attention_reference"):
         y = lm.sum(lm.scaled_dot_product_attention(q, q, q).astype("float32"))
+        (gq,) = lm.autograd.grad(y, [q], create_graph=True)
+        lm.sum(gq.astype("float32")).backward()
+
+
+@needs_cuda
+def test_flash_attention_is_used_for_key_padding():
+    q = lm.tensor(_data((2, 1, 5, 64), 1), device="cuda").astype("float16").detach()
+    q.requires_grad = True
+    mask = lm.tensor(_prefix_mask((5, 3), 5)[:, None, None, :], device="cuda")
+    # Only the flash kernels refuse double backward; the composite would allow it.
+    with pytest.raises(RuntimeError, match="scaled_dot_product_attention_reference"):
+        y = lm.sum(lm.scaled_dot_product_attention(q, q, q, mask=mask).astype("float32"))
         (gq,) = lm.autograd.grad(y, [q], create_graph=True)
         lm.sum(gq.astype("float32")).backward()
 
@@ -333,6 +397,10 @@ def seed_workload():
         (lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, causal=True),
          [_data((1, 21, 64), 1, -1, 1), _data((1, 21, 64), 2, -1, 1), _data((1, 21, 64), 3, -1, 1)],
          "bfloat16", 4 * EPS["bfloat16"]),
+        (lambda q, k, v: lm.scaled_dot_product_attention(
+            q, k, v, mask=lm.tensor(_prefix_mask((21, 6), 21)[:, None, None, :], device=q.device)),
+         [_data((2, 1, 21, 64), 4, -1, 1), _data((2, 1, 21, 64), 5, -1, 1), _data((2, 1, 21, 64), 6, -1, 1)],
+         "float16", 4 * EPS["float16"]),
         (lambda x, h, c, w, u, b: _flat(*lm.lstm(x, h, c, w, u, b, mask=lm.tensor(_mask(9, 3, 5), device=x.device))),
          _rnn_arrays("lstm", 9, 3, 3, 35, 1), "float32", RTOL),
         (lambda x, h, w, u, b, bh: _flat(*lm.gru(x, h, w, u, b, bh)), _rnn_arrays("gru", 3, 3, 3, 35, 1), "float32",

@@ -145,9 +145,40 @@ Tensor aligned_contiguous(const Tensor& t) {
   return reinterpret_cast<uintptr_t>(c.raw_data()) % 16 == 0 ? c : clone(c);
 }
 
-// The flash kernel covers half types without a mask (and equal q/v head sizes); everything
-// else runs the composite on the device, through its matmul / softmax / where kernels, with
-// the CPU kernel's zeros for query rows that see no key.
+// A bool mask that is the same for every query row and, per flattened head, keeps a prefix of
+// the keys (True then False) is key padding: the flash kernel takes it as one key length per
+// head, int32 on the device. Any other mask gives an undefined tensor. The mask is copied to
+// the host to be checked; a padding mask is one row of Lk bytes per batch, so this is cheap.
+Tensor key_padding_lengths(const Dims& d, const Tensor& mask) {
+  if (mask.dtype() != DType::Bool) return Tensor();
+  Shape full = d.lead;
+  full.insert(full.end(), {d.lq, d.lk});
+  Tensor host;
+  {
+    GradModeGuard no_grad(false);
+    host = expand(contiguous(to_device(mask.detach(), Device{})), full);
+  }
+  const int64_t nd = host.ndim();
+  if (d.lq > 1 && host.strides()[nd - 2] != 0) return Tensor();
+  const int64_t col_stride = host.strides()[nd - 1];
+  const uint8_t* keep = static_cast<const uint8_t*>(host.raw_data());
+  Tensor lengths = Tensor::empty({d.heads}, DType::Int32);
+  int32_t* length = lengths.data<int32_t>();
+  const std::vector<int64_t> offsets = head_offsets(host, d.lead);
+  for (size_t h = 0; h < offsets.size(); ++h) {
+    const uint8_t* row = keep + offsets[h];
+    int64_t n = 0;
+    while (n < d.lk && row[n * col_stride]) ++n;
+    for (int64_t j = n; j < d.lk; ++j)
+      if (row[j * col_stride]) return Tensor();
+    length[h] = int32_t(n);
+  }
+  return lengths;
+}
+
+// The flash kernel covers half types without a mask or with a key-padding mask (and equal q/v
+// head sizes); everything else runs the composite on the device, through its matmul / softmax
+// / where kernels, with the CPU kernel's zeros for query rows that see no key.
 Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                         const Tensor& mask, bool causal, double s) {
   if (d.lk == 0) {  // no keys: zeros, as on the CPU
@@ -156,8 +187,14 @@ Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, c
     return zeros(out_shape, d.out_dtype, q_in.device());
   }
   const DType t = q_in.dtype();
-  const bool fused = !mask.defined() && d.lq > 0 && d.dv == d.d && d.heads <= 65535 &&
-                     k_in.dtype() == t && v_in.dtype() == t && cuda::attention_fused_supported(t, d.d);
+  const bool flash_shapes = d.lq > 0 && d.dv == d.d && d.heads <= 65535 && k_in.dtype() == t && v_in.dtype() == t &&
+                            cuda::attention_fused_supported(t, d.d);
+  Tensor kv_lens;
+  if (flash_shapes && mask.defined()) {
+    kv_lens = key_padding_lengths(d, mask);
+    if (kv_lens.defined()) kv_lens = to_device(kv_lens, q_in.device());
+  }
+  const bool fused = flash_shapes && (!mask.defined() || kv_lens.defined());
   if (!fused) return attention_composite(d, q_in, k_in, v_in, mask, causal, 0.0, s, true);
   Tensor q, k, v;
   {
@@ -168,7 +205,7 @@ Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, c
   }
   Tensor out = Tensor::empty({d.heads, d.lq, d.d}, t, q.device());
   Tensor lse = Tensor::empty({d.heads, d.lq}, DType::Float32, q.device());
-  cuda::attention_forward(kOp, out, lse, q, k, v, s, causal);
+  cuda::attention_forward(kOp, out, lse, q, k, v, s, causal, kv_lens);
   Shape out_shape = d.lead;
   out_shape.insert(out_shape.end(), {d.lq, d.d});
   Tensor result = reshape(out, out_shape);
@@ -181,7 +218,7 @@ Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, c
       Tensor d_out = aligned_contiguous(reshape(astype(g, t), {d.heads, d.lq, d.d}));
       Tensor dq = Tensor::empty(q.shape(), t, q.device()), dk = Tensor::empty(k.shape(), t, q.device()),
              dv = Tensor::empty(v.shape(), t, q.device());
-      cuda::attention_backward(kOp, dq, dk, dv, q, k, v, out, lse, d_out, s, causal);
+      cuda::attention_backward(kOp, dq, dk, dv, q, k, v, out, lse, d_out, s, causal, kv_lens);
       return {want[0] ? reshape(dq, qs) : Tensor(), want[1] ? reshape(dk, ks) : Tensor(),
               want[2] ? reshape(dv, vs) : Tensor()};
     });

@@ -571,7 +571,7 @@ namespace attn_host {
 
 template <class T>
 AttentionArgs<T> tensor_args(const char* name, const Tensor& q, const Tensor& k, const Tensor& v, double scale,
-                             bool causal) {
+                             bool causal, const Tensor& kv_lens) {
   check<ValueError>(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3 && q.is_contiguous() && k.is_contiguous() &&
                         v.is_contiguous() && k.shape() == v.shape() && q.shape()[0] == k.shape()[0] &&
                         q.shape()[2] == k.shape()[2],
@@ -585,6 +585,12 @@ AttentionArgs<T> tensor_args(const char* name, const Tensor& q, const Tensor& k,
   a.batch = int(q.shape()[0]), a.heads = 1, a.nq = int(q.shape()[1]), a.nk = int(k.shape()[1]);
   a.scale = float(scale);
   a.causal = causal;
+  if (kv_lens.defined()) {
+    check<ValueError>(kv_lens.dtype() == DType::Int32 && kv_lens.is_contiguous() &&
+                          kv_lens.shape() == Shape{q.shape()[0]} && kv_lens.device() == q.device(),
+                      name, ": the flash attention kernel takes kv_lens as contiguous int32 (heads,) on q's device");
+    a.kv_lens = kv_lens.data<int32_t>();
+  }
   return a;
 }
 
@@ -607,12 +613,17 @@ bool attention_fused_supported(DType dtype, int64_t head_dim) {
 
 void attention_forward(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, double scale, bool causal) {
+  attention_forward(name, out, lse, q, k, v, scale, causal, Tensor());
+}
+
+void attention_forward(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                       const Tensor& v, double scale, bool causal, const Tensor& kv_lens) {
   check<TypeError>(attention_fused_supported(q.dtype(), q.shape().back()) && k.dtype() == q.dtype() &&
                        v.dtype() == q.dtype() && out.dtype() == q.dtype() && lse.dtype() == DType::Float32,
                    name, ": the flash attention kernel takes bfloat16 or float16 q, k, v with D = 64 or 128");
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    AttentionArgs<T> a = attn_host::tensor_args<T>(name, q, k, v, scale, causal);
+    AttentionArgs<T> a = attn_host::tensor_args<T>(name, q, k, v, scale, causal, kv_lens);
     a.out = static_cast<T*>(out.raw_data());
     a.lse = lse.data<float>();
     attn_host::launch(name, "attention_forward_kernel launch",
@@ -625,13 +636,19 @@ void attention_forward(const char* name, const Tensor& out, const Tensor& lse, c
 void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
                         const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& d_out,
                         double scale, bool causal) {
+  attention_backward(name, dq, dk, dv, q, k, v, out, lse, d_out, scale, causal, Tensor());
+}
+
+void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
+                        const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& d_out,
+                        double scale, bool causal, const Tensor& kv_lens) {
   check<TypeError>(attention_fused_supported(q.dtype(), q.shape().back()) && d_out.dtype() == q.dtype(), name,
                    ": the flash attention backward kernel takes bfloat16 or float16 tensors with D = 64 or 128");
   Tensor dq_accum = Tensor::empty(q.shape(), DType::Float32, q.device());
   Tensor delta = Tensor::empty(lse.shape(), DType::Float32, q.device());
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    AttentionArgs<T> a = attn_host::tensor_args<T>(name, q, k, v, scale, causal);
+    AttentionArgs<T> a = attn_host::tensor_args<T>(name, q, k, v, scale, causal, kv_lens);
     a.o = static_cast<const T*>(out.raw_data());
     a.d_o = static_cast<const T*>(d_out.raw_data());
     a.lse = lse.data<float>();

@@ -173,3 +173,17 @@ void avg_pool2d_backward(const char* name, const cpu::PoolGeometry& g, const Ten
                          bool count_include_pad);
 
 }  // namespace lamina::cuda
+
+// ---- attention with key padding (attention.cu) ---------------------------------------------
+namespace lamina::cuda {
+
+// attention_forward / attention_backward with kv_lens, int32 (heads,) on q's device: keys
+// j >= kv_lens[h] of head h are padding. A head with kv_lens[h] == 0 gets out = 0,
+// lse = -inf and zero gradients.
+void attention_forward(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                       const Tensor& v, double scale, bool causal, const Tensor& kv_lens);
+void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
+                        const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& d_out,
+                        double scale, bool causal, const Tensor& kv_lens);
+
+}  // namespace lamina::cuda
