@@ -300,6 +300,45 @@ def test_conv_family_on_device():
              dtype="bfloat16", rtols=[2.0**-8] * 3, what="bfloat16 conv2d")
 
 
+# bfloat16 x and w run the forward on the tensor-core kernel (mma.sync, fp32 accumulation; with
+# C % 8 == 0 its tiles arrive by 16-byte cp.async, otherwise element by element, per group);
+# float16 and mixed dtypes run the FMA kernel on float32 casts, and every gradient the FMA
+# kernels. Both devices sum exact products (of bf16 or fp16 values) in fp32, in different
+# orders, and round the sum once to the output type: the results are equal or one rounding
+# step apart, and one step (an ulp) is at most 2 eps of the largest magnitude.
+CONV_HALF = [
+    # name, x shape, w shape, kwargs, dtype, rtol
+    ("tensor_cores_cp_async", (2, 8, 7, 9), (5, 8, 3, 3), {"padding": 1}, "bfloat16", 2 * EPS["bfloat16"]),
+    ("tensor_cores_two_channel_tiles", (1, 16, 6, 5), (70, 16, 3, 3), {"stride": (2, 1), "padding": "same"},
+     "bfloat16", 2 * EPS["bfloat16"]),
+    ("tensor_cores_gathered", (2, 3, 9, 8), (4, 3, 3, 2), {"stride": 2, "dilation": (1, 2), "padding": (1, 0)},
+     "bfloat16", 2 * EPS["bfloat16"]),
+    ("tensor_cores_groups", (1, 16, 5, 6), (6, 8, 3, 3), {"groups": 2, "padding": 1}, "bfloat16",
+     2 * EPS["bfloat16"]),
+    ("fma_float16", (2, 8, 5, 7), (5, 8, 3, 3), {"padding": 1}, "float16", 2 * EPS["float16"]),
+]
+
+
+@needs_cuda
+@pytest.mark.parametrize("name,xs,ws,kw,dtype,rtol", CONV_HALF, ids=[c[0] for c in CONV_HALF])
+def test_half_conv2d_matches_cpu(name, xs, ws, kw, dtype, rtol):
+    arrays = [_data(xs, 1), _data(ws, 2), _data((ws[0],), 3)]
+    _compare(lambda x, w, b: lm.conv2d(x, w, b, **kw), arrays, dtype, [rtol] * 4, what=name)
+
+
+@needs_cuda
+def test_bfloat16_conv2d_output_dtype_and_mixed_fallback():
+    x, w = _data((1, 8, 5, 6), 1), _data((3, 8, 3, 3), 2)
+    for bias_dtype, want in [(None, "bfloat16"), ("bfloat16", "bfloat16"), ("float32", "float32")]:
+        for device in ["cpu", "cuda"]:
+            b = None if bias_dtype is None else lm.tensor(_data((3,), 3), device=device).astype(bias_dtype)
+            out = lm.conv2d(lm.tensor(x, device=device).astype("bfloat16"),
+                            lm.tensor(w, device=device).astype("bfloat16"), b, padding=1)
+            assert out.dtype == want, (bias_dtype, device, out.dtype)
+    # bfloat16 x with a float32 w promotes to float32 and takes the FMA kernel.
+    _compare(lambda x, w: lm.conv2d(x.astype("bfloat16"), w, padding=1), [x, w], what="bfloat16 x, float32 w")
+
+
 @needs_cuda
 def test_conv_double_backward_on_device():
     def fn(x, w):
@@ -407,6 +446,8 @@ def seed_workload():
          RTOL),
         (lambda x, w: lm.conv2d(x, w, stride=2, padding=1), [_data((2, 3, 9, 7), 1), _data((4, 3, 3, 3), 2)],
          "float32", RTOL),
+        (lambda x, w: lm.conv2d(x, w, padding=1), [_data((2, 8, 6, 5), 3), _data((5, 8, 3, 3), 4)], "bfloat16",
+         2 * EPS["bfloat16"]),
     ]
     for fn, arrays, dtype, tol in cases:
         cpu = _run(fn, arrays, "cpu", dtype)

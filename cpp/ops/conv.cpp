@@ -95,6 +95,14 @@ DType conv_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
   return t;
 }
 
+// The bfloat16 x and w a float32 conv2d was cast from, when it runs on CUDA: its forward reads
+// them on tensor cores. bf16 products are exact in fp32 and both kernels accumulate in fp32, so
+// only the summation order differs from the FMA kernel on the casts; the gradients still run
+// on the float32 casts (the FMA kernels).
+struct Bf16Operands {
+  Tensor x, w;
+};
+
 #if defined(LAMINA_HAVE_CUDA)
 // The kernels are channels-last (NHWC activations, (Co, kh, kw, C) weights) and know no
 // groups: each group's slice is transposed to that layout, and the result transposed back.
@@ -107,7 +115,7 @@ void store_group(const char* op, const Tensor& dst, int64_t axis, int64_t group,
 }
 
 void device_forward(const char* op, const cpu::ConvGeometry& g, const Tensor& out, const Tensor& x, const Tensor& w,
-                    const Tensor* bias) {
+                    const Tensor* bias, const Bf16Operands& bf16) {
   const int64_t cg = g.C / g.groups, kg = g.Co / g.groups;
   if (out.numel() == 0) return;
   if (cg == 0 || g.H == 0 || g.W == 0) {
@@ -117,7 +125,11 @@ void device_forward(const char* op, const cpu::ConvGeometry& g, const Tensor& ou
   } else {
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       Tensor y = Tensor::empty({g.N, g.OH, g.OW, kg}, out.dtype(), out.device());
-      cuda::conv2d_forward_nhwc(op, g, y, group_channels_last(x, 1, gi, cg), group_channels_last(w, 0, gi, kg));
+      if (bf16.x.defined())
+        cuda::conv2d_forward_bf16_nhwc(op, g, y, group_channels_last(bf16.x, 1, gi, cg),
+                                       group_channels_last(bf16.w, 0, gi, kg));
+      else
+        cuda::conv2d_forward_nhwc(op, g, y, group_channels_last(x, 1, gi, cg), group_channels_last(w, 0, gi, kg));
       store_group(op, out, 1, gi, kg, y);
     }
   }
@@ -145,7 +157,8 @@ void device_backward(const char* op, const cpu::ConvGeometry& g, const Tensor* d
 }
 #endif
 
-Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {
+Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p,
+                   [[maybe_unused]] const Bf16Operands& bf16 = {}) {
   check<TypeError>(x.defined() && w.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, x, w);
   cpu::ConvGeometry g = resolve(s, x.shape(), w.shape(), p);
@@ -158,7 +171,10 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
   DType kd = kernel_dtype(t);
   if (x.dtype() != kd || w.dtype() != kd || (bias.defined() && bias.dtype() != kd)) {
     // Mixed or half dtypes: cast (differentiably) and run in the kernel dtype.
-    Tensor out = conv2d_impl(s, astype(x, kd), astype(w, kd), bias.defined() ? astype(bias, kd) : bias, p);
+    const bool tensor_cores = is_cuda(x.device()) && kd == DType::Float32 && x.dtype() == DType::BFloat16 &&
+                              w.dtype() == DType::BFloat16;
+    Tensor out = conv2d_impl(s, astype(x, kd), astype(w, kd), bias.defined() ? astype(bias, kd) : bias, p,
+                             tensor_cores ? Bf16Operands{x, w} : Bf16Operands{});
     return kd == t ? out : astype(out, t);
   }
   Tensor out = Tensor::empty({g.N, g.Co, g.OH, g.OW}, kd, x.device());
@@ -167,7 +183,7 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
     GradModeGuard no_grad(false);
     Tensor xc = contiguous(x), wc = contiguous(w), bc = bias.defined() ? contiguous(bias) : bias;
     if (is_cuda(out.device()))
-      LAMINA_CUDA_BRANCH(s.op, device_forward(s.op, g, out, xc, wc, bc.defined() ? &bc : nullptr));
+      LAMINA_CUDA_BRANCH(s.op, device_forward(s.op, g, out, xc, wc, bc.defined() ? &bc : nullptr, bf16));
     else
       cpu::conv2d_forward(g, out, xc, wc, bc.defined() ? &bc : nullptr);
   }

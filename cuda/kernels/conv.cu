@@ -5,7 +5,7 @@
 // (output channel, filter row, filter column, input channel), so a weight row is one output
 // channel's whole filter, contiguous. P = (H + pad_h + pad_h_end - dil_h (R - 1) - 1) / stride_h
 // + 1, likewise Q; the end (bottom/right) padding defaults to the start padding ('same' padding
-// can put one more row at the end). y is fp32 (bias and activation epilogues come with the runtime wiring).
+// can put one more row at the end). y is fp32; the op adds the bias afterwards (no epilogue yet).
 //
 // The three GEMMs (Kg: reduction length):
 //   forward  y[m, k]  = sum_{(r,s,c)} x[n, p sh - ph + r dh, q sw - pw + s dw, c] w[k, r, s, c]
@@ -28,7 +28,8 @@
 //       threads, 4 x 4 outputs per thread, Kg in steps of 16 through shared memory (exact fp32,
 //       no TF32; fp64 for float64 tensors).
 // Done: forward bf16 (mma), fp32 and fp64 (FMA); input-grad and weight-grad in fp32 and fp64
-// (FMA). Not yet:
+// (FMA). The conv2d op runs its forward for bfloat16 x and w on the mma kernel and its
+// gradients on the fp32 FMA kernels. Not yet:
 // bf16 tensor-core dgrad/wgrad (same loaders, with the B operand transposed).
 // FLOPs: 2 N P Q K R S C for each of the three. Bytes (ideal): forward reads x once and w
 // once per M tile, ~(N H W C + ceil(M / 64) K R S C) * sizeof(T), writes N P Q K * 4; the
@@ -461,6 +462,18 @@ void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Ten
     conv_host::launched(name, "conv2d_forward_fma_kernel launch", [&] {
       return conv2d_forward<T>(s, x.data<T>(), w.data<T>(), y.data<T>(), current_stream());
     });
+  });
+}
+
+void conv2d_forward_bf16_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
+                              const Tensor& w) {
+  const Conv2dShape s = conv_host::group_shape(name, g);
+  check<TypeError>(x.dtype() == DType::BFloat16 && w.dtype() == DType::BFloat16 && y.dtype() == DType::Float32, name,
+                   ": the tensor-core conv kernel takes bfloat16 x and w and a float32 y, got ", dtype_name(x.dtype()),
+                   ", ", dtype_name(w.dtype()), " and ", dtype_name(y.dtype()));
+  conv_host::launched(name, "conv2d_forward_bf16_kernel launch", [&] {
+    return conv2d_forward(s, static_cast<const __nv_bfloat16*>(x.raw_data()),
+                          static_cast<const __nv_bfloat16*>(w.raw_data()), y.data<float>(), current_stream());
   });
 }
 

@@ -187,3 +187,14 @@ void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, co
                         double scale, bool causal, const Tensor& kv_lens);
 
 }  // namespace lamina::cuda
+
+// ---- conv.cu: bfloat16 tensor-core forward ---------------------------------------------------
+namespace lamina::cuda {
+
+// One group of a conv2d forward on tensor cores (conv2d_forward_bf16_kernel, mma.sync with fp32
+// accumulation), same layouts as conv2d_forward_nhwc: x (N, H, W, C) and w (Co, kh, kw, C)
+// bfloat16, y (N, OH, OW, Co) float32, all contiguous and non-empty.
+void conv2d_forward_bf16_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
+                              const Tensor& w);
+
+}  // namespace lamina::cuda
