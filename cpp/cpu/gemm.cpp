@@ -240,19 +240,29 @@ void set_isa(Isa isa) { g_isa.store(isa, std::memory_order_relaxed); }
 
 using namespace gemm_detail;
 
+namespace {
+
+// A float32 product with the kernels of the instruction set in use.
+Problem<float> f32_problem(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, Epilogue epilogue,
+                           const float* bias) {
+  const bool avx2 = use_avx2();
+  return {ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue,
+          epilogue == Epilogue::None ? nullptr : bias,
+          avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
+          avx2 ? direct_f32_avx2 : direct_f32_generic,
+          avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
+}
+
+}  // namespace
+
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc, Epilogue epilogue, const float* bias) {
   check_args("gemm_f32", M, N, K, lda, ldb, ldc, trans_a, trans_b);
   check<ValueError>(epilogue == Epilogue::None || bias != nullptr, "gemm_f32: epilogue needs a bias");
   if (M == 0 || N == 0) return;
-  const bool avx2 = use_avx2();
-  Problem<float> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue,
-                   epilogue == Epilogue::None ? nullptr : bias,
-                   avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
-                   avx2 ? direct_f32_avx2 : direct_f32_generic,
-                   avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
-  run(p);
+  run(f32_problem(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, bias));
 }
 
 template <class T>
@@ -291,12 +301,8 @@ void ReusedMatrix<T>::multiply(bool trans_a, int64_t M, T alpha, const T* A, int
   check<ValueError>(epilogue == Epilogue::None || bias != nullptr, "ReusedMatrix::multiply: epilogue needs a bias");
   if (M == 0 || N_ == 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    const bool avx2 = use_avx2();
-    Problem<float> p{trans_a, false, M, N_, K_, alpha, A, lda, nullptr, N_, beta, C, ldc, epilogue,
-                     epilogue == Epilogue::None ? nullptr : bias,
-                     avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
-                     avx2 ? direct_f32_avx2 : direct_f32_generic,
-                     avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
+    const Problem<float> p = f32_problem(trans_a, false, M, N_, K_, alpha, A, lda, nullptr, N_, beta, C, ldc,
+                                         epilogue, bias);
     if (K_ == 0 || alpha == 0.0f) {
       direct_range(p, 0, 0, M, 0, N_);
       return;
