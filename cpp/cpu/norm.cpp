@@ -27,6 +27,7 @@
 #include "core/errors.h"
 #include "core/parallel.h"
 #include "cpu/lane_sum.h"
+#include "cpu/static_switch.h"
 
 namespace lamina::cpu::LAMINA_KERNELS {
 
@@ -52,8 +53,22 @@ T* scratch(size_t n) {
 // element loops are compiled without a per-element test.
 template <class P, class F>
 void with_optional(const P* p, F&& fn) {
-  if (p) fn(std::true_type{});
-  else fn(std::false_type{});
+  with_flag(p != nullptr, fn);
+}
+
+// The two passes of a variance over n values still in L1: returns their mean m rounded to
+// T, with sd = sum(x - m) and sd2 = sum((x - m)^2) (the header says why both).
+template <class T>
+T centered_sums(const T* p, int64_t n, double& sd, double& sd2) {
+  const T m = T(lane_sum<T>(n, [](auto v) { return v; }, p) / double(n));
+  lane_sum2<T>(
+      n, sd, sd2, [m](auto v) { return v - m; },
+      [m](auto v) {
+        const auto d = v - m;
+        return d * d;
+      },
+      p);
+  return m;
 }
 
 template <class T>
@@ -72,15 +87,8 @@ void ln_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const T
         for (int64_t r = lo; r < hi; ++r) {
           const T* p = xp + r * cols;
           T* q = yp + r * cols;
-          const T m = T(lane_sum<T>(cols, [](auto v) { return v; }, p) / double(cols));
           double sd, sd2;
-          lane_sum2<T>(
-              cols, sd, sd2, [m](auto v) { return v - m; },
-              [m](auto v) {
-                const auto d = v - m;
-                return d * d;
-              },
-              p);
+          const T m = centered_sums(p, cols, sd, sd2);
           const double dm = sd / double(cols);
           const double var = std::max(0.0, sd2 / double(cols) - dm * dm);
           const double rs = 1.0 / std::sqrt(var + eps);
@@ -306,15 +314,8 @@ void bn_stats(const Tensor& mean, const Tensor& var, const Tensor& rstd, const T
   parallel_for(0, planes, grain_for(inner), [&](int64_t lo, int64_t hi) {
     for (int64_t pl = lo; pl < hi; ++pl) {
       const T* p = xp + pl * inner;
-      const T m = T(lane_sum<T>(inner, [](auto v) { return v; }, p) / double(inner));
       double sd, sd2;
-      lane_sum2<T>(
-          inner, sd, sd2, [m](auto v) { return v - m; },
-          [m](auto v) {
-            const auto d = v - m;
-            return d * d;
-          },
-          p);
+      const T m = centered_sums(p, inner, sd, sd2);
       part[2 * pl] = double(m) + sd / double(inner);
       part[2 * pl + 1] = std::max(0.0, sd2 - sd * sd / double(inner));
     }

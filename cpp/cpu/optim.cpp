@@ -13,6 +13,7 @@
 
 #include "core/errors.h"
 #include "core/parallel.h"
+#include "cpu/static_switch.h"
 
 namespace lamina::cpu::LAMINA_KERNELS {
 
@@ -36,14 +37,6 @@ inline T decay(T& p, T g, T lr_wd, T wd) {
     return g;
   }
   return g + wd * p;
-}
-
-// Calls f with std::true_type or std::false_type: a run-time switch becomes a template
-// argument, so each loop below is branch-free inside.
-template <class F>
-void with_flag(bool flag, F&& f) {
-  if (flag) f(std::true_type{});
-  else f(std::false_type{});
 }
 
 // The loops take __restrict pointers and their scalars by value, in a struct copied into
