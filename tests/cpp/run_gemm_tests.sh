@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the standalone GEMM test: once optimized (full set), once with
-# AddressSanitizer + UndefinedBehaviorSanitizer (smaller set). Run from anywhere.
+# AddressSanitizer + UndefinedBehaviorSanitizer (smaller set); then the thread pool's test
+# (test_parallel.cpp), optimized and under ThreadSanitizer. Run from anywhere.
 #   tests/cpp/run_gemm_tests.sh [--no-sanitize]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -21,4 +22,14 @@ if [[ "${1:-}" != "--no-sanitize" ]]; then
     "${flags[@]}" "${srcs[@]}" -o "$out/test_gemm_asan"
   echo "== run (quick set, sanitized)"
   "$out/test_gemm_asan" --quick
+fi
+
+parallel_srcs=("$root/tests/cpp/test_parallel.cpp" "$root/cpp/core/parallel.cpp")
+echo "== thread pool: build and run (-O2)"
+"$cxx" -O2 "${flags[@]}" "${parallel_srcs[@]}" -o "$out/test_parallel"
+"$out/test_parallel"
+if [[ "${1:-}" != "--no-sanitize" ]]; then
+  echo "== thread pool: build and run (-O1, thread sanitizer)"
+  "$cxx" -O1 -g -fsanitize=thread "${flags[@]}" "${parallel_srcs[@]}" -o "$out/test_parallel_tsan"
+  "$out/test_parallel_tsan"
 fi
