@@ -2,11 +2,11 @@
 medians, and a table with ratios against the anchor.
 
 The target machine has AVX2 + FMA and no AVX-512, but a development box may have AVX-512,
-which numpy's OpenBLAS and PyTorch (ATen, MKL, oneDNN) pick at run time while Lamina's
-kernels stop at AVX2. `LAMINA_BENCH_ANCHORS=avx2 python bench/<name>.py` holds the anchors
-to their AVX2 code paths, i.e. measures them as they run on the target machine; the
-process re-executes itself with the libraries' own switches set, because they read them
-when they load. Every benchmark prints which code paths the anchors used.
+which numpy's OpenBLAS, PyTorch (ATen, MKL, oneDNN) and Lamina's matrix kernels pick at run
+time (Lamina's other kernels stop at AVX2). `LAMINA_BENCH_ANCHORS=avx2 python
+bench/<name>.py` holds every framework to its AVX2 code paths, i.e. measures them as they
+run on the target machine; the process re-executes itself with the libraries' own switches
+set, because they read them when they load. Every benchmark prints the code paths used.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ AVX2_ANCHOR_ENV = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "LAMINA_CPU_ISA": "avx2",
 }
 
 
@@ -80,7 +81,9 @@ def _print_anchor_code_paths(torch) -> None:
                          for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
     except ImportError:
         pass
-    line = f"anchors: numpy BLAS {blas}"
+    import lamina
+
+    line = f"lamina matrix kernels {lamina.cpu_isa()}; anchors: numpy BLAS {blas}"
     if torch is not None:
         line += f"; torch {torch.__version__} CPU capability {torch.backends.cpu.get_cpu_capability()}"
         line += f", MKL/oneDNN limit {os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'native')}"

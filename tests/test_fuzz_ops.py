@@ -613,11 +613,7 @@ def _retain_grad(g):
     return (lm.exp(x) if g.coin() else x,), {}
 
 
-def _is_grad_enabled(g):
-    return (), {}
-
-
-def _get_num_threads(g):
+def _no_arguments(g):
     return (), {}
 
 
@@ -719,8 +715,8 @@ OPS.update({
     "rand": _rand, "randn": _rand, "randint": _randint, "uniform": _distribution, "normal": _distribution,
     "randperm": _randperm, "dropout_mask": _dropout_mask, "arange": _arange, "linspace": _linspace, "eye": _eye,
     "tensor": _tensor_ctor, "asarray": _tensor_ctor, "from_dlpack": _dlpack, "backward": _backward_fn,
-    "grad": _grad_fn, "retain_grad": _retain_grad, "is_grad_enabled": _is_grad_enabled,
-    "get_num_threads": _get_num_threads,
+    "grad": _grad_fn, "retain_grad": _retain_grad, "is_grad_enabled": _no_arguments,
+    "get_num_threads": _no_arguments, "cpu_isa": _no_arguments,
 })
 for _name, _gen in [("layer_norm", _layer_norm), ("batch_norm", _batch_norm), ("softmax_cross_entropy", _cross_entropy),
                     ("binary_cross_entropy_with_logits", _bce), ("sgd_step", _sgd_step), ("adam_step", _adam_step),

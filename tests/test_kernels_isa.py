@@ -1,6 +1,6 @@
 """The float32 fast math (exp/tanh/sigmoid/log/log1p/softplus) against numpy float64 over
-the whole range, and the AVX2 kernels against the baseline ones (LAMINA_CPU_ISA=generic in a
-subprocess)."""
+the whole range, the AVX2 kernels against the baseline ones (LAMINA_CPU_ISA=generic in a
+subprocess), and the AVX-512 matrix kernels against the AVX2 ones (LAMINA_CPU_ISA=avx2)."""
 
 import json
 import os
@@ -148,3 +148,58 @@ def test_avx2_and_generic_kernels_agree():
     fast, base = _run(None), _run("generic")
     for key in fast:
         np.testing.assert_allclose(fast[key], base[key], rtol=2e-6, atol=1e-6, err_msg=key)
+
+
+_MATRIX_PROGRAM = """
+import json, numpy as np, lamina
+rng = np.random.default_rng(3)
+t = lambda *shape: lamina.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+a, b, bias = t(131, 300), t(300, 77), t(77)
+x, w_ih, w_hh, b_lstm = t(5, 9, 20), t(4 * 33, 20), t(4 * 33, 33), t(4 * 33)
+q, k, v = t(2, 3, 45, 16), t(2, 3, 70, 16), t(2, 3, 70, 16)
+xc, wc, bc = t(2, 64, 7, 9), t(70, 64, 3, 3), t(70)
+outs = {
+    "matmul": lamina.matmul(a, b), "matmul_tt": lamina.matmul(lamina.transpose(b), lamina.transpose(a)),
+    "linear_relu": lamina.linear(a, b, bias, "relu"),
+    "linear_gelu": lamina.linear(a, b, bias, "gelu_tanh"),
+    "lstm": lamina.lstm(x, None, None, w_ih, w_hh, b_lstm)[0],
+    "attention": lamina.scaled_dot_product_attention(q, k, v, causal=True),
+    "conv": lamina.conv2d(xc, wc, bc, padding=1),
+    "conv_strided": lamina.conv2d(xc[:, :5], wc[:30, :5], bc[:30], stride=2),
+}
+leaves = [a, b, bias, x, w_ih, w_hh, b_lstm, q, k, v, xc, wc, bc]
+res = {"isa": lamina.cpu_isa()}
+for name, y in outs.items():
+    res[name] = y.detach().numpy().tobytes().hex()
+    grads = lamina.grad(lamina.sum(y * y), leaves, allow_unused=True)
+    res[name + "_grads"] = [g.numpy().tobytes().hex() for g in grads if g is not None]
+print(json.dumps(res))
+"""
+
+
+def _run_matrix_program(env_isa):
+    env = {k: v for k, v in os.environ.items() if k != "LAMINA_CPU_ISA"}
+    if env_isa:
+        env["LAMINA_CPU_ISA"] = env_isa
+    res = subprocess.run([sys.executable, "-c", _MATRIX_PROGRAM], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(res.stdout)
+
+
+def test_cpu_isa_reports_the_cap():
+    assert lamina.cpu_isa() in ("avx512", "avx2", "generic")
+    assert _run_matrix_program("generic")["isa"] == "generic"
+    assert _run_matrix_program("avx2")["isa"] in ("avx2", "generic")
+
+
+def test_avx512_and_avx2_matrix_kernels_are_bit_identical():
+    """The AVX-512 GEMM rounds the same ordered sums as the AVX2 one (same K blocks, same
+    epilogue operations), so every op built on it gives the same bits on both."""
+    wide = _run_matrix_program(None)
+    if wide["isa"] != "avx512":
+        pytest.skip("the CPU has no AVX-512")
+    narrow = _run_matrix_program("avx2")
+    assert narrow["isa"] == "avx2"
+    for key in wide:
+        if key != "isa":
+            assert wide[key] == narrow[key], key

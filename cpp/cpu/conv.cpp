@@ -463,21 +463,38 @@ bool available(const ConvGeometry& g) {
   return g.C / g.groups * g.kh * g.kw > 0 && have_avx2() && gemm_detail::cpu_has_avx2_fma();
 }
 
+// A microkernel for 16-column B panels and the height (mr) of the A panels it reads. The
+// forward product takes AVX-512's 24 x 16 tile when the GEMM runs AVX-512 (it rounds the same
+// ordered sums, so results are bit-identical); the gradients keep the AVX2 6 x 16 tile, which
+// their packing is written for.
+struct RowTile {
+  int64_t mr;
+  gemm_detail::MicroKernel<float> micro;
+  gemm_detail::PackFn<float> pack_a;
+};
+const RowTile kAvx2Tile{MR, gemm_detail::microkernel_f32_avx2, gemm_detail::pack_a_f32_avx2<MR>};
+
+RowTile forward_tile() {
+  if (gemm_detail::isa_in_use() == gemm_detail::Isa::Avx512)
+    return {24, gemm_detail::microkernel_f32_avx512_24x16, gemm_detail::pack_a<float, 24>};
+  return kAvx2Tile;
+}
+
 // C[0:mr, 0:nr] = (accumulate ? C : 0) + a panel . b panel over kc.
-inline void tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate, int64_t mr,
-                 int64_t nr) {
+inline void tile(const RowTile& t, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
+                 int64_t mr, int64_t nr) {
   const StoreArgs<float> s{1.0f, accumulate ? 1.0f : 0.0f, Epilogue::None, nullptr};
-  gemm_detail::microkernel_f32_avx2(kc, a, b, c, ldc, s, int(mr), int(nr));
+  t.micro(kc, a, b, c, ldc, s, int(mr), int(nr));
 }
 
 // op(A) (M x K) packed for the microkernel, every K block: the block of rows from k0 starts
-// at k0 * round_up(M, MR), and its 6-row panel i at i * (that block's kc) after it.
+// at k0 * round_up(M, mr), and its mr-row panel i at i * (that block's kc) after it.
 class PackedA {
  public:
-  PackedA(bool trans, int64_t M, int64_t K, const float* A, int64_t lda)
-      : K_(K), Mr_(round_up(M, MR)), kc_(k_block(K)), data_(size_t(Mr_ * K)) {
+  PackedA(const RowTile& t, bool trans, int64_t M, int64_t K, const float* A, int64_t lda)
+      : K_(K), Mr_(round_up(M, t.mr)), kc_(k_block(K)), data_(size_t(Mr_ * K)) {
     for (int64_t k0 = 0; k0 < K; k0 += kc_)
-      gemm_detail::pack_a_f32_avx2(trans, trans ? A + k0 * lda : A + k0, lda, M, std::min(kc_, K - k0),
+      t.pack_a(trans, trans ? A + k0 * lda : A + k0, lda, M, std::min(kc_, K - k0),
                                    data_.data() + k0 * Mr_);
   }
   const float* panel(int64_t k0, int64_t i) const { return data_.data() + k0 * Mr_ + i * std::min(kc_, K_ - k0); }
@@ -568,6 +585,7 @@ LAMINA_CONV_AVX2 void pack_columns(const ConvGeometry& g, int64_t Cg, const floa
 void forward(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t Kb = Kg + (bias ? 1 : 0);
+  const RowTile rt = forward_tile();
   std::vector<PackedA> a;
   a.reserve(size_t(g.groups));
   std::vector<float> with_bias(bias ? size_t(Cog * Kb) : 0);
@@ -579,7 +597,7 @@ void forward(const ConvGeometry& g, float* out, const float* x, const float* w, 
         with_bias[size_t(o * Kb + Kg)] = bias[gi * Cog + o];
       }
     }
-    a.emplace_back(false, Cog, Kb, bias ? with_bias.data() : wg, bias ? Kb : Kg);
+    a.emplace_back(rt, false, Cog, Kb, bias ? with_bias.data() : wg, bias ? Kb : Kg);
   }
   const int64_t panels = ceil_div(P, NR), kc = a[0].kc();
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / (Cog * Kb * NR));
@@ -594,9 +612,9 @@ void forward(const ConvGeometry& g, float* out, const float* x, const float* w, 
       if (bias) std::fill(panel + Kg * NR, panel + Kb * NR, 1.0f);
       float* o = out + (n * g.Co + gi * Cog) * P + p0;
       for (int64_t k0 = 0; k0 < Kb; k0 += kc)
-        for (int64_t i = 0; i < Cog; i += MR)
-          tile(std::min(kc, Kb - k0), a[size_t(gi)].panel(k0, i), panel + k0 * NR, o + i * P, P, k0 > 0,
-               std::min<int64_t>(MR, Cog - i), lanes);
+        for (int64_t i = 0; i < Cog; i += rt.mr)
+          tile(rt, std::min(kc, Kb - k0), a[size_t(gi)].panel(k0, i), panel + k0 * NR, o + i * P, P, k0 > 0,
+               std::min(rt.mr, Cog - i), lanes);
     }
   });
 }
@@ -692,7 +710,7 @@ void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* g
   const int64_t taps = g.kh * g.kw, HW = g.H * g.W;
   std::vector<PackedA> a;
   a.reserve(size_t(g.groups));
-  for (int64_t gi = 0; gi < g.groups; ++gi) a.emplace_back(true, Kg, Cog, w + gi * Cog * Kg, Kg);
+  for (int64_t gi = 0; gi < g.groups; ++gi) a.emplace_back(kAvx2Tile, true, Kg, Cog, w + gi * Cog * Kg, Kg);
   // Channel blocks give every thread work when there are few images; a block starts on a
   // 6-row panel of W^T, so its size is a multiple of `align` channels.
   const int64_t align = MR / std::gcd<int64_t>(taps, MR);
@@ -715,12 +733,12 @@ void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* g
         const int64_t oh1 = std::min(g.OH, oh0 + chunk_rows), p0 = oh0 * g.OW, n_cols = (oh1 - oh0) * g.OW;
         const int64_t ld = round_up(n_cols, NR);
         for (int64_t k0 = 0; k0 < Cog; k0 += kc)
-          gemm_detail::pack_b_f32_avx2(false, go + k0 * P + p0, P, std::min(kc, Cog - k0), n_cols, packed + k0 * ld);
+          gemm_detail::pack_b_f32_avx2<NR>(false, go + k0 * P + p0, P, std::min(kc, Cog - k0), n_cols, packed + k0 * ld);
         for (int64_t j = 0; j < n_cols; j += NR)
           for (int64_t i = r0; i < r1; i += MR)
             for (int64_t k0 = 0; k0 < Cog; k0 += kc) {
               const int64_t kcb = std::min(kc, Cog - k0);
-              tile(kcb, a[size_t(gi)].panel(k0, i), packed + k0 * ld + j * kcb, dcol + (i - r0) * ld + j, ld, k0 > 0,
+              tile(kAvx2Tile, kcb, a[size_t(gi)].panel(k0, i), packed + k0 * ld + j * kcb, dcol + (i - r0) * ld + j, ld, k0 > 0,
                    std::min<int64_t>(MR, r1 - i), std::min<int64_t>(NR, n_cols - j));
             }
         col2im_rows(g, dxg, c0, c1, dcol, ld, oh0, oh1);
@@ -797,12 +815,12 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
         for (int64_t p0 = 0; p0 < P; p0 += kc) {
           const int64_t kcb = std::min(kc, P - p0);
           const bool accumulate = n > lo || p0 > 0;
-          gemm_detail::pack_b_f32_avx2(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
+          gemm_detail::pack_b_f32_avx2<NR>(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
           for (int64_t i = 0; i < Kg; i += MR) {
             const int64_t mr = std::min<int64_t>(MR, Kg - i);
             pack_col_rows(g, xg, i, mr, p0, kcb, packed_a);
             for (int64_t j = 0; j < Cog; j += NR)
-              tile(kcb, packed_a, packed_b + j * kcb, dwg + i * Cog + j, Cog, accumulate, mr,
+              tile(kAvx2Tile, kcb, packed_a, packed_b + j * kcb, dwg + i * Cog + j, Cog, accumulate, mr,
                    std::min<int64_t>(NR, Cog - j));
           }
         }

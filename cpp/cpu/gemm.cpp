@@ -1,5 +1,7 @@
 // GEMM driver: picks the path, blocks for the caches, packs, and spreads the work over the
-// thread pool. Kernels live in gemm_avx2.cpp / gemm_generic.cpp, packing in gemm_pack.cpp.
+// thread pool. Kernels live in gemm_avx512.cpp / gemm_avx2.cpp / gemm_generic.cpp, packing
+// in gemm_pack.cpp; the instruction set's register tile (MR x NR: 6 x 16, or 12 x 32 with
+// AVX-512) is a run-time value here.
 //
 // Blocked path (after the classic five-loop structure):
 //   for jc in N by NC:            B block kc x nc, packed once per (jc, pc), lives in L2/L3
@@ -7,7 +9,7 @@
 //       pack op(B)[pc:, jc:] into NR-column panels
 //       for ic in M by MC:        A block mc x kc, packed, stays in L2
 //         pack op(A)[ic:, pc:] into MR-row panels
-//         for jr in nc by NR:     one B panel (kc x NR, 16 KB for f32) stays in L1
+//         for jr in nc by NR:     one B panel (kc x NR: 16 KB, 32 KB with AVX-512) in L1
 //           for ir in mc by MR:   microkernel: C[MR, NR] tile
 // Threads take disjoint slabs of C (columns when N >= M, else rows) and pack their own
 // panels, so they never wait on each other; the repacked operand is the smaller one.
@@ -15,6 +17,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <string>
 #include <type_traits>
 
 #include "core/errors.h"
@@ -30,7 +33,9 @@ namespace gemm_detail {
 namespace {
 
 // Cache blocks. f32: an A block of 144 x 256 (144 KB) sits in L2, a B panel of 256 x 16
-// (16 KB) in L1 next to the A panel being read (6 KB). f64 halves the rows per block.
+// (16 KB; 256 x 32 = 32 KB with AVX-512) in L1 next to the A panel being read (6 or 12 KB).
+// f64 halves the rows per block. KC does not depend on the instruction set: the K blocks
+// fix where partial sums are rounded, so every set gives the same bits.
 template <class T>
 struct Blocking;
 template <>
@@ -52,7 +57,41 @@ constexpr int64_t kTaskWork = 32 * 32 * 32;
 
 std::atomic<Isa> g_isa{Isa::Auto};
 
-bool use_avx2() { return g_isa.load(std::memory_order_relaxed) != Isa::Generic && cpu_has_avx2_fma(); }
+// The widest set the CPU has, capped by LAMINA_CPU_ISA (read once).
+Isa best_isa() {
+  static const Isa best = [] {
+    const char* forced = std::getenv("LAMINA_CPU_ISA");
+    const std::string cap = forced ? forced : "";
+    if (cap == "generic" || !cpu_has_avx2_fma()) return Isa::Generic;
+    if (cap == "avx2" || !cpu_has_avx512()) return Isa::Avx2;
+    return Isa::Avx512;
+  }();
+  return best;
+}
+
+}  // namespace
+
+Isa isa_in_use() {
+  const Isa chosen = g_isa.load(std::memory_order_relaxed);
+  const Isa best = best_isa();
+  if (chosen == Isa::Auto) return best;
+  if (chosen == Isa::Avx512 && !cpu_has_avx512()) return best;
+  if (chosen == Isa::Avx2 && !cpu_has_avx2_fma()) return Isa::Generic;
+  return chosen;
+}
+
+namespace {
+
+const Kernels<float> kF32Generic{"generic", Tile<float>::MR, Tile<float>::NR, microkernel_f32_generic,
+                                 direct_f32_generic, pack_a<float, 6>, pack_b<float, 16>};
+const Kernels<float> kF32Avx2{"avx2", Tile<float>::MR, Tile<float>::NR, microkernel_f32_avx2, direct_f32_avx2,
+                              pack_a_f32_avx2<6>, pack_b_f32_avx2<16>};
+const Kernels<float> kF32Avx512{"avx512", 12, 32, microkernel_f32_avx512, direct_f32_avx2, pack_a_f32_avx2<12>,
+                                pack_b_f32_avx2<32>};
+const Kernels<double> kF64Generic{"generic", Tile<double>::MR, Tile<double>::NR, microkernel_f64_generic,
+                                  direct_f64_generic, pack_a<double, 6>, pack_b<double, 8>};
+const Kernels<double> kF64Avx2{"avx2", Tile<double>::MR, Tile<double>::NR, microkernel_f64_avx2,
+                               direct_f64_avx2, pack_a<double, 6>, pack_b<double, 8>};
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -66,10 +105,10 @@ void* scratch(size_t bytes) { return thread_scratch(ScratchSlot::GemmPacking, by
 template <class T>
 struct Blocks {
   int64_t kc, mc, nc;
-  Blocks(int64_t K, int64_t m, int64_t n)
+  Blocks(const Kernels<T>& kern, int64_t K, int64_t m, int64_t n)
       : kc(ceil_div(K, ceil_div(K, Blocking<T>::KC))),
-        mc(round_up(ceil_div(m, ceil_div(m, Blocking<T>::MC)), Tile<T>::MR)),
-        nc(round_up(ceil_div(n, ceil_div(n, Blocking<T>::NC)), Tile<T>::NR)) {}
+        mc(round_up(ceil_div(m, ceil_div(m, Blocking<T>::MC)), kern.mr)),
+        nc(round_up(ceil_div(n, ceil_div(n, Blocking<T>::NC)), kern.nr)) {}
   // Packed A block then packed B block, each a multiple of 64 bytes. A slab's blocks are
   // never larger than those of the whole matrix, so this bounds every slab's need.
   int64_t a_elems() const { return round_up(mc * kc, 64 / sizeof(T)); }
@@ -90,10 +129,7 @@ struct Problem {
   int64_t ldc;
   Epilogue epilogue;
   const T* bias;
-  MicroKernel<T> micro;
-  void (*direct)(const Direct<T>&);
-  void (*pack_a)(bool, const T*, int64_t, int64_t, int64_t, T*);
-  void (*pack_b)(bool, const T*, int64_t, int64_t, int64_t, T*);
+  const Kernels<T>& kern;
 
   const T* a_at(int64_t i, int64_t k) const { return ta ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return tb ? B + j * ldb + k : B + k * ldb + j; }
@@ -101,20 +137,19 @@ struct Problem {
 
 // Where block (pc, jc) of a whole packed op(B) starts: the blocks of one column block jc
 // follow each other down K, each round_up(nc, NR) columns wide.
-template <class T>
-int64_t packed_block_offset(int64_t K, int64_t pc, int64_t jc, int64_t nc) {
-  return jc * K + pc * round_up(nc, Tile<T>::NR);
+int64_t packed_block_offset(int64_t K, int64_t pc, int64_t jc, int64_t nc, int64_t nr) {
+  return jc * K + pc * round_up(nc, nr);
 }
 
 // The blocked product for C[i0:i1, j0:j1], on the calling thread, packing into `work`
-// (Blocks<T>(K, M, N).elems() elements, 64-byte aligned). With `packed_b` (all of op(B),
-// laid out by packed_block_offset for Blocks<T>(K, *, N)) only A is packed; then j0 = 0
-// and j1 = N.
+// (Blocks<T>(p.kern, K, M, N).elems() elements, 64-byte aligned). With `packed_b` (all of
+// op(B), laid out by packed_block_offset for Blocks<T>(p.kern, K, *, N)) only A is packed;
+// then j0 = 0 and j1 = N.
 template <class T>
 void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1, T* work,
                   const T* packed_b = nullptr) {
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-  const Blocks<T> blk(p.K, i1 - i0, j1 - j0);
+  const int MR = p.kern.mr, NR = p.kern.nr;
+  const Blocks<T> blk(p.kern, p.K, i1 - i0, j1 - j0);
   const int64_t kc_max = blk.kc, mc_max = blk.mc, nc_max = blk.nc;
   T* abuf = work;
   T* bbuf = work + blk.a_elems();
@@ -125,12 +160,12 @@ void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
       const int64_t kc = std::min(kc_max, p.K - pc);
       const bool last = pc + kc == p.K;
       const T* bblock = bbuf;
-      if (packed_b) bblock = packed_b + packed_block_offset<T>(p.K, pc, jc, nc);
-      else p.pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
+      if (packed_b) bblock = packed_b + packed_block_offset(p.K, pc, jc, nc, NR);
+      else p.kern.pack_b(p.tb, p.b_at(pc, jc), p.ldb, kc, nc, bbuf);
       StoreArgs<T> s{p.alpha, pc == 0 ? p.beta : T(1), last ? p.epilogue : Epilogue::None, nullptr};
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
-        p.pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
+        p.kern.pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = int(std::min<int64_t>(NR, nc - jr));
           const T* b = bblock + jr * kc;
@@ -139,7 +174,7 @@ void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
             const int mr = int(std::min<int64_t>(MR, mc - ir));
             const T* a = abuf + ir * kc;
             T* c = p.C + (ic + ir) * p.ldc + jc + jr;
-            p.micro(kc, a, b, c, p.ldc, s, mr, nr);
+            p.kern.micro(kc, a, b, c, p.ldc, s, mr, nr);
           }
         }
       }
@@ -164,7 +199,7 @@ void direct_range(const Problem<T>& p, int64_t k_used, int64_t i0, int64_t i1, i
   d.C = p.C + i0 * p.ldc + j0;
   d.ldc = p.ldc;
   d.s = StoreArgs<T>{p.alpha, p.beta, p.epilogue, p.bias ? p.bias + j0 : nullptr};
-  p.direct(d);
+  p.kern.direct(d);
 }
 
 template <class T>
@@ -193,7 +228,7 @@ void run(const Problem<T>& p) {
     }
     return;
   }
-  const int64_t slot = Blocks<T>(p.K, p.M, p.N).elems();
+  const int64_t slot = Blocks<T>(p.kern, p.K, p.M, p.N).elems();
   if (!parallel) {
     gemm_blocked(p, 0, p.M, 0, p.N, static_cast<T*>(scratch(size_t(slot) * sizeof(T))));
     return;
@@ -205,7 +240,7 @@ void run(const Problem<T>& p) {
   auto slab = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     gemm_blocked(p, i0, i1, j0, j1, work + slot * next_slot.fetch_add(1));
   };
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+  const int MR = p.kern.mr, NR = p.kern.nr;
   if (p.N >= p.M) {
     const int64_t grain = std::max<int64_t>(1, ceil_div(kTaskWork, p.M * p.K * NR));
     parallel_for(0, ceil_div(p.N, NR), grain,
@@ -234,7 +269,23 @@ bool cpu_has_avx2_fma() {
   return has;
 }
 
+// Also checks that the OS saves the zmm state.
+bool cpu_has_avx512() {
+  static const bool has = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
+  return has;
+}
+
 void set_isa(Isa isa) { g_isa.store(isa, std::memory_order_relaxed); }
+
+const Kernels<float>& f32_kernels() {
+  switch (isa_in_use()) {
+    case Isa::Avx512: return kF32Avx512;
+    case Isa::Avx2: return kF32Avx2;
+    default: return kF32Generic;
+  }
+}
+
+const Kernels<double>& f64_kernels() { return isa_in_use() == Isa::Generic ? kF64Generic : kF64Avx2; }
 
 }  // namespace gemm_detail
 
@@ -243,15 +294,11 @@ using namespace gemm_detail;
 namespace {
 
 // A float32 product with the kernels of the instruction set in use.
-Problem<float> f32_problem(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+Problem<float> f32_problem(const Kernels<float>& kern, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, Epilogue epilogue,
                            const float* bias) {
-  const bool avx2 = use_avx2();
   return {ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue,
-          epilogue == Epilogue::None ? nullptr : bias,
-          avx2 ? microkernel_f32_avx2 : microkernel_f32_generic,
-          avx2 ? direct_f32_avx2 : direct_f32_generic,
-          avx2 ? pack_a_f32_avx2 : pack_a<float>, avx2 ? pack_b_f32_avx2 : pack_b<float>};
+          epilogue == Epilogue::None ? nullptr : bias, kern};
 }
 
 }  // namespace
@@ -262,8 +309,10 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
   check_args("gemm_f32", M, N, K, lda, ldb, ldc, trans_a, trans_b);
   check<ValueError>(epilogue == Epilogue::None || bias != nullptr, "gemm_f32: epilogue needs a bias");
   if (M == 0 || N == 0) return;
-  run(f32_problem(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, bias));
+  run(f32_problem(f32_kernels(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, bias));
 }
+
+const char* gemm_isa() { return f32_kernels().name; }
 
 template <class T>
 void ReusedMatrix<T>::AlignedDelete::operator()(T* p) const {
@@ -276,22 +325,22 @@ ReusedMatrix<T>::ReusedMatrix(bool trans_b, int64_t K, int64_t N, const T* B, in
   check_args("ReusedMatrix", 1, N, K, K, ldb, N, false, trans_b);
   if constexpr (std::is_same_v<T, float>) {
     if (K == 0 || N == 0) return;
-    const size_t elems = size_t(round_up(N, Tile<float>::NR) * K);
+    kernels_ = &f32_kernels();
+    const size_t elems = size_t(round_up(N, kernels_->nr) * K);
     packed_.reset(static_cast<float*>(::operator new[](elems * sizeof(float), std::align_val_t(64))));
-    const auto pack = use_avx2() ? pack_b_f32_avx2 : pack_b<float>;
-    const Blocks<float> blk(K, 1, N);
+    const Blocks<float> blk(*kernels_, K, 1, N);
     for (int64_t jc = 0; jc < N; jc += blk.nc) {
       const int64_t nc = std::min(blk.nc, N - jc);
       for (int64_t pc = 0; pc < K; pc += blk.kc)
-        pack(trans_b, trans_b ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, std::min(blk.kc, K - pc), nc,
-             packed_.get() + packed_block_offset<float>(K, pc, jc, nc));
+        kernels_->pack_b(trans_b, trans_b ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, std::min(blk.kc, K - pc),
+                         nc, packed_.get() + packed_block_offset(K, pc, jc, nc, kernels_->nr));
     }
   }
 }
 
 template <class T>
 void ReusedMatrix<T>::reserve(int64_t M) const {
-  if (packed_) scratch(size_t(Blocks<T>(K_, std::max<int64_t>(M, 1), N_).a_elems()) * sizeof(T));
+  if (packed_) scratch(size_t(Blocks<float>(*kernels_, K_, std::max<int64_t>(M, 1), N_).a_elems()) * sizeof(float));
 }
 
 template <class T>
@@ -301,13 +350,14 @@ void ReusedMatrix<T>::multiply(bool trans_a, int64_t M, T alpha, const T* A, int
   check<ValueError>(epilogue == Epilogue::None || bias != nullptr, "ReusedMatrix::multiply: epilogue needs a bias");
   if (M == 0 || N_ == 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    const Problem<float> p = f32_problem(trans_a, false, M, N_, K_, alpha, A, lda, nullptr, N_, beta, C, ldc,
+    // Without a packed B (K or N is 0) any set will do: nothing is multiplied.
+    const Problem<float> p = f32_problem(kernels_ ? *kernels_ : f32_kernels(), trans_a, false, M, N_, K_, alpha, A, lda, nullptr, N_, beta, C, ldc,
                                          epilogue, bias);
     if (K_ == 0 || alpha == 0.0f) {
       direct_range(p, 0, 0, M, 0, N_);
       return;
     }
-    const int64_t slot = Blocks<float>(K_, M, N_).a_elems();
+    const int64_t slot = Blocks<float>(*kernels_, K_, M, N_).a_elems();
     gemm_blocked(p, 0, M, 0, N_, static_cast<float*>(scratch(size_t(slot) * sizeof(float))), packed_.get());
   } else {
     check<ValueError>(epilogue == Epilogue::None || epilogue == Epilogue::Bias,
@@ -329,12 +379,8 @@ void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, doubl
               int64_t ldc) {
   check_args("gemm_f64", M, N, K, lda, ldb, ldc, trans_a, trans_b);
   if (M == 0 || N == 0) return;
-  const bool avx2 = use_avx2();
-  Problem<double> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Epilogue::None,
-                    nullptr, avx2 ? microkernel_f64_avx2 : microkernel_f64_generic,
-                    avx2 ? direct_f64_avx2 : direct_f64_generic, pack_a<double>,
-                    pack_b<double>};
-  run(p);
+  run(Problem<double>{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Epilogue::None, nullptr,
+                      f64_kernels()});
 }
 
 }  // namespace lamina::cpu

@@ -6,6 +6,11 @@
 
 namespace lamina::cpu {
 
+namespace gemm_detail {
+template <class T>
+struct Kernels;
+}
+
 // Applied to every element of C after the multiply-add. `bias` is a length-N vector
 // added to each row; GELU is the tanh approximation.
 enum class Epilogue { None, Bias, BiasRelu, BiasGelu };
@@ -47,11 +52,16 @@ class ReusedMatrix {
   int64_t K_, N_;
   const T* B_;
   int64_t ldb_;
+  const gemm_detail::Kernels<float>* kernels_ = nullptr;  // the set packed_ is laid out for
   std::unique_ptr<T[], AlignedDelete> packed_;
 };
 
 extern template class ReusedMatrix<float>;
 extern template class ReusedMatrix<double>;
+
+// The instruction set of the float32 kernels in use: "avx512", "avx2" or "generic" (the
+// CPU's widest, capped by LAMINA_CPU_ISA=avx2|generic in the environment).
+const char* gemm_isa();
 
 // Same contract in double precision, without an epilogue (references, gradient checks).
 void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,

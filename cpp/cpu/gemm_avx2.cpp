@@ -280,56 +280,81 @@ LAMINA_AVX2_INLINE void direct_dots(const Direct<float>& d) {
 }  // namespace
 
 
-// pack_b for op(B) = B^T (the 16 columns of a panel are 16 rows of B, each contiguous in k):
-// 8 x 8 register transposes instead of 16 strided scalar streams. Other cases: pack_b.
-LAMINA_AVX2 void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc,
-                                 float* out) {
-  const int64_t full = trans ? nc / 16 * 16 : 0;
+// pack_b for op(B) = B^T (the NR columns of a panel are NR rows of B, each contiguous in k):
+// 8 x 8 register transposes instead of NR strided scalar streams. Other cases: pack_b.
+template <int NR>
+LAMINA_AVX2 void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* out) {
+  const int64_t full = trans ? nc / NR * NR : 0;
   const int64_t k8 = kc / 8 * 8;
-  for (int64_t j = 0; j < full; j += 16) {
+  for (int64_t j = 0; j < full; j += NR) {
     float* panel = out + j * kc;
     for (int64_t k = 0; k < k8; k += 8)
-      for (int g = 0; g < 16; g += 8) {
+      for (int g = 0; g < NR; g += 8) {
         __m256 r[8];
 #pragma GCC unroll 8
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(B + (j + g + i) * ldb + k);
         simd::transpose8(r);
 #pragma GCC unroll 8
-        for (int c = 0; c < 8; ++c) _mm256_store_ps(panel + (k + c) * 16 + g, r[c]);
+        for (int c = 0; c < 8; ++c) _mm256_store_ps(panel + (k + c) * NR + g, r[c]);
       }
     for (int64_t k = k8; k < kc; ++k)
-      for (int i = 0; i < 16; ++i) panel[k * 16 + i] = B[(j + i) * ldb + k];
+      for (int i = 0; i < NR; ++i) panel[k * NR + i] = B[(j + i) * ldb + k];
   }
-  if (full < nc) pack_b<float>(trans, trans ? B + full * ldb : B, ldb, kc, nc - full, out + full * kc);
+  if (full < nc) pack_b<float, NR>(trans, trans ? B + full * ldb : B, ldb, kc, nc - full, out + full * kc);
 }
 
-// pack_a for op(A) = A (each of a panel's 6 rows contiguous in k): 6 rows x 8 k go through
-// one 8 x 8 transpose (2 zero rows); column c becomes the 6 values of k + c. Each 8-wide
-// store spills 2 lanes into the next column's slot, which the next store overwrites; the
-// last column of a group is stored with a mask. Other cases: pack_a.
-LAMINA_AVX2 void pack_a_f32_avx2(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc,
-                                 float* out) {
-  const int64_t full = trans ? 0 : mc / 6 * 6;
+// pack_a for op(A) = A (each of a panel's MR rows contiguous in k), 8 k at a time through
+// 8 x 8 transposes; column c of a transpose holds the rows' values at k + c.
+//   MR = 6: one transpose (2 zero rows). Each 8-wide store spills 2 lanes into the next
+//           column's slot, which the next store overwrites; the group's last column is
+//           stored with a mask.
+//   MR = 12: rows 0-7, then rows 8-11 with 4 zero rows, stored as 8 + 4 lanes.
+// Other cases: pack_a.
+template <int MR>
+LAMINA_AVX2 void pack_a_f32_avx2(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* out) {
+  static_assert(MR == 6 || MR == 12);
+  const int64_t full = trans ? 0 : mc / MR * MR;
   const int64_t k8 = kc / 8 * 8;
   const __m256i six = lane_mask(6);
-  for (int64_t i = 0; i < full; i += 6) {
+  for (int64_t i = 0; i < full; i += MR) {
     float* panel = out + i * kc;
     const float* rows = A + i * lda;
     for (int64_t k = 0; k < k8; k += 8) {
       __m256 r[8];
+      if constexpr (MR == 6) {
 #pragma GCC unroll 6
-      for (int q = 0; q < 6; ++q) r[q] = _mm256_loadu_ps(rows + q * lda + k);
-      r[6] = r[7] = _mm256_setzero_ps();
-      simd::transpose8(r);
+        for (int q = 0; q < 6; ++q) r[q] = _mm256_loadu_ps(rows + q * lda + k);
+        r[6] = r[7] = _mm256_setzero_ps();
+        simd::transpose8(r);
 #pragma GCC unroll 7
-      for (int c = 0; c < 7; ++c) _mm256_storeu_ps(panel + (k + c) * 6, r[c]);
-      _mm256_maskstore_ps(panel + (k + 7) * 6, six, r[7]);
+        for (int c = 0; c < 7; ++c) _mm256_storeu_ps(panel + (k + c) * 6, r[c]);
+        _mm256_maskstore_ps(panel + (k + 7) * 6, six, r[7]);
+      } else {
+        __m256 t[8];
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows + q * lda + k);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) t[q] = _mm256_loadu_ps(rows + (8 + q) * lda + k);
+        t[4] = t[5] = t[6] = t[7] = _mm256_setzero_ps();
+        simd::transpose8(r);
+        simd::transpose8(t);
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) {
+          _mm256_storeu_ps(panel + (k + c) * 12, r[c]);
+          _mm_storeu_ps(panel + (k + c) * 12 + 8, _mm256_castps256_ps128(t[c]));
+        }
+      }
     }
     for (int64_t k = k8; k < kc; ++k)
-      for (int q = 0; q < 6; ++q) panel[k * 6 + q] = rows[q * lda + k];
+      for (int q = 0; q < MR; ++q) panel[k * MR + q] = rows[q * lda + k];
   }
-  if (full < mc) pack_a<float>(trans, trans ? A + full : A + full * lda, lda, mc - full, kc, out + full * kc);
+  if (full < mc) pack_a<float, MR>(trans, trans ? A + full : A + full * lda, lda, mc - full, kc, out + full * kc);
 }
+
+template void pack_a_f32_avx2<6>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_a_f32_avx2<12>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_b_f32_avx2<16>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_b_f32_avx2<32>(bool, const float*, int64_t, int64_t, int64_t, float*);
 
 // Unpacked path: register-blocked intrinsics for the two layouts that have a unit stride to
 // vectorize along; the remaining one (both operands transposed) uses the plain loops.

@@ -1,6 +1,7 @@
 // Internals shared by the GEMM sources (gemm.cpp: driver, gemm_pack.cpp: packing,
-// gemm_generic.cpp: portable kernels, gemm_avx2.cpp: AVX2/FMA kernels). Not a public API;
-// the kernel lab and the unit test include it to pick an instruction set explicitly.
+// gemm_generic.cpp: portable kernels, gemm_avx2.cpp: AVX2/FMA kernels, gemm_avx512.cpp:
+// AVX-512 kernels). Not a public API; the kernel lab and the unit test include it to pick an
+// instruction set explicitly.
 #pragma once
 #include <cstdint>
 
@@ -8,7 +9,8 @@
 
 namespace lamina::cpu::gemm_detail {
 
-// Register tile of one microkernel call, and the cache blocks around it (see gemm.cpp).
+// Register tile of the portable and AVX2 microkernels (the AVX-512 one has its own, see
+// Kernels); conv.cpp packs its panels for this tile.
 template <class T>
 struct Tile;
 template <>
@@ -51,6 +53,21 @@ struct Direct {
   StoreArgs<T> s;  // s.bias points at column 0
 };
 
+template <class T>
+using PackFn = void (*)(bool trans, const T* src, int64_t ld, int64_t rows, int64_t cols, T* out);
+
+// The kernels of one instruction set and the register tile (mr x nr) that its packed panels
+// are cut for. Every set computes each element of C as the same ordered sum over k, so the
+// sets give bit-identical results.
+template <class T>
+struct Kernels {
+  const char* name;
+  int mr, nr;
+  MicroKernel<T> micro;
+  void (*direct)(const Direct<T>&);
+  PackFn<T> pack_a, pack_b;
+};
+
 void microkernel_f32_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                              const StoreArgs<float>& s, int mr, int nr);
 void microkernel_f64_generic(int64_t kc, const double* a, const double* b, double* c,
@@ -60,6 +77,12 @@ void microkernel_f32_avx2(int64_t kc, const float* a, const float* b, float* c, 
 void microkernel_f64_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                           const StoreArgs<double>& s, int mr, int nr);
 
+void microkernel_f32_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                            const StoreArgs<float>& s, int mr, int nr);
+// 24 x 16 tile: the convolution's column panels are 16 positions wide (conv.cpp).
+void microkernel_f32_avx512_24x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                  const StoreArgs<float>& s, int mr, int nr);
+
 void direct_f32_generic(const Direct<float>& d);
 void direct_f64_generic(const Direct<double>& d);
 void direct_f32_avx2(const Direct<float>& d);
@@ -67,20 +90,34 @@ void direct_f64_avx2(const Direct<double>& d);
 
 // Packing. `A` points at op(A)[i0,k0]; writes ceil(mc/MR) panels of [kc][MR].
 // `B` points at op(B)[k0,j0]; writes ceil(nc/NR) panels of [kc][NR]. Pads with zeros.
-template <class T>
+// Instantiated for the tiles above: MR 6, 12 and 24, NR 16 and 32 (float), 6 and 8 (double).
+template <class T, int MR>
 void pack_a(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* out);
-template <class T>
+template <class T, int NR>
 void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out);
-void pack_a_f32_avx2(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* out);
-void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* out);
+// AVX2 register-transposing packs for the cases pack_a / pack_b do element by element;
+// MR 6 or 12, NR 16 or 32. (A template's definition cannot add the target attribute, so
+// the declarations carry it.)
+template <int MR>
+__attribute__((target("avx2,fma"))) void pack_a_f32_avx2(bool trans, const float* A, int64_t lda, int64_t mc,
+                                                         int64_t kc, float* out);
+template <int NR>
+__attribute__((target("avx2,fma"))) void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_t kc,
+                                                         int64_t nc, float* out);
 
 // Scalar epilogue shared by the portable kernels and the tests' expectations.
 float gelu_tanh(float x);
 double gelu_tanh(double x);
 
-// Instruction set used by gemm_f32/gemm_f64. Auto = AVX2+FMA when the CPU has both.
-enum class Isa { Auto, Generic, Avx2 };
+// Instruction set used by gemm_f32/gemm_f64. Auto = the widest the CPU has (AVX-512F, else
+// AVX2+FMA, else the portable kernels), capped by LAMINA_CPU_ISA=generic|avx2 in the
+// environment. An explicit choice the CPU lacks falls back the same way.
+enum class Isa { Auto, Generic, Avx2, Avx512 };
 void set_isa(Isa isa);  // for tests and the lab; not thread-safe against running GEMMs
 bool cpu_has_avx2_fma();
+bool cpu_has_avx512();
+Isa isa_in_use();  // what Auto (or the set_isa choice) resolves to on this CPU
+const Kernels<float>& f32_kernels();   // the set in use
+const Kernels<double>& f64_kernels();
 
 }  // namespace lamina::cpu::gemm_detail

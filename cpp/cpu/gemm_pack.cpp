@@ -36,9 +36,8 @@ void pack_panel(const T* src, int64_t rs, int64_t ks, int rows, int64_t len, T* 
 
 }  // namespace
 
-template <class T>
+template <class T, int MR>
 void pack_a(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* out) {
-  constexpr int MR = Tile<T>::MR;
   // op(A)(i,k) = A[i*lda + k], or A[k*lda + i] when transposed.
   const int64_t rs = trans ? 1 : lda, ks = trans ? lda : 1;
   for (int64_t i = 0; i < mc; i += MR) {
@@ -47,9 +46,8 @@ void pack_a(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* out)
   }
 }
 
-template <class T>
+template <class T, int NR>
 void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out) {
-  constexpr int NR = Tile<T>::NR;
   // op(B)(k,j) = B[k*ldb + j], or B[j*ldb + k] when transposed; a panel "row" is a column j.
   const int64_t js = trans ? ldb : 1, ks = trans ? 1 : ldb;
   if (!trans) {
@@ -73,9 +71,12 @@ void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out)
   }
 }
 
-template void pack_a<float>(bool, const float*, int64_t, int64_t, int64_t, float*);
-template void pack_a<double>(bool, const double*, int64_t, int64_t, int64_t, double*);
-template void pack_b<float>(bool, const float*, int64_t, int64_t, int64_t, float*);
-template void pack_b<double>(bool, const double*, int64_t, int64_t, int64_t, double*);
+template void pack_a<float, 6>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_a<float, 12>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_a<float, 24>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_a<double, 6>(bool, const double*, int64_t, int64_t, int64_t, double*);
+template void pack_b<float, 16>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_b<float, 32>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_b<double, 8>(bool, const double*, int64_t, int64_t, int64_t, double*);
 
 }  // namespace lamina::cpu::gemm_detail

@@ -8,6 +8,7 @@
 #include "convert.h"
 #include "core/errors.h"
 #include "core/parallel.h"
+#include "cpu/gemm.h"
 #include "ops/arith.h"
 #include "ops/compare.h"
 #include "ops/copy.h"
@@ -274,6 +275,9 @@ void init_ops(nb::module_& m) {
 
   m.def("get_num_threads", &get_num_threads, "Threads used by CPU kernels.");
   m.def("set_num_threads", &set_num_threads, nb::arg("n"), "Sets the threads used by CPU kernels.");
+  m.def("cpu_isa", &cpu::gemm_isa,
+        "Instruction set of the CPU matrix kernels: 'avx512', 'avx2' or 'generic' (the CPU's widest; "
+        "LAMINA_CPU_ISA=avx2 or generic in the environment caps it).");
 }
 
 }  // namespace lamina::py

@@ -2,8 +2,9 @@
 // reference: all four transpose combinations, ragged sizes on both sides of every block
 // and tile edge, alpha/beta variants (beta == 0 with NaN in C), padded leading dimensions
 // (padding filled with NaN, and C's padding checked untouched), the epilogues, 1, 2 and 3
-// threads, and both the AVX2 and the portable kernels; the same for a B packed once
-// (ReusedMatrix). Built by run_gemm_tests.sh.
+// threads, and every instruction set the CPU has (AVX-512, AVX2, portable); the same for a B
+// packed once (ReusedMatrix). The AVX-512 and AVX2 kernels must agree bit for bit. Built by
+// run_gemm_tests.sh.
 //   test_gemm [--quick]     --quick: the smaller set used under the sanitizers
 #include <algorithm>
 #include <cmath>
@@ -262,6 +263,38 @@ void packed(bool quick) {
     }
 }
 
+// The AVX-512 and AVX2 sets round the same ordered sums (same K blocks, same epilogue
+// operations), so their results must be identical, edges and epilogues included.
+void isa_agreement() {
+  struct Shape {
+    int64_t M, N, K;
+  };
+  const Shape shapes[] = {{1, 40, 30}, {13, 33, 17}, {128, 512, 300}, {37, 70, 600}, {150, 3100, 20}, {25, 31, 1}};
+  uint64_t seed = 20000;
+  int v = 0;
+  for (const Shape& sh : shapes)
+    for (int t = 0; t < 4; ++t)
+      for (bool packed : {false, true}) {
+        const Variant& var = kVariants[v++ % 7];
+        const Case c{bool(t & 1), bool(t & 2), sh.M, sh.N, sh.K, var.alpha, var.beta, var.epi, 1, packed};
+        Rng rng{seed++};
+        const int64_t lda = c.ta ? c.M : c.K, ldb = c.tb ? c.K : c.N;
+        std::vector<float> A(size_t(c.M * c.K)), B(size_t(c.K * c.N)), C0(size_t(c.M * c.N)), bias(size_t(c.N));
+        for (auto* vec : {&A, &B, &C0, &bias})
+          for (float& x : *vec) x = float(rng.next() * 3.0);
+        std::vector<float> out[2] = {C0, C0};
+        const gd::Isa isas[2] = {gd::Isa::Avx2, gd::Isa::Avx512};
+        for (int i = 0; i < 2; ++i) {
+          gd::set_isa(isas[i]);
+          call_gemm<float>(c, A.data(), lda, B.data(), ldb, out[i].data(), c.N,
+                           c.epi == Epilogue::None ? nullptr : bias.data());
+        }
+        const bool same = std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)) == 0;
+        report(same, c, "isa-agreement", "AVX-512 and AVX2 results differ");
+      }
+  gd::set_isa(gd::Isa::Auto);
+}
+
 void argument_checks() {
   Case c{false, false, 2, 2, 2, 1, 0, Epilogue::None, 0};
   float x[4] = {};
@@ -288,12 +321,15 @@ int main(int argc, char** argv) {
   std::vector<gd::Isa> isas = {gd::Isa::Generic};
   if (gd::cpu_has_avx2_fma()) isas.insert(isas.begin(), gd::Isa::Avx2);
   else std::printf("note: no AVX2+FMA on this CPU; testing the portable kernels only\n");
+  if (gd::cpu_has_avx512()) isas.insert(isas.begin(), gd::Isa::Avx512);
+  else std::printf("note: no AVX-512 on this CPU; its kernel is not tested here\n");
+  const auto isa_name = [](gd::Isa isa) { return isa == gd::Isa::Avx512 ? "avx512" : isa == gd::Isa::Avx2 ? "avx2" : "generic"; };
   for (gd::Isa isa : isas) {
     gd::set_isa(isa);
     for (int threads : {1, 2, 3}) {
       if (threads == 3 && isa == gd::Isa::Generic) continue;  // odd split, once is enough
       lamina::set_num_threads(threads);
-      g_context = std::string(isa == gd::Isa::Avx2 ? "avx2" : "generic") + ", " + std::to_string(threads) + " thread(s)";
+      g_context = std::string(isa_name(isa)) + ", " + std::to_string(threads) + " thread(s)";
       const int before = g_failed;
       grid(quick || threads == 3 || (isa == gd::Isa::Generic && threads == 2));
       large(quick);
@@ -302,6 +338,10 @@ int main(int argc, char** argv) {
       f64(quick);
       std::printf("%-22s %s\n", g_context.c_str(), g_failed == before ? "ok" : "FAILED");
     }
+  }
+  if (gd::cpu_has_avx512()) {
+    g_context = "avx512 vs avx2";
+    isa_agreement();
   }
   argument_checks();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
