@@ -463,25 +463,34 @@ bool available(const ConvGeometry& g) {
   return g.C / g.groups * g.kh * g.kw > 0 && have_avx2() && gemm_detail::cpu_has_avx2_fma();
 }
 
-// A microkernel for 16-column B panels and the height (mr) of the A panels it reads. The
-// forward product takes AVX-512's 24 x 16 tile when the GEMM runs AVX-512 (it rounds the same
-// ordered sums, so results are bit-identical); the gradients keep the AVX2 6 x 16 tile, which
-// their packing is written for.
-struct RowTile {
-  int64_t mr;
+// A microkernel with the heights (mr) of the A panels and widths (nr) of the B panels it
+// reads, and their packs. With the GEMM on AVX-512 the products take AVX-512 tiles shaped for
+// their packing: the forward's B panels are 16 image positions wide (24 x 16 tile), the
+// gradients' A panels 6 rows high (6 x 32). Every tile rounds the same ordered sums, so the
+// results are bit-identical to the AVX2 6 x 16 tile's.
+struct ConvTile {
+  int64_t mr, nr;
   gemm_detail::MicroKernel<float> micro;
-  gemm_detail::PackFn<float> pack_a;
+  gemm_detail::PackFn<float> pack_a, pack_b;
 };
-const RowTile kAvx2Tile{MR, gemm_detail::microkernel_f32_avx2, gemm_detail::pack_a_f32_avx2<MR>};
+const ConvTile kAvx2Tile{MR, NR, gemm_detail::microkernel_f32_avx2, gemm_detail::pack_a_f32_avx2<MR>,
+                         gemm_detail::pack_b_f32_avx2<NR>};
+bool avx512() { return gemm_detail::isa_in_use() == gemm_detail::Isa::Avx512; }
 
-RowTile forward_tile() {
-  if (gemm_detail::isa_in_use() == gemm_detail::Isa::Avx512)
-    return {24, gemm_detail::microkernel_f32_avx512_24x16, gemm_detail::pack_a<float, 24>};
-  return kAvx2Tile;
+ConvTile forward_tile() {
+  if (!avx512()) return kAvx2Tile;
+  return {24, NR, gemm_detail::microkernel_f32_avx512_24x16, gemm_detail::pack_a<float, 24>,
+          gemm_detail::pack_b_f32_avx2<NR>};
+}
+
+ConvTile gradient_tile() {
+  if (!avx512()) return kAvx2Tile;
+  return {MR, 32, gemm_detail::microkernel_f32_avx512_6x32, gemm_detail::pack_a_f32_avx2<MR>,
+          gemm_detail::pack_b_f32_avx2<32>};
 }
 
 // C[0:mr, 0:nr] = (accumulate ? C : 0) + a panel . b panel over kc.
-inline void tile(const RowTile& t, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
+inline void tile(const ConvTile& t, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
                  int64_t mr, int64_t nr) {
   const StoreArgs<float> s{1.0f, accumulate ? 1.0f : 0.0f, Epilogue::None, nullptr};
   t.micro(kc, a, b, c, ldc, s, int(mr), int(nr));
@@ -491,7 +500,7 @@ inline void tile(const RowTile& t, int64_t kc, const float* a, const float* b, f
 // at k0 * round_up(M, mr), and its mr-row panel i at i * (that block's kc) after it.
 class PackedA {
  public:
-  PackedA(const RowTile& t, bool trans, int64_t M, int64_t K, const float* A, int64_t lda)
+  PackedA(const ConvTile& t, bool trans, int64_t M, int64_t K, const float* A, int64_t lda)
       : K_(K), Mr_(round_up(M, t.mr)), kc_(k_block(K)), data_(size_t(Mr_ * K)) {
     for (int64_t k0 = 0; k0 < K; k0 += kc_)
       t.pack_a(trans, trans ? A + k0 * lda : A + k0, lda, M, std::min(kc_, K - k0),
@@ -585,7 +594,7 @@ LAMINA_CONV_AVX2 void pack_columns(const ConvGeometry& g, int64_t Cg, const floa
 void forward(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t Kb = Kg + (bias ? 1 : 0);
-  const RowTile rt = forward_tile();
+  const ConvTile rt = forward_tile();
   std::vector<PackedA> a;
   a.reserve(size_t(g.groups));
   std::vector<float> with_bias(bias ? size_t(Cog * Kb) : 0);
@@ -710,16 +719,17 @@ void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* g
   const int64_t taps = g.kh * g.kw, HW = g.H * g.W;
   std::vector<PackedA> a;
   a.reserve(size_t(g.groups));
-  for (int64_t gi = 0; gi < g.groups; ++gi) a.emplace_back(kAvx2Tile, true, Kg, Cog, w + gi * Cog * Kg, Kg);
+  const ConvTile rt = gradient_tile();
+  for (int64_t gi = 0; gi < g.groups; ++gi) a.emplace_back(rt, true, Kg, Cog, w + gi * Cog * Kg, Kg);
   // Channel blocks give every thread work when there are few images; a block starts on a
   // 6-row panel of W^T, so its size is a multiple of `align` channels.
   const int64_t align = MR / std::gcd<int64_t>(taps, MR);
   const int64_t wanted = ceil_div(get_num_threads(), g.N * g.groups);
   const int64_t cb = std::min(Cg, round_up(ceil_div(Cg, wanted), align)), blocks = ceil_div(Cg, cb);
   // Output rows per chunk: the chunk's dcol (cb * taps rows) stays within ~512 KB of L2.
-  const int64_t cols = std::clamp<int64_t>((int64_t(1) << 17) / (cb * taps), NR, 512);
+  const int64_t cols = std::clamp<int64_t>((int64_t(1) << 17) / (cb * taps), rt.nr, 512);
   const int64_t chunk_rows = std::clamp<int64_t>(cols / g.OW, 1, g.OH);
-  const int64_t width = round_up(chunk_rows * g.OW, NR), kc = a[0].kc();
+  const int64_t width = round_up(chunk_rows * g.OW, rt.nr), kc = a[0].kc();
   parallel_for(0, g.N * g.groups * blocks, 1, [&](int64_t lo, int64_t hi) {
     float* packed = scratch_of<float>(ScratchSlot::ConvColumns, (Cog + cb * taps) * width);
     float* dcol = packed + Cog * width;
@@ -731,15 +741,15 @@ void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* g
       const float* go = gout + (n * g.Co + gi * Cog) * P;
       for (int64_t oh0 = 0; oh0 < g.OH; oh0 += chunk_rows) {
         const int64_t oh1 = std::min(g.OH, oh0 + chunk_rows), p0 = oh0 * g.OW, n_cols = (oh1 - oh0) * g.OW;
-        const int64_t ld = round_up(n_cols, NR);
+        const int64_t ld = round_up(n_cols, rt.nr);
         for (int64_t k0 = 0; k0 < Cog; k0 += kc)
-          gemm_detail::pack_b_f32_avx2<NR>(false, go + k0 * P + p0, P, std::min(kc, Cog - k0), n_cols, packed + k0 * ld);
-        for (int64_t j = 0; j < n_cols; j += NR)
+          rt.pack_b(false, go + k0 * P + p0, P, std::min(kc, Cog - k0), n_cols, packed + k0 * ld);
+        for (int64_t j = 0; j < n_cols; j += rt.nr)
           for (int64_t i = r0; i < r1; i += MR)
             for (int64_t k0 = 0; k0 < Cog; k0 += kc) {
               const int64_t kcb = std::min(kc, Cog - k0);
-              tile(kAvx2Tile, kcb, a[size_t(gi)].panel(k0, i), packed + k0 * ld + j * kcb, dcol + (i - r0) * ld + j, ld, k0 > 0,
-                   std::min<int64_t>(MR, r1 - i), std::min<int64_t>(NR, n_cols - j));
+              tile(rt, kcb, a[size_t(gi)].panel(k0, i), packed + k0 * ld + j * kcb, dcol + (i - r0) * ld + j, ld, k0 > 0,
+                   std::min<int64_t>(MR, r1 - i), std::min(rt.nr, n_cols - j));
             }
         col2im_rows(g, dxg, c0, c1, dcol, ld, oh0, oh1);
       }
@@ -806,7 +816,8 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
   for_image_chunks(g.N, chunks, [&](int64_t chunk, int64_t lo, int64_t hi) {
     float* dwt = partial.data() + chunk * wsize;
     if (lo == hi) std::fill(dwt, dwt + wsize, 0.0f);
-    float* packed_b = scratch_of<float>(ScratchSlot::ConvColumns, round_up(Cog, NR) * kc);
+    const ConvTile rt = gradient_tile();
+    float* packed_b = scratch_of<float>(ScratchSlot::ConvColumns, round_up(Cog, rt.nr) * kc);
     float* packed_a = scratch_of<float>(ScratchSlot::ConvOutputBlock, MR * kc + 8);
     for (int64_t n = lo; n < hi; ++n)
       for (int64_t gi = 0; gi < g.groups; ++gi) {
@@ -815,13 +826,13 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
         for (int64_t p0 = 0; p0 < P; p0 += kc) {
           const int64_t kcb = std::min(kc, P - p0);
           const bool accumulate = n > lo || p0 > 0;
-          gemm_detail::pack_b_f32_avx2<NR>(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
+          rt.pack_b(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
           for (int64_t i = 0; i < Kg; i += MR) {
             const int64_t mr = std::min<int64_t>(MR, Kg - i);
             pack_col_rows(g, xg, i, mr, p0, kcb, packed_a);
-            for (int64_t j = 0; j < Cog; j += NR)
-              tile(kAvx2Tile, kcb, packed_a, packed_b + j * kcb, dwg + i * Cog + j, Cog, accumulate, mr,
-                   std::min<int64_t>(NR, Cog - j));
+            for (int64_t j = 0; j < Cog; j += rt.nr)
+              tile(rt, kcb, packed_a, packed_b + j * kcb, dwg + i * Cog + j, Cog, accumulate, mr,
+                   std::min(rt.nr, Cog - j));
           }
         }
       }

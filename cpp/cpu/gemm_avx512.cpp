@@ -13,6 +13,8 @@
 // microkernel_f32_avx512_24x16: C[24,16] for the convolution's 16-position column panels
 //   (conv.cpp): per k 1 load of b, 24 broadcasts, 24 FMAs; 25 loads per 12 FMA cycles keeps
 //   the two load ports just behind, so ~95% of the FMA peak at best.
+// microkernel_f32_avx512_6x32: C[6,32] for the convolution's gradients, whose A panels are
+//   6 rows (conv.cpp): 12 accumulators, per k 2 loads of b, 6 broadcasts, 12 FMAs (6 cycles).
 //   Store: the AVX2 kernel's epilogue (alpha, beta, bias, ReLU, tanh-GELU) on 16 lanes, the
 //   same operations in the same order, so results are bit-identical to the AVX2 kernel; edges
 //   use AVX-512 lane masks.
@@ -132,6 +134,11 @@ LAMINA_AVX512_INLINE void microkernel(int64_t kc, const float* a, const float* b
 LAMINA_AVX512 void microkernel_f32_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                           const StoreArgs<float>& s, int mr, int nr) {
   microkernel<12, 2>(kc, a, b, c, ldc, s, mr, nr);
+}
+
+LAMINA_AVX512 void microkernel_f32_avx512_6x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                               const StoreArgs<float>& s, int mr, int nr) {
+  microkernel<6, 2>(kc, a, b, c, ldc, s, mr, nr);
 }
 
 LAMINA_AVX512 void microkernel_f32_avx512_24x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,

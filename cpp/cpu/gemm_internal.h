@@ -79,9 +79,12 @@ void microkernel_f64_avx2(int64_t kc, const double* a, const double* b, double* 
 
 void microkernel_f32_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                             const StoreArgs<float>& s, int mr, int nr);
-// 24 x 16 tile: the convolution's column panels are 16 positions wide (conv.cpp).
+// Tiles shaped for the convolution's packing (conv.cpp): 16-position column panels, 6-row
+// column-matrix panels.
 void microkernel_f32_avx512_24x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                   const StoreArgs<float>& s, int mr, int nr);
+void microkernel_f32_avx512_6x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                 const StoreArgs<float>& s, int mr, int nr);
 
 void direct_f32_generic(const Direct<float>& d);
 void direct_f64_generic(const Direct<double>& d);
