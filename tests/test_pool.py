@@ -110,6 +110,29 @@ def test_max_pool_nan_and_padding():
     assert np.isnan(lm.max_pool2d(t64(x), 2).numpy()[0, 0, 0, 0])
 
 
+@pytest.mark.parametrize("hw", [(2, 2), (3, 15), (6, 16), (5, 17), (4, 19), (28, 28), (14, 14), (7, 33)])
+def test_max_pool_2x2_stride_2_float32(hw):
+    """float32 2 x 2 / stride 2 has a vectorized path (8 outputs a step, masked tails, odd
+    widths): values against numpy, and which element wins (ties: the first in window order;
+    NaN: the first NaN) through the gradient, against the float64 window loop."""
+    h, w = hw
+    x = RNG.integers(-3, 3, size=(2, 3, h, w)).astype(np.float64)  # many ties
+    x[0, 0, 0, 0] = np.nan
+    x[1, 2, -2:, -2:] = np.nan
+    x[1, 1, 0, 1] = -np.inf
+    weights = RNG.standard_normal((2, 3, h // 2, w // 2))
+    out32, grads = {}, {}
+    for dtype in ("float32", "float64"):
+        xt = lm.tensor(x, dtype=dtype, requires_grad=True)
+        y = lm.max_pool2d(xt, 2)
+        out32[dtype] = y.numpy().astype(np.float64)
+        grads[dtype] = lm.grad(lm.sum(y * lm.tensor(weights, dtype=dtype)), [xt])[0].numpy().astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(out32["float32"], ref_pool2d(x, 2))
+    np.testing.assert_array_equal(out32["float32"], out32["float64"])
+    np.testing.assert_allclose(grads["float32"], grads["float64"], rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("fn,match", [
     (lambda: lm.max_pool2d(lm.zeros((1, 1, 2, 2)), 3), r"max_pool2d: kernel .*larger.*\(1, 1, 2, 2\)"),
     (lambda: lm.max_pool2d(lm.zeros((1, 2, 2)), 2), r"max_pool2d: .*\(1, 2, 2\)"),
