@@ -109,10 +109,18 @@ struct Blocks {
       : kc(ceil_div(K, ceil_div(K, Blocking<T>::KC))),
         mc(round_up(ceil_div(m, ceil_div(m, Blocking<T>::MC)), kern.mr)),
         nc(round_up(ceil_div(n, ceil_div(n, Blocking<T>::NC)), kern.nr)) {}
-  // Packed A block then packed B block, each a multiple of 64 bytes. A slab's blocks are
-  // never larger than those of the whole matrix, so this bounds every slab's need.
+  // Packed A block then packed B block, each a multiple of 64 bytes.
   int64_t a_elems() const { return round_up(mc * kc, 64 / sizeof(T)); }
   int64_t elems() const { return a_elems() + round_up(nc * kc, 64 / sizeof(T)); }
+  // elems() of any slab of an M x N product. A slab can have larger blocks than the whole
+  // matrix (M = 300 cuts into blocks of 108 rows, a 144-row slab into one of 144), but never
+  // larger than the limit or the matrix, rounded up to the tile.
+  static int64_t slab_workspace(const Kernels<T>& kern, int64_t K, int64_t M, int64_t N) {
+    Blocks b(kern, K, M, N);
+    b.mc = round_up(std::min(M, Blocking<T>::MC), kern.mr);
+    b.nc = round_up(std::min(N, Blocking<T>::NC), kern.nr);
+    return b.elems();
+  }
 };
 
 template <class T>
@@ -142,7 +150,7 @@ int64_t packed_block_offset(int64_t K, int64_t pc, int64_t jc, int64_t nc, int64
 }
 
 // The blocked product for C[i0:i1, j0:j1], on the calling thread, packing into `work`
-// (Blocks<T>(p.kern, K, M, N).elems() elements, 64-byte aligned). With `packed_b` (all of
+// (Blocks<T>::slab_workspace(p.kern, K, M, N) elements, 64-byte aligned). With `packed_b` (all of
 // op(B), laid out by packed_block_offset for Blocks<T>(p.kern, K, *, N)) only A is packed;
 // then j0 = 0 and j1 = N.
 template <class T>
@@ -228,7 +236,7 @@ void run(const Problem<T>& p) {
     }
     return;
   }
-  const int64_t slot = Blocks<T>(p.kern, p.K, p.M, p.N).elems();
+  const int64_t slot = Blocks<T>::slab_workspace(p.kern, p.K, p.M, p.N);
   if (!parallel) {
     gemm_blocked(p, 0, p.M, 0, p.N, static_cast<T*>(scratch(size_t(slot) * sizeof(T))));
     return;

@@ -36,13 +36,19 @@ void pack_panel(const T* src, int64_t rs, int64_t ks, int rows, int64_t len, T* 
 
 }  // namespace
 
+template <class T, int NR>
+void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out);
+
 template <class T, int MR>
 void pack_a(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* out) {
-  // op(A)(i,k) = A[i*lda + k], or A[k*lda + i] when transposed.
-  const int64_t rs = trans ? 1 : lda, ks = trans ? lda : 1;
+  // op(A) = A^T has the layout of op(B) = B: row k of A holds every panel's values of that k,
+  // so it is read once, front to back, instead of once per panel (a panel alone reads 4 MR
+  // bytes from each of kc rows lda apart).
+  if (trans) return pack_b<T, MR>(false, A, lda, kc, mc, out);
+  // op(A)(i,k) = A[i*lda + k].
   for (int64_t i = 0; i < mc; i += MR) {
     int rows = int(std::min<int64_t>(MR, mc - i));
-    pack_panel<T, MR>(A + i * rs, rs, ks, rows, kc, out + i * kc);
+    pack_panel<T, MR>(A + i * lda, lda, 1, rows, kc, out + i * kc);
   }
 }
 
@@ -75,6 +81,10 @@ template void pack_a<float, 6>(bool, const float*, int64_t, int64_t, int64_t, fl
 template void pack_a<float, 12>(bool, const float*, int64_t, int64_t, int64_t, float*);
 template void pack_a<float, 24>(bool, const float*, int64_t, int64_t, int64_t, float*);
 template void pack_a<double, 6>(bool, const double*, int64_t, int64_t, int64_t, double*);
+template void pack_b<float, 6>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_b<float, 12>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_b<float, 24>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_b<double, 6>(bool, const double*, int64_t, int64_t, int64_t, double*);
 template void pack_b<float, 16>(bool, const float*, int64_t, int64_t, int64_t, float*);
 template void pack_b<float, 32>(bool, const float*, int64_t, int64_t, int64_t, float*);
 template void pack_b<double, 8>(bool, const double*, int64_t, int64_t, int64_t, double*);
