@@ -716,7 +716,8 @@ OPS.update({
     "randperm": _randperm, "dropout_mask": _dropout_mask, "arange": _arange, "linspace": _linspace, "eye": _eye,
     "tensor": _tensor_ctor, "asarray": _tensor_ctor, "from_dlpack": _dlpack, "backward": _backward_fn,
     "grad": _grad_fn, "retain_grad": _retain_grad, "is_grad_enabled": _no_arguments,
-    "get_num_threads": _no_arguments, "cpu_isa": _no_arguments,
+    "get_num_threads": _no_arguments, "cpu_isa": _no_arguments, "cpu_memory_stats": _no_arguments,
+    "cpu_empty_cache": _no_arguments,
 })
 for _name, _gen in [("layer_norm", _layer_norm), ("batch_norm", _batch_norm), ("softmax_cross_entropy", _cross_entropy),
                     ("binary_cross_entropy_with_logits", _bce), ("sgd_step", _sgd_step), ("adam_step", _adam_step),

@@ -5,6 +5,7 @@
 
 #include "core/backend.h"
 #include "core/errors.h"
+#include "core/host_cache.h"
 
 namespace lamina {
 
@@ -42,9 +43,8 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   // Empty tensors get a real (one-line) buffer too: kernels may then pass their pointers to
   // memcpy/memset with a zero size, which a null pointer would make undefined.
   constexpr size_t kAlign = 64;
-  if (nbytes > SIZE_MAX - kAlign) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
-  size_t rounded = std::max<size_t>(kAlign, (nbytes + kAlign - 1) / kAlign * kAlign);
-  s->data_ = std::aligned_alloc(kAlign, rounded);
+  if (nbytes > SIZE_MAX / 2) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
+  s->data_ = host_allocate(std::max<size_t>(kAlign, nbytes));
   if (!s->data_) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
   return s;
 }
@@ -64,7 +64,7 @@ Storage::~Storage() {
   if (device_.type == Device::Type::CUDA) {
     if (data_) cuda_backend()->release(data_, nbytes_, device_.index);
   } else {
-    std::free(data_);
+    host_release(data_, std::max<size_t>(64, nbytes_));
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "convert.h"
 #include "core/errors.h"
+#include "core/host_cache.h"
 #include "core/parallel.h"
 #include "cpu/gemm.h"
 #include "ops/arith.h"
@@ -275,6 +276,20 @@ void init_ops(nb::module_& m) {
 
   m.def("get_num_threads", &get_num_threads, "Threads used by CPU kernels.");
   m.def("set_num_threads", &set_num_threads, nb::arg("n"), "Sets the threads used by CPU kernels.");
+  m.def(
+      "cpu_memory_stats",
+      [] {
+        const HostCacheStats s = host_cache_stats();
+        nb::dict d;
+        d["cached_bytes"] = s.cached_bytes;
+        d["hits"] = s.hits;
+        d["misses"] = s.misses;
+        return d;
+      },
+      nb::sig("def cpu_memory_stats() -> dict[str, int]"),
+      "The host buffer cache: bytes held for reuse (freed buffers of 128 KiB and more, at most 1 GiB), "
+      "requests served from it (hits) and ones that went to the system allocator (misses).");
+  m.def("cpu_empty_cache", &host_empty_cache, "Returns the host buffers cached for reuse to the system.");
   m.def("cpu_isa", &cpu::gemm_isa,
         "Instruction set of the CPU matrix kernels: 'avx512', 'avx2' or 'generic' (the CPU's widest; "
         "LAMINA_CPU_ISA=avx2 or generic in the environment caps it).");

@@ -1,0 +1,103 @@
+#include "core/host_cache.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace lamina {
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCaching = false;
+#else
+constexpr bool kCaching = true;
+#endif
+constexpr size_t kAlign = 64;
+constexpr size_t kMinCached = size_t(128) << 10;
+constexpr size_t kMaxCachedBytes = size_t(1) << 30;
+
+// Multiples of an eighth of the size's power of two: at most 12.5% rounding waste, and few
+// classes, so that slightly different shapes share buffers.
+size_t size_class(size_t nbytes) {
+  size_t power = kMinCached;
+  while (power * 2 <= nbytes) power *= 2;
+  const size_t step = power / 8;
+  return (nbytes + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void*>> free;
+  HostCacheStats stats;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache;  // outlives every tensor, including those freed at exit
+  return *c;
+}
+
+void* system_allocate(size_t nbytes) { return std::aligned_alloc(kAlign, (nbytes + kAlign - 1) / kAlign * kAlign); }
+
+}  // namespace
+
+void* host_allocate(size_t nbytes) {
+  if (!kCaching || nbytes < kMinCached) return system_allocate(nbytes);
+  const size_t size = size_class(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.free.find(size);
+    if (it != c.free.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.stats.cached_bytes -= int64_t(size);
+      ++c.stats.hits;
+      return p;
+    }
+    ++c.stats.misses;
+  }
+  void* p = system_allocate(size);
+  if (!p) {  // give the cache back and try once more
+    host_empty_cache();
+    p = system_allocate(size);
+  }
+  return p;
+}
+
+void host_release(void* ptr, size_t nbytes) noexcept {
+  if (!ptr) return;
+  if (!kCaching || nbytes < kMinCached) return std::free(ptr);
+  const size_t size = size_class(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (c.stats.cached_bytes + int64_t(size) <= int64_t(kMaxCachedBytes)) {
+      try {
+        c.free[size].push_back(ptr);
+        c.stats.cached_bytes += int64_t(size);
+        return;
+      } catch (...) {  // no memory for the list: free the buffer instead
+      }
+    }
+  }
+  std::free(ptr);
+}
+
+void host_empty_cache() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (auto& [size, blocks] : c.free)
+    for (void* p : blocks) std::free(p);
+  c.free.clear();
+  c.stats.cached_bytes = 0;
+}
+
+HostCacheStats host_cache_stats() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.stats;
+}
+
+}  // namespace lamina
