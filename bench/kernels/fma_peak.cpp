@@ -1,10 +1,12 @@
 // fma_peak: the machine's float32 FMA peak, the yardstick of bench/gemm.py.
 //
-// Each thread runs 12 independent chains of 8-wide FMAs (_mm256_fmadd_ps), enough to cover
+// Each thread runs 12 independent chains of FMAs on full vector registers, enough to cover
 // a 4-5 cycle FMA latency on two FMA ports (needs >= 10 chains in flight). Per iteration:
-// 12 FMAs x 8 lanes x 2 FLOP = 192 FLOP, no memory traffic. Prints GFLOP/s for 1 thread and
-// for `threads` threads (argv[1], default: hardware concurrency), the best of 5 runs each.
+// 12 FMAs x W lanes x 2 FLOP, no memory traffic; W = 8 (ymm, AVX2) or, built with
+// -DFMA_PEAK_AVX512, 16 (zmm). Prints GFLOP/s for 1 thread and for `threads` threads
+// (argv[1], default: hardware concurrency), the best of 5 runs each.
 // Build: g++ -O2 -mavx2 -mfma -pthread fma_peak.cpp -o fma_peak
+//        g++ -O2 -mavx512f -DFMA_PEAK_AVX512 -pthread fma_peak.cpp -o fma_peak512
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,32 +18,43 @@
 
 namespace {
 
+#ifdef FMA_PEAK_AVX512
+using Vec = __m512;
+constexpr int kLanes = 16;
+inline Vec splat(float v) { return _mm512_set1_ps(v); }
+inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline float first(Vec v) { return _mm512_cvtss_f32(v); }
+#else
+using Vec = __m256;
+constexpr int kLanes = 8;
+inline Vec splat(float v) { return _mm256_set1_ps(v); }
+inline Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline float first(Vec v) { return _mm256_cvtss_f32(v); }
+#endif
+
 // Twelve named accumulators (not an array) so that they certainly live in registers.
 float chains(long iters) {
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  __m256 c0 = _mm256_set1_ps(0.f), c1 = _mm256_set1_ps(1.f), c2 = _mm256_set1_ps(2.f), c3 = _mm256_set1_ps(3.f);
-  __m256 c4 = _mm256_set1_ps(4.f), c5 = _mm256_set1_ps(5.f), c6 = _mm256_set1_ps(6.f), c7 = _mm256_set1_ps(7.f);
-  __m256 c8 = _mm256_set1_ps(8.f), c9 = _mm256_set1_ps(9.f), c10 = _mm256_set1_ps(10.f), c11 = _mm256_set1_ps(11.f);
+  const Vec a = splat(0.999999f), b = splat(1e-7f);
+  Vec c0 = splat(0.f), c1 = splat(1.f), c2 = splat(2.f), c3 = splat(3.f), c4 = splat(4.f), c5 = splat(5.f);
+  Vec c6 = splat(6.f), c7 = splat(7.f), c8 = splat(8.f), c9 = splat(9.f), c10 = splat(10.f), c11 = splat(11.f);
   for (long it = 0; it < iters; ++it) {
-    c0 = _mm256_fmadd_ps(c0, a, b);
-    c1 = _mm256_fmadd_ps(c1, a, b);
-    c2 = _mm256_fmadd_ps(c2, a, b);
-    c3 = _mm256_fmadd_ps(c3, a, b);
-    c4 = _mm256_fmadd_ps(c4, a, b);
-    c5 = _mm256_fmadd_ps(c5, a, b);
-    c6 = _mm256_fmadd_ps(c6, a, b);
-    c7 = _mm256_fmadd_ps(c7, a, b);
-    c8 = _mm256_fmadd_ps(c8, a, b);
-    c9 = _mm256_fmadd_ps(c9, a, b);
-    c10 = _mm256_fmadd_ps(c10, a, b);
-    c11 = _mm256_fmadd_ps(c11, a, b);
+    c0 = fma(c0, a, b);
+    c1 = fma(c1, a, b);
+    c2 = fma(c2, a, b);
+    c3 = fma(c3, a, b);
+    c4 = fma(c4, a, b);
+    c5 = fma(c5, a, b);
+    c6 = fma(c6, a, b);
+    c7 = fma(c7, a, b);
+    c8 = fma(c8, a, b);
+    c9 = fma(c9, a, b);
+    c10 = fma(c10, a, b);
+    c11 = fma(c11, a, b);
   }
-  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)),
-                           _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)));
-  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11)));
-  float out[8];
-  _mm256_storeu_ps(out, s);
-  return out[0];
+  Vec s = add(add(add(c0, c1), add(c2, c3)), add(add(c4, c5), add(c6, c7)));
+  return first(add(s, add(add(c8, c9), add(c10, c11))));
 }
 
 double gflops(int threads, long iters) {
@@ -54,7 +67,7 @@ double gflops(int threads, long iters) {
     for (auto& th : pool) th.join();
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (sink[0] == 12345.0f) std::puts("");  // keep the result alive
-    best = std::max(best, double(threads) * double(iters) * 192.0 / s / 1e9);
+    best = std::max(best, double(threads) * double(iters) * 24.0 * kLanes / s / 1e9);
   }
   return best;
 }
