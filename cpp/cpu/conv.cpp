@@ -477,8 +477,15 @@ const ConvTile kAvx2Tile{MR, NR, gemm_detail::microkernel_f32_avx2, gemm_detail:
                          gemm_detail::pack_b_f32_avx2<NR>};
 bool avx512() { return gemm_detail::isa_in_use() == gemm_detail::Isa::Avx512; }
 
-ConvTile forward_tile() {
+// For `rows` output channels: 24 x 16, or 16 x 16 when that computes at least 20% fewer
+// padded rows (32 channels: 32 rows instead of 48; measured 4.45 -> 4.07 ms for 32->64 @14,
+// batch 64, one thread). At 64 channels (64 vs 72 rows) the 24-row tile measured as fast or
+// faster: it reads each B panel from L1 three times instead of four.
+ConvTile forward_tile(int64_t rows) {
   if (!avx512()) return kAvx2Tile;
+  if (round_up(rows, 16) * 5 <= round_up(rows, 24) * 4)
+    return {16, NR, gemm_detail::microkernel_f32_avx512_16x16, gemm_detail::pack_a<float, 16>,
+            gemm_detail::pack_b_f32_avx2<NR>};
   return {24, NR, gemm_detail::microkernel_f32_avx512_24x16, gemm_detail::pack_a<float, 24>,
           gemm_detail::pack_b_f32_avx2<NR>};
 }
@@ -594,7 +601,7 @@ LAMINA_CONV_AVX2 void pack_columns(const ConvGeometry& g, int64_t Cg, const floa
 void forward(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t Kb = Kg + (bias ? 1 : 0);
-  const ConvTile rt = forward_tile();
+  const ConvTile rt = forward_tile(Cog);
   std::vector<PackedA> a;
   a.reserve(size_t(g.groups));
   std::vector<float> with_bias(bias ? size_t(Cog * Kb) : 0);

@@ -10,9 +10,10 @@
 //   4x the AVX2 tile's work per k for 1.5x its cycles. Bytes from L1 per k: 176 for 768 FLOP
 //   (AVX2: 88 for 192). Measured alone from L1 on this machine: ~210 GFLOP/s per core, the
 //   FMA-loop peak (a 14 x 32 tile measured 2% more, but wastes 12% of a 128-row product).
-// microkernel_f32_avx512_24x16: C[24,16] for the convolution's 16-position column panels
-//   (conv.cpp): per k 1 load of b, 24 broadcasts, 24 FMAs; 25 loads per 12 FMA cycles keeps
-//   the two load ports just behind, so ~95% of the FMA peak at best.
+// microkernel_f32_avx512_24x16 / _16x16: C[24,16] / C[16,16] for the convolution's
+//   16-position column panels (conv.cpp): per k 1 load of b, 24 (16) broadcasts and FMAs;
+//   25 loads per 12 FMA cycles keep the two load ports just behind (~95% of the FMA peak at
+//   best); the 16-row tile fits channel counts that are multiples of 16 but not of 24.
 // microkernel_f32_avx512_6x32: C[6,32] for the convolution's gradients, whose A panels are
 //   6 rows (conv.cpp): 12 accumulators, per k 2 loads of b, 6 broadcasts, 12 FMAs (6 cycles).
 //   Store: the AVX2 kernel's epilogue (alpha, beta, bias, ReLU, tanh-GELU) on 16 lanes, the
@@ -139,6 +140,11 @@ LAMINA_AVX512 void microkernel_f32_avx512(int64_t kc, const float* a, const floa
 LAMINA_AVX512 void microkernel_f32_avx512_6x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                                const StoreArgs<float>& s, int mr, int nr) {
   microkernel<6, 2>(kc, a, b, c, ldc, s, mr, nr);
+}
+
+LAMINA_AVX512 void microkernel_f32_avx512_16x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                                const StoreArgs<float>& s, int mr, int nr) {
+  microkernel<16, 1>(kc, a, b, c, ldc, s, mr, nr);
 }
 
 LAMINA_AVX512 void microkernel_f32_avx512_24x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
