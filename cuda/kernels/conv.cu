@@ -17,8 +17,9 @@
 //   wgrad    dw[k, (r,s,c)] = sum_{(n,p,q)} dy[n, p, q, k] x[n, ih, iw, c]
 //            M = K, N = R S C, Kg = N P Q
 // Each is a Problem: where A(m, kg) and B(kg, n) live (null for a padding zero) and where the
-// output element (m, n) goes. One launch covers all groups: blockIdx.z is the group (the
-// launcher splits more than 65535 groups into several launches).
+// output element (m, n) goes. Grid: M tiles on x (whose limit, 2^31 - 1, large batches of large
+// images need), N tiles on y, and the group on z: one launch covers all groups (the launcher
+// splits more than 65535 groups into several launches).
 //
 // Kernels:
 //   conv2d_forward_mma_kernel, conv2d_backward_input_mma_kernel, conv2d_backward_weight_mma_kernel
@@ -234,7 +235,7 @@ __device__ __forceinline__ void implicit_gemm_mma(const Problem& pr) {
   T* const as = smem;                   // [2][kTileElems]
   T* const bs = smem + 2 * kTileElems;  // [2][kTileElems]
   const int M = pr.m(), N = pr.n(), Kg = pr.kg();
-  const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * kBM;
+  const int m0 = blockIdx.x * kBM, n0 = blockIdx.y * kBM;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gr = lane / 4, t = lane % 4;
   const int wm = warp / 2 * 32, wn = warp % 2 * 32;
   const auto a_at = [&](int m, int kg) { return pr.a(m, kg); };
@@ -292,7 +293,7 @@ __device__ __forceinline__ void implicit_gemm_fma(const Problem& pr) {
   __shared__ T bs[kFBK][kFBN + 4];
   const int M = pr.m(), N = pr.n(), K = pr.kg();
   const int tid = threadIdx.x, tx = tid % (kFBN / TN), ty = tid / (kFBN / TN);
-  const int m0 = blockIdx.y * kFBM, n0 = blockIdx.x * kFBN;
+  const int m0 = blockIdx.x * kFBM, n0 = blockIdx.y * kFBN;
   T acc[TM][TN] = {};
   for (int k0 = 0; k0 < K; k0 += kFBK) {
     for (int e = tid; e < kFBM * kFBK; e += kFThreads) {  // k fastest: contiguous channels
@@ -395,13 +396,16 @@ inline void require_shape(const char* op, const Conv2dShape& s) {
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// Launches `kernel` over pr's M x N tiles for every group, at most 65535 groups a launch.
+// Launches `kernel` over pr's M x N tiles for every group, at most 65535 groups a launch. M
+// (output pixels, or input pixels for dgrad) goes on grid.x, whose limit is 2^31 - 1; N
+// (channels, or R S C for wgrad) on grid.y, limited to 65535 tiles.
 template <class Problem>
-cudaError_t launch_groups(void (*kernel)(Problem), const Problem& pr, int groups, int tile, int threads,
-                          size_t smem, cudaStream_t stream) {
+cudaError_t launch_groups(const char* op, void (*kernel)(Problem), const Problem& pr, int groups, int tile,
+                          int threads, size_t smem, cudaStream_t stream) {
+  const int n_tiles = (pr.n() + tile - 1) / tile;
+  require(n_tiles <= 65535, op, "more than 65535 x 64 output channels (or R S C for the weight gradient)");
   for (int g0 = 0; g0 < groups; g0 += kMaxGroupsPerLaunch) {
-    const dim3 grid((pr.n() + tile - 1) / tile, (pr.m() + tile - 1) / tile,
-                    std::min(groups - g0, kMaxGroupsPerLaunch));
+    const dim3 grid((pr.m() + tile - 1) / tile, n_tiles, std::min(groups - g0, kMaxGroupsPerLaunch));
     const cudaError_t e = simt_launch(kernel, grid, dim3(threads), smem, stream, pr.with_group(g0));
     if (e != cudaSuccess) return e;
   }
@@ -410,10 +414,10 @@ cudaError_t launch_groups(void (*kernel)(Problem), const Problem& pr, int groups
 
 // The tensor-core kernel of a Problem: the cp.async loader when `vec`, the gather otherwise.
 template <class Problem>
-cudaError_t launch_mma(void (*vec_kernel)(Problem), void (*gather_kernel)(Problem), bool vec, const Problem& pr,
-                       int groups, cudaStream_t stream) {
+cudaError_t launch_mma(const char* op, void (*vec_kernel)(Problem), void (*gather_kernel)(Problem), bool vec,
+                       const Problem& pr, int groups, cudaStream_t stream) {
   using namespace device::conv;
-  return launch_groups(vec ? vec_kernel : gather_kernel, pr, groups, kBM, kThreads, kMmaSmemBytes, stream);
+  return launch_groups(op, vec ? vec_kernel : gather_kernel, pr, groups, kBM, kThreads, kMmaSmemBytes, stream);
 }
 
 template <class T>
@@ -422,8 +426,8 @@ cudaError_t conv2d_forward_mma(const Conv2dShape& s, const T* x, const T* w, flo
   require(x && w && y, "conv2d_forward", "x, w and y are required");
   const device::conv::ForwardProblem<T, float> pr{device::conv::geometry(s), x, w, y};
   const bool vec = s.c % 8 == 0 && aligned16(x) && aligned16(w);
-  return launch_mma(device::conv2d_forward_mma_kernel<T, true>, device::conv2d_forward_mma_kernel<T, false>, vec,
-                    pr, s.groups, stream);
+  return launch_mma("conv2d_forward", device::conv2d_forward_mma_kernel<T, true>,
+                    device::conv2d_forward_mma_kernel<T, false>, vec, pr, s.groups, stream);
 }
 
 template <class T>
@@ -438,14 +442,14 @@ cudaError_t conv2d_backward_mma(const Conv2dShape& s, const T* x, const T* w, co
   const bool runs = s.c % 8 == 0 && s.k % 8 == 0 && aligned16(dy);
   if (dx) {
     const device::conv::BackwardInputProblem<T, float> pr{g, dy, w, dx};
-    const cudaError_t e = launch_mma(device::conv2d_backward_input_mma_kernel<T, true>,
+    const cudaError_t e = launch_mma("conv2d_backward", device::conv2d_backward_input_mma_kernel<T, true>,
                                      device::conv2d_backward_input_mma_kernel<T, false>, runs && aligned16(w), pr,
                                      s.groups, stream);
     if (e != cudaSuccess) return e;
   }
   if (dw) {
     const device::conv::BackwardWeightProblem<T, float> pr{g, dy, x, dw};
-    return launch_mma(device::conv2d_backward_weight_mma_kernel<T, true>,
+    return launch_mma("conv2d_backward", device::conv2d_backward_weight_mma_kernel<T, true>,
                       device::conv2d_backward_weight_mma_kernel<T, false>, runs && aligned16(x), pr, s.groups,
                       stream);
   }
@@ -482,8 +486,8 @@ inline cudaError_t conv2d_forward(const Conv2dShape& s, const T* x, const T* w, 
   conv_host::require_shape("conv2d_forward", s);
   conv_host::require(x && w && y, "conv2d_forward", "x, w and y are required");
   const device::conv::ForwardProblem<T, T> pr{device::conv::geometry(s), x, w, y};
-  return conv_host::launch_groups(device::conv2d_forward_fma_kernel<T>, pr, s.groups, device::conv::kFBM,
-                                  device::conv::kFThreads, 0, stream);
+  return conv_host::launch_groups("conv2d_forward", device::conv2d_forward_fma_kernel<T>, pr, s.groups,
+                                  device::conv::kFBM, device::conv::kFThreads, 0, stream);
 }
 
 // dx and/or dw (either may be null) from dy, in T. Returns the first launch error.
@@ -497,14 +501,14 @@ inline cudaError_t conv2d_backward(const Conv2dShape& s, const T* x, const T* w,
   const device::conv::Geometry g = device::conv::geometry(s);
   if (dx) {
     const device::conv::BackwardInputProblem<T, T> pr{g, dy, w, dx};
-    const cudaError_t e = conv_host::launch_groups(device::conv2d_backward_input_kernel<T>, pr, s.groups,
-                                                   device::conv::kFBM, device::conv::kFThreads, 0, stream);
+    const cudaError_t e = conv_host::launch_groups("conv2d_backward", device::conv2d_backward_input_kernel<T>, pr,
+                                                   s.groups, device::conv::kFBM, device::conv::kFThreads, 0, stream);
     if (e != cudaSuccess) return e;
   }
   if (dw) {
     const device::conv::BackwardWeightProblem<T, T> pr{g, dy, x, dw};
-    return conv_host::launch_groups(device::conv2d_backward_weight_kernel<T>, pr, s.groups, device::conv::kFBM,
-                                    device::conv::kFThreads, 0, stream);
+    return conv_host::launch_groups("conv2d_backward", device::conv2d_backward_weight_kernel<T>, pr, s.groups,
+                                    device::conv::kFBM, device::conv::kFThreads, 0, stream);
   }
   return cudaSuccess;
 }
