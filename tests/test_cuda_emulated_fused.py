@@ -385,6 +385,11 @@ def test_conv_double_backward_on_device():
 def test_conv_device_errors_are_clear():
     with pytest.raises(ValueError, match="different devices"):
         lm.conv2d(lm.zeros((1, 2, 5, 5), device="cuda"), lm.zeros((3, 2, 3, 3)))
+    # Channel tiles go on grid.y (at most 65535): beyond that a ValueError, not a failed launch.
+    c = 65535 * 64 + 1
+    with pytest.raises(ValueError, match="more than 65535 tiles"):
+        lm.conv2d_input_grad(lm.zeros((1, 1, 1, 1), device="cuda"), lm.zeros((1, c, 1, 1), device="cuda"),
+                             (1, c, 1, 1))
 
 
 # ---- pooling -----------------------------------------------------------------------------------

@@ -403,7 +403,9 @@ template <class Problem>
 cudaError_t launch_groups(const char* op, void (*kernel)(Problem), const Problem& pr, int groups, int tile,
                           int threads, size_t smem, cudaStream_t stream) {
   const int n_tiles = (pr.n() + tile - 1) / tile;
-  require(n_tiles <= 65535, op, "more than 65535 x 64 output channels (or R S C for the weight gradient)");
+  require(n_tiles <= 65535, op,
+          "more than 65535 tiles of 64 GEMM columns (output channels for the forward, input channels for the "
+          "input gradient, R S C for the weight gradient) per group");
   for (int g0 = 0; g0 < groups; g0 += kMaxGroupsPerLaunch) {
     const dim3 grid((pr.m() + tile - 1) / tile, n_tiles, std::min(groups - g0, kMaxGroupsPerLaunch));
     const cudaError_t e = simt_launch(kernel, grid, dim3(threads), smem, stream, pr.with_group(g0));
