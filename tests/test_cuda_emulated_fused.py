@@ -303,7 +303,8 @@ def test_conv_family_on_device():
 # bfloat16 or float16 x and w (one dtype) run the forward on the tensor-core kernels (mma.sync,
 # fp32 accumulation; with C % 8 == 0 per group their tiles arrive by 16-byte cp.async,
 # otherwise element by element), all groups in one launch; with the output in that dtype too
-# (no float32 bias) both gradients do as well (cp.async also needs K % 8 == 0 per group).
+# (no float32 bias) both gradients do as well (cp.async also needs K % 8 == 0 per group; the
+# weight gradient splits its reduction over the 480 pixels of tensor_cores_split_k in 3 parts).
 # Tolerance: x, w and grad_out hold 16-bit values on both devices (grad_out because the output,
 # whose gradient it is, has that dtype), so every product is exact in fp32 and both devices sum
 # the same exact products in fp32, in different orders (a relative difference of a few 2^-24
@@ -315,6 +316,7 @@ CONV_HALF = [
     ("tensor_cores_cp_async", (2, 8, 7, 9), (5, 8, 3, 3), {"padding": 1}, "bfloat16", 2 * EPS["bfloat16"]),
     ("tensor_cores_cp_async_grads", (2, 8, 7, 9), (16, 8, 3, 3), {"padding": 1, "stride": (1, 2)}, "bfloat16",
      2 * EPS["bfloat16"]),
+    ("tensor_cores_split_k", (2, 8, 16, 15), (8, 8, 3, 3), {"padding": 1}, "bfloat16", 2 * EPS["bfloat16"]),
     ("tensor_cores_two_channel_tiles", (1, 16, 6, 5), (70, 16, 3, 3), {"stride": (2, 1), "padding": "same"},
      "bfloat16", 2 * EPS["bfloat16"]),
     ("tensor_cores_gathered", (2, 3, 9, 8), (4, 3, 3, 2), {"stride": 2, "dilation": (1, 2), "padding": (1, 0)},

@@ -34,7 +34,10 @@
 //       16-byte cp.async, issued for step i+1 while ldmatrix + mma consume step i; padding and
 //       ragged edges are zero-filled with plain stores. Without kVec (e.g. C = 3, a network's
 //       first layer) the tiles are gathered element by element. Rows padded by 8 elements
-//       (ldmatrix rows in distinct banks). 20 KiB shared memory.
+//       (ldmatrix rows in distinct banks). 20 KiB shared memory. The weight gradient (M = K
+//       and N = R S C small, Kg = N P Q long) splits its reduction over blockIdx.z when its
+//       tiles alone would leave SMs idle: each part writes an fp32 tile to a workspace, and
+//   conv2d_split_sum_kernel adds the parts up in order (deterministic).
 //   conv2d_forward_fma_kernel, conv2d_backward_input_kernel, conv2d_backward_weight_kernel
 //       <float> / <double>: FFMA / DFMA implicit GEMMs over the same Problems, one shared body:
 //       64 x 64 tile per 256 threads, 4 x 4 outputs per thread, Kg in steps of 16 through
@@ -42,8 +45,8 @@
 // FLOPs: 2 N P Q G K R S C for each of the three. Bytes (ideal): forward reads x once and w
 // once per M tile, ~(N H W G C + ceil(M / 64) G K R S C) * sizeof(T), writes N P Q G K * 4;
 // the loaders re-read each x element up to R S times from L1/L2 (the im2col duplication).
-// Version 2: two stages, no split-K for wgrad (whose Kg = N P Q is long and M, N small), no
-// swizzle, 64 x 64 tiles.
+// Version 2: two stages, split-K only for the tensor-core wgrad (not the FMA one), no swizzle,
+// 64 x 64 tiles.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -229,8 +232,20 @@ __device__ __forceinline__ void load_b_fragments(uint32_t (&b0)[2], uint32_t (&b
   b0[0] = r[0], b0[1] = r[1], b1[0] = r[2], b1[1] = r[3];
 }
 
+__host__ __device__ inline int k_steps(int kg) { return (kg + kBK - 1) / kBK; }
+
+// The weight gradient's reduction (N P Q, long) split over blockIdx.z: group z / splits sums
+// k-steps [part steps, (part + 1) steps) of it, part = z % splits, into its own fp32 tile of
+// `partial` ([G][splits][K][R S C]); conv2d_split_sum_kernel adds the tiles up.
+struct SplitK {
+  int splits, steps;
+  float* partial;
+};
+
+// The GEMM over k-steps [step_begin, step_end) (of kBK each). Its tile goes to pr.out, or, with
+// `partial` (a split of the reduction), to partial[m N + n].
 template <class T, bool kVec, class Problem>
-__device__ __forceinline__ void implicit_gemm_mma(const Problem& pr) {
+__device__ __forceinline__ void implicit_gemm_mma(const Problem& pr, int step_begin, int step_end, float* partial) {
   SIMT_DYNAMIC_SMEM(T, smem);
   T* const as = smem;                   // [2][kTileElems]
   T* const bs = smem + 2 * kTileElems;  // [2][kTileElems]
@@ -245,12 +260,11 @@ __device__ __forceinline__ void implicit_gemm_mma(const Problem& pr) {
     load_tile<T, Problem::kBAlongMN, kVec>(bs + stage * kTileElems, n0, step * kBK, N, Kg, b_at);
   };
   float acc[2][4][4] = {};
-  const int steps = (Kg + kBK - 1) / kBK;
-  load_stage(0, 0);
+  load_stage(step_begin, 0);
   simt::cp_async_commit();
-  for (int i = 0; i < steps; ++i) {
-    const int stage = i & 1;
-    if (i + 1 < steps) load_stage(i + 1, stage ^ 1);
+  for (int i = step_begin; i < step_end; ++i) {
+    const int stage = (i - step_begin) & 1;
+    if (i + 1 < step_end) load_stage(i + 1, stage ^ 1);
     simt::cp_async_commit();
     simt::cp_async_wait<1>();
     __syncthreads();
@@ -278,7 +292,7 @@ __device__ __forceinline__ void implicit_gemm_mma(const Problem& pr) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int m = m0 + wm + mi * 16 + gr + 8 * (e / 2), n = n0 + wn + nj * 8 + 2 * t + e % 2;
-        if (m < M && n < N) *pr.out(m, n) = acc[mi][nj][e];
+        if (m < M && n < N) *(partial ? partial + size_t(m) * N + n : pr.out(m, n)) = acc[mi][nj][e];
       }
 }
 
@@ -337,19 +351,35 @@ __device__ __forceinline__ void implicit_gemm_fma(const Problem& pr) {
 template <class T, bool kVec>
 __global__ void __launch_bounds__(conv::kThreads)
     conv2d_forward_mma_kernel(conv::ForwardProblem<T, float> problem) {
-  conv::implicit_gemm_mma<T, kVec>(problem.with_group(blockIdx.z));
+  conv::implicit_gemm_mma<T, kVec>(problem.with_group(blockIdx.z), 0, conv::k_steps(problem.kg()), nullptr);
 }
 
 template <class T, bool kVec>
 __global__ void __launch_bounds__(conv::kThreads)
     conv2d_backward_input_mma_kernel(conv::BackwardInputProblem<T, float> problem) {
-  conv::implicit_gemm_mma<T, kVec>(problem.with_group(blockIdx.z));
+  conv::implicit_gemm_mma<T, kVec>(problem.with_group(blockIdx.z), 0, conv::k_steps(problem.kg()), nullptr);
 }
 
 template <class T, bool kVec>
 __global__ void __launch_bounds__(conv::kThreads)
-    conv2d_backward_weight_mma_kernel(conv::BackwardWeightProblem<T, float> problem) {
-  conv::implicit_gemm_mma<T, kVec>(problem.with_group(blockIdx.z));
+    conv2d_backward_weight_mma_kernel(conv::BackwardWeightProblem<T, float> problem, conv::SplitK split) {
+  const int group = blockIdx.z / split.splits, part = blockIdx.z % split.splits;
+  const int steps = conv::k_steps(problem.kg()), end = (part + 1) * split.steps;
+  conv::implicit_gemm_mma<T, kVec>(problem.with_group(group), part * split.steps, end < steps ? end : steps,
+                                   split.splits > 1 ? split.partial + size_t(blockIdx.z) * problem.m() * problem.n()
+                                                    : nullptr);
+}
+
+// dw[g] = the sum of the splits' partial tiles, in split order (deterministic).
+__global__ void __launch_bounds__(256)
+    conv2d_split_sum_kernel(const float* __restrict__ partial, float* __restrict__ out, int splits,
+                            size_t tile, size_t total) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
+    const float* p = partial + i / tile * splits * tile + i % tile;
+    float sum = 0.0f;
+    for (int z = 0; z < splits; ++z) sum += p[z * tile];
+    out[i] = sum;
+  }
 }
 
 template <class T>
@@ -400,14 +430,19 @@ inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 1
 // (output pixels, or input pixels for dgrad) goes on grid.x, whose limit is 2^31 - 1; N
 // (channels, or R S C for wgrad) on grid.y, limited to 65535 tiles.
 template <class Problem>
-cudaError_t launch_groups(const char* op, void (*kernel)(Problem), const Problem& pr, int groups, int tile,
-                          int threads, size_t smem, cudaStream_t stream) {
+dim3 tile_grid(const char* op, const Problem& pr, int tile, int z) {
   const int n_tiles = (pr.n() + tile - 1) / tile;
   require(n_tiles <= 65535, op,
           "more than 65535 tiles of 64 GEMM columns (output channels for the forward, input channels for the "
           "input gradient, R S C for the weight gradient) per group");
+  return dim3((pr.m() + tile - 1) / tile, n_tiles, z);
+}
+
+template <class Problem>
+cudaError_t launch_groups(const char* op, void (*kernel)(Problem), const Problem& pr, int groups, int tile,
+                          int threads, size_t smem, cudaStream_t stream) {
   for (int g0 = 0; g0 < groups; g0 += kMaxGroupsPerLaunch) {
-    const dim3 grid((pr.m() + tile - 1) / tile, n_tiles, std::min(groups - g0, kMaxGroupsPerLaunch));
+    const dim3 grid = tile_grid(op, pr, tile, std::min(groups - g0, kMaxGroupsPerLaunch));
     const cudaError_t e = simt_launch(kernel, grid, dim3(threads), smem, stream, pr.with_group(g0));
     if (e != cudaSuccess) return e;
   }
@@ -422,6 +457,17 @@ cudaError_t launch_mma(const char* op, void (*vec_kernel)(Problem), void (*gathe
   return launch_groups(op, vec ? vec_kernel : gather_kernel, pr, groups, kBM, kThreads, kMmaSmemBytes, stream);
 }
 
+// How the tensor-core weight gradient splits its reduction: into enough parts that the grid has
+// about two CTAs per SM of an H100 (132), each part at least 4 k-steps (128 pixels) long.
+inline device::conv::SplitK weight_grad_split(const Conv2dShape& s) {
+  constexpr int64_t kTargetCtas = 264, kMinStepsPerSplit = 4, kMaxSplits = 64;
+  const int64_t tiles = int64_t((s.k + 63) / 64) * ((int64_t(s.r) * s.s * s.c + 63) / 64) * s.groups;
+  const int steps = device::conv::k_steps(s.n * s.out_h() * s.out_w());
+  const int64_t wanted = std::min({(kTargetCtas + tiles - 1) / tiles, steps / kMinStepsPerSplit, kMaxSplits});
+  const int per = (steps + int(std::max<int64_t>(wanted, 1)) - 1) / int(std::max<int64_t>(wanted, 1));
+  return {(steps + per - 1) / per, per, nullptr};
+}
+
 template <class T>
 cudaError_t conv2d_forward_mma(const Conv2dShape& s, const T* x, const T* w, float* y, cudaStream_t stream) {
   require_shape("conv2d_forward", s);
@@ -434,7 +480,7 @@ cudaError_t conv2d_forward_mma(const Conv2dShape& s, const T* x, const T* w, flo
 
 template <class T>
 cudaError_t conv2d_backward_mma(const Conv2dShape& s, const T* x, const T* w, const T* dy, float* dx, float* dw,
-                                cudaStream_t stream) {
+                                float* workspace, cudaStream_t stream) {
   require_shape("conv2d_backward", s);
   require(dy && (dx || dw), "conv2d_backward", "dy and one of dx, dw are required");
   require(!dx || w, "conv2d_backward", "dx needs w");
@@ -450,10 +496,29 @@ cudaError_t conv2d_backward_mma(const Conv2dShape& s, const T* x, const T* w, co
     if (e != cudaSuccess) return e;
   }
   if (dw) {
-    const device::conv::BackwardWeightProblem<T, float> pr{g, dy, x, dw};
-    return launch_mma("conv2d_backward", device::conv2d_backward_weight_mma_kernel<T, true>,
-                      device::conv2d_backward_weight_mma_kernel<T, false>, runs && aligned16(x), pr, s.groups,
-                      stream);
+    using namespace device::conv;
+    const BackwardWeightProblem<T, float> pr{g, dy, x, dw};
+    SplitK split = weight_grad_split(s);
+    if (split.splits == 1 || !workspace) split = {1, k_steps(pr.kg()), nullptr};
+    const size_t tile = size_t(pr.m()) * pr.n();  // one group's dw
+    const int groups_per_launch = kMaxGroupsPerLaunch / split.splits;
+    for (int g0 = 0; g0 < s.groups; g0 += groups_per_launch) {
+      SplitK part = split;
+      if (split.splits > 1) part.partial = workspace + size_t(g0) * split.splits * tile;
+      const int groups_here = std::min(s.groups - g0, groups_per_launch);
+      const dim3 grid = tile_grid("conv2d_backward", pr, kBM, groups_here * split.splits);
+      const cudaError_t e =
+          simt_launch(runs && aligned16(x) ? device::conv2d_backward_weight_mma_kernel<T, true>
+                                           : device::conv2d_backward_weight_mma_kernel<T, false>,
+                      grid, dim3(kThreads), kMmaSmemBytes, stream, pr.with_group(g0), part);
+      if (e != cudaSuccess) return e;
+    }
+    if (split.splits > 1) {
+      const size_t total = size_t(s.groups) * tile;
+      const unsigned blocks = unsigned(std::min<size_t>((total + 255) / 256, 4096));
+      return simt_launch(device::conv2d_split_sum_kernel, dim3(blocks), dim3(256), 0, stream,
+                         static_cast<const float*>(workspace), dw, split.splits, tile, total);
+    }
   }
   return cudaSuccess;
 }
@@ -471,14 +536,23 @@ inline cudaError_t conv2d_forward(const Conv2dShape& s, const __half* x, const _
   return conv_host::conv2d_forward_mma(s, x, w, y, stream);
 }
 
+// The fp32 workspace (elements) the bf16/fp16 conv2d_backward needs for dw to split its long
+// reduction over N P Q; 0 when it does not split.
+inline size_t conv2d_weight_grad_workspace(const Conv2dShape& s) {
+  const device::conv::SplitK split = conv_host::weight_grad_split(s);
+  return split.splits > 1 ? size_t(s.groups) * split.splits * s.k * s.r * s.s * s.c : 0;
+}
+
 // dx and/or dw (fp32; either may be null) from dy, bf16 or fp16 operands on tensor cores.
+// `workspace`: conv2d_weight_grad_workspace(s) floats, or null (then dw does not split).
 inline cudaError_t conv2d_backward(const Conv2dShape& s, const __nv_bfloat16* x, const __nv_bfloat16* w,
-                                   const __nv_bfloat16* dy, float* dx, float* dw, cudaStream_t stream = nullptr) {
-  return conv_host::conv2d_backward_mma(s, x, w, dy, dx, dw, stream);
+                                   const __nv_bfloat16* dy, float* dx, float* dw, float* workspace = nullptr,
+                                   cudaStream_t stream = nullptr) {
+  return conv_host::conv2d_backward_mma(s, x, w, dy, dx, dw, workspace, stream);
 }
 inline cudaError_t conv2d_backward(const Conv2dShape& s, const __half* x, const __half* w, const __half* dy,
-                                   float* dx, float* dw, cudaStream_t stream = nullptr) {
-  return conv_host::conv2d_backward_mma(s, x, w, dy, dx, dw, stream);
+                                   float* dx, float* dw, float* workspace = nullptr, cudaStream_t stream = nullptr) {
+  return conv_host::conv2d_backward_mma(s, x, w, dy, dx, dw, workspace, stream);
 }
 
 // y = conv2d(x, w) in T (float: FFMA, double: DFMA).
@@ -642,12 +716,16 @@ void conv2d_backward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, cons
                        (!dw || (x.dtype() == t && dw->dtype() == DType::Float32)),
                    name, ": the tensor-core conv kernels take dy, w (for dx) and x (for dw) of one 16-bit dtype "
                    "and float32 gradients");
+  // Partial weight-gradient tiles when dw splits its reduction over the pixels.
+  const size_t partial = dw ? conv2d_weight_grad_workspace(s) : 0;
+  const Tensor workspace = partial ? Tensor::empty({int64_t(partial)}, DType::Float32, dy.device()) : Tensor();
   conv_host::visit_16bit(name, t, [&](auto tag) {
     using T = decltype(tag);
     conv_host::launched(name, "conv2d backward mma kernel launch", [&] {
       return conv2d_backward(s, dw ? conv_host::data_16bit<T>(x) : nullptr,
                              dx ? conv_host::data_16bit<T>(w) : nullptr, conv_host::data_16bit<T>(dy),
-                             dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr, current_stream());
+                             dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
+                             workspace.defined() ? workspace.data<float>() : nullptr, current_stream());
     });
   });
 }

@@ -74,17 +74,26 @@ inline void test_conv_mma(const Conv2dShape& s, unsigned seed) {
   DeviceBuffer<T> d_x(to_16bit_vector<T>(d.x)), d_w(to_16bit_vector<T>(d.w)), d_dy(to_16bit_vector<T>(d.dy));
   const ConvModel want = conv_model(s, d.x, d.w, d.dy);
   DeviceBuffer<float> d_y(d.dy.size()), d_dx(d.x.size()), d_dw(d.w.size());
+  const size_t partial = conv2d_weight_grad_workspace(s);
+  DeviceBuffer<float> d_partial(std::max<size_t>(partial, 1));
   const bool fwd_vec = s.c % 8 == 0, bwd_vec = fwd_vec && s.k % 8 == 0;
   char what[64];
   snprintf(what, sizeof what, "forward %s (%s)", type_name<T>(), fwd_vec ? "cp.async" : "gathered");
   const std::string fwd = conv_name(what, s);
-  snprintf(what, sizeof what, "backward %s (%s)", type_name<T>(), bwd_vec ? "cp.async" : "gathered");
+  snprintf(what, sizeof what, "backward %s (%s, dw in %d parts)", type_name<T>(), bwd_vec ? "cp.async" : "gathered",
+           partial ? conv_host::weight_grad_split(s).splits : 1);
   const std::string bwd = conv_name(what, s);
   if (launched(fwd, conv2d_forward(s, d_x.get(), d_w.get(), d_y.get())))
     check_close(fwd, d_y.download(), want.y, 1e-5);
-  if (!launched(bwd, conv2d_backward(s, d_x.get(), d_w.get(), d_dy.get(), d_dx.get(), d_dw.get()))) return;
+  if (!launched(bwd, conv2d_backward(s, d_x.get(), d_w.get(), d_dy.get(), d_dx.get(), d_dw.get(),
+                                     partial ? d_partial.get() : nullptr)))
+    return;
   check_close(bwd + " dx", d_dx.download(), want.dx, 1e-5);
   check_close(bwd + " dw", d_dw.download(), want.dw, 1e-5);
+  if (!partial) return;
+  const std::string whole = bwd + " dw without a workspace (one part)";
+  if (launched(whole, conv2d_backward(s, d_x.get(), d_w.get(), d_dy.get(), nullptr, d_dw.get())))
+    check_close(whole, d_dw.download(), want.dw, 1e-5);
 }
 
 inline void test_conv_fp32(const Conv2dShape& s, unsigned seed) {
@@ -120,6 +129,11 @@ inline void run_conv_tests() {
   // gathered: C = 3 (a first layer), and K = 5 (channel runs whole, output-channel runs not)
   test_conv_mma<__nv_bfloat16>(conv_shape(1, 11, 10, 3, 8, 3, 3, 1, 1, 2, 2, 1, 1), 321);
   test_conv_mma<__half>(conv_shape(2, 7, 6, 8, 5, 3, 3, 1, 1, 1, 1, 1, 1), 322);
+  // dw split over the pixels: 8 parts of 4 k-steps; 3 ragged parts (14 steps) with stride 1;
+  // 4 parts with two groups
+  test_conv_mma<__nv_bfloat16>(conv_shape(4, 16, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1), 341);
+  test_conv_mma<__half>(conv_shape(3, 13, 11, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1), 342);
+  test_conv_mma<__nv_bfloat16>(conv_shape(2, 16, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2), 343);
   // groups in one launch: two groups of 8 -> 16 (cp.async), depthwise over 5 channels (gathered)
   test_conv_mma<__nv_bfloat16>(conv_shape(1, 6, 7, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 2), 331);
   test_conv_mma<__half>(conv_shape(2, 5, 6, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 5), 332);
