@@ -300,22 +300,34 @@ def test_conv_family_on_device():
              dtype="bfloat16", rtols=[2.0**-8] * 3, what="bfloat16 conv2d")
 
 
-# bfloat16 x and w run the forward on the tensor-core kernel (mma.sync, fp32 accumulation; with
-# C % 8 == 0 its tiles arrive by 16-byte cp.async, otherwise element by element, per group);
-# float16 and mixed dtypes run the FMA kernel on float32 casts, and every gradient the FMA
-# kernels. Both devices sum exact products (of bf16 or fp16 values) in fp32, in different
-# orders, and round the sum once to the output type: the results are equal or one rounding
-# step apart, and one step (an ulp) is at most 2 eps of the largest magnitude.
+# bfloat16 or float16 x and w (one dtype) run the forward on the tensor-core kernels (mma.sync,
+# fp32 accumulation; with C % 8 == 0 per group their tiles arrive by 16-byte cp.async,
+# otherwise element by element), all groups in one launch; with the output in that dtype too
+# (no float32 bias) both gradients do as well (cp.async also needs K % 8 == 0 per group; the
+# weight gradient splits its reduction over the 480 pixels of tensor_cores_split_k in 3 parts).
+# Tolerance: x, w and grad_out hold 16-bit values on both devices (grad_out because the output,
+# whose gradient it is, has that dtype), so every product is exact in fp32 and both devices sum
+# the same exact products in fp32, in different orders (a relative difference of a few 2^-24
+# over these short sums), then round once to the 16-bit output or gradient dtype. The results
+# are equal or one rounding step apart, and one step (an ulp) is at most 2 eps of the largest
+# magnitude.
 CONV_HALF = [
     # name, x shape, w shape, kwargs, dtype, rtol
     ("tensor_cores_cp_async", (2, 8, 7, 9), (5, 8, 3, 3), {"padding": 1}, "bfloat16", 2 * EPS["bfloat16"]),
+    ("tensor_cores_cp_async_grads", (2, 8, 7, 9), (16, 8, 3, 3), {"padding": 1, "stride": (1, 2)}, "bfloat16",
+     2 * EPS["bfloat16"]),
+    ("tensor_cores_split_k", (2, 8, 16, 15), (8, 8, 3, 3), {"padding": 1}, "bfloat16", 2 * EPS["bfloat16"]),
     ("tensor_cores_two_channel_tiles", (1, 16, 6, 5), (70, 16, 3, 3), {"stride": (2, 1), "padding": "same"},
      "bfloat16", 2 * EPS["bfloat16"]),
     ("tensor_cores_gathered", (2, 3, 9, 8), (4, 3, 3, 2), {"stride": 2, "dilation": (1, 2), "padding": (1, 0)},
      "bfloat16", 2 * EPS["bfloat16"]),
-    ("tensor_cores_groups", (1, 16, 5, 6), (6, 8, 3, 3), {"groups": 2, "padding": 1}, "bfloat16",
+    ("tensor_cores_groups", (1, 16, 5, 6), (16, 8, 3, 3), {"groups": 2, "padding": 1}, "bfloat16",
      2 * EPS["bfloat16"]),
-    ("fma_float16", (2, 8, 5, 7), (5, 8, 3, 3), {"padding": 1}, "float16", 2 * EPS["float16"]),
+    ("tensor_cores_float16", (2, 8, 5, 7), (8, 8, 3, 3), {"padding": 1}, "float16", 2 * EPS["float16"]),
+    ("tensor_cores_float16_gathered", (2, 8, 5, 7), (5, 8, 2, 3), {"padding": (1, 0), "dilation": 2}, "float16",
+     2 * EPS["float16"]),
+    ("tensor_cores_float16_depthwise", (2, 6, 6, 5), (6, 1, 3, 3), {"groups": 6, "padding": 1}, "float16",
+     2 * EPS["float16"]),
 ]
 
 
@@ -337,6 +349,28 @@ def test_bfloat16_conv2d_output_dtype_and_mixed_fallback():
             assert out.dtype == want, (bias_dtype, device, out.dtype)
     # bfloat16 x with a float32 w promotes to float32 and takes the FMA kernel.
     _compare(lambda x, w: lm.conv2d(x.astype("bfloat16"), w, padding=1), [x, w], what="bfloat16 x, float32 w")
+    # A float32 bias makes the output float32: the forward still runs on tensor cores (exact
+    # products, fp32 sums: 1e-5), but grad_out is a genuine float32, so the gradients run on the
+    # FMA kernels; x.grad and w.grad are then rounded to bfloat16 (one step: 2 eps).
+    b = _data((3,), 3)
+    _compare(lambda x, w, b: lm.conv2d(x.astype("bfloat16"), w.astype("bfloat16"), b, padding=1), [x, w, b],
+             rtols=[RTOL, 2 * EPS["bfloat16"], 2 * EPS["bfloat16"], RTOL], what="bfloat16 x and w, float32 bias")
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_conv_gradient_ops_on_tensor_cores(dtype):
+    # conv2d_input_grad, conv2d_weight_grad and conv_transpose2d with both operands in one 16-bit
+    # dtype run the tensor-core dgrad / wgrad kernels; tolerance as for CONV_HALF.
+    x, w, gy = _data((2, 8, 7, 6), 1), _data((16, 8, 3, 3), 2), _data((2, 16, 4, 6), 3)
+    kw = {"padding": 1, "stride": (2, 1)}
+    rtol = 2 * EPS[dtype]
+    _compare(lambda gy, w: lm.conv2d_input_grad(gy, w, (2, 8, 7, 6), **kw), [gy, w], dtype, [rtol] * 3,
+             what=f"{dtype} conv2d_input_grad")
+    _compare(lambda x, gy: lm.conv2d_weight_grad(x, gy, (16, 8, 3, 3), **kw), [x, gy], dtype, [rtol] * 3,
+             what=f"{dtype} conv2d_weight_grad")
+    _compare(lambda x, w: lm.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+             [_data((1, 8, 4, 5), 4), _data((8, 8, 3, 3), 5)], dtype, [rtol] * 3, what=f"{dtype} conv_transpose2d")
 
 
 @needs_cuda
@@ -353,6 +387,11 @@ def test_conv_double_backward_on_device():
 def test_conv_device_errors_are_clear():
     with pytest.raises(ValueError, match="different devices"):
         lm.conv2d(lm.zeros((1, 2, 5, 5), device="cuda"), lm.zeros((3, 2, 3, 3)))
+    # Channel tiles go on grid.y (at most 65535): beyond that a ValueError, not a failed launch.
+    c = 65535 * 64 + 1
+    with pytest.raises(ValueError, match="more than 65535 tiles"):
+        lm.conv2d_input_grad(lm.zeros((1, 1, 1, 1), device="cuda"), lm.zeros((1, c, 1, 1), device="cuda"),
+                             (1, c, 1, 1))
 
 
 # ---- pooling -----------------------------------------------------------------------------------
@@ -448,6 +487,8 @@ def seed_workload():
          "float32", RTOL),
         (lambda x, w: lm.conv2d(x, w, padding=1), [_data((2, 8, 6, 5), 3), _data((5, 8, 3, 3), 4)], "bfloat16",
          2 * EPS["bfloat16"]),
+        (lambda x, w: lm.conv2d(x, w, padding=1, groups=2), [_data((1, 16, 6, 5), 5), _data((16, 8, 3, 3), 6)],
+         "float16", 2 * EPS["float16"]),
     ]
     for fn, arrays, dtype, tol in cases:
         cpu = _run(fn, arrays, "cpu", dtype)

@@ -197,7 +197,7 @@ def _row_or_skip(case, lam_s, torch_s, work, unit):
 def bench_conv(lm, torch):
     _header("conv2d 3x3, padding 1 (NCHW; torch: cuDNN)", "TFLOP/s")
     rng = np.random.default_rng(3)
-    for dtype in ("float32", "bfloat16"):
+    for dtype in ("float32", "bfloat16", "float16"):
         for n, c, hw, co in [(64, 64, 56, 64), (64, 128, 28, 128), (64, 256, 14, 256)]:
             x_np = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
             w_np = (rng.standard_normal((co, c, 3, 3)) * 0.05).astype(np.float32)
@@ -208,17 +208,24 @@ def bench_conv(lm, torch):
             fwd = _lamina_or_note(lambda: lm.conv2d(x, w, padding=1), lm.cuda.synchronize, "conv2d")
             both = _lamina_or_note(lambda: lm.sum(lm.conv2d(x, w, padding=1)).backward(), lm.cuda.synchronize,
                                    "conv2d backward")
-            t_fwd = t_both = None
+            xg = x.detach()
+            xg.requires_grad = True
+            full = _lamina_or_note(lambda: lm.sum(lm.conv2d(xg, w, padding=1)).backward(), lm.cuda.synchronize,
+                                   "conv2d backward (x and w)")
+            t_fwd = t_both = t_full = None
             if torch is not None:
-                tdt = torch.float32 if dtype == "float32" else torch.bfloat16
+                tdt = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
                 torch.backends.cudnn.allow_tf32 = False
                 tx = torch.from_numpy(x_np).cuda().to(tdt)
                 tw = torch.from_numpy(w_np).cuda().to(tdt).requires_grad_()
+                txg = tx.detach().requires_grad_()
                 conv = torch.nn.functional.conv2d
                 t_fwd = _timed(lambda: conv(tx, tw, padding=1), torch.cuda.synchronize)
                 t_both = _timed(lambda: conv(tx, tw, padding=1).sum().backward(), torch.cuda.synchronize)
+                t_full = _timed(lambda: conv(txg, tw, padding=1).sum().backward(), torch.cuda.synchronize)
             _row_or_skip(f"{dtype} {n}x{c}x{hw}^2 -> {co} fwd", fwd, t_fwd, flops, "TFLOP/s")
             _row_or_skip(f"{dtype} {n}x{c}x{hw}^2 -> {co} fwd+bwd(w)", both, t_both, 2 * flops, "TFLOP/s")
+            _row_or_skip(f"{dtype} {n}x{c}x{hw}^2 -> {co} fwd+bwd(x,w)", full, t_full, 3 * flops, "TFLOP/s")
 
 
 def bench_lstm(lm, torch):

@@ -1,5 +1,7 @@
 #include "ops/conv.h"
 
+#include <optional>
+
 #include "core/backend.h"
 #include "core/autograd.h"
 #include "core/errors.h"
@@ -95,70 +97,91 @@ DType conv_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
   return t;
 }
 
-// The bfloat16 x and w a float32 conv2d was cast from, when it runs on CUDA: its forward reads
-// them on tensor cores. bf16 products are exact in fp32 and both kernels accumulate in fp32, so
-// only the summation order differs from the FMA kernel on the casts; the gradients still run
-// on the float32 casts (the FMA kernels).
-struct Bf16Operands {
+// Tensor cores: the conv ops compute in float32, also for bfloat16 and float16 operands (cast
+// to float32 first). On CUDA, when both operands of a GEMM hold values of one 16-bit dtype, the
+// tensor-core kernels read them in that dtype: a product of two bf16 (or two fp16) values is
+// exact in fp32 and the kernels accumulate in fp32, so only the summation order differs from the
+// FMA kernels on the float32 casts; the op's semantics are unchanged.
+//   forward: x and w of one 16-bit dtype (the originals are kept: HalfOperands).
+//   gradients: grad_out must hold 16-bit values too. It does when the forward's output dtype is
+//   that 16-bit dtype: autograd hands a tensor the gradient in its own dtype, and the backward
+//   of the final cast widens it exactly, so rounding it back is the identity. With a float32 or
+//   float64 output (e.g. a float32 bias) grad_out is a genuine float32 and the FMA kernels run.
+//   conv2d_input_grad / conv2d_weight_grad (and conv_transpose2d) take tensor cores when their
+//   two operands share a 16-bit dtype. The float32 operands are cast back (exactly) on device.
+struct HalfOperands {
   Tensor x, w;
 };
 
-#if defined(LAMINA_HAVE_CUDA)
-// The kernels are channels-last (NHWC activations, (Co, kh, kw, C) weights) and know no
-// groups: each group's slice is transposed to that layout, and the result transposed back.
-Tensor group_channels_last(const Tensor& t, int64_t axis, int64_t group, int64_t size) {
-  return contiguous(permute(slice(t, axis, group * size, (group + 1) * size), {0, 2, 3, 1}));
+bool one_16bit_dtype(std::initializer_list<const Tensor*> ts) {
+  const DType t = (*ts.begin())->dtype();
+  if (t != DType::BFloat16 && t != DType::Float16) return false;
+  for (const Tensor* x : ts)
+    if (x->dtype() != t) return false;
+  return true;
 }
 
-void store_group(const char* op, const Tensor& dst, int64_t axis, int64_t group, int64_t size, const Tensor& nhwc) {
-  cuda::copy_cast(op, slice(dst, axis, group * size, (group + 1) * size), permute(nhwc, {0, 3, 1, 2}));
+#if defined(LAMINA_HAVE_CUDA)
+// The kernels are channels-last (NHWC activations, (Co, kh, kw, C / groups) weights) and take
+// every group in one launch: x and w are transposed to that layout (and cast to `dtype`) in one
+// pass, the result transposed back.
+Tensor channels_last(const char* op, const Tensor& t, DType dtype) {
+  const Shape& s = t.shape();
+  Tensor out = Tensor::empty({s[0], s[2], s[3], s[1]}, dtype, t.device());
+  cuda::copy_cast(op, out, permute(t, {0, 2, 3, 1}));
+  return out;
+}
+
+void store_channels_first(const char* op, const Tensor& dst, const Tensor& nhwc) {
+  cuda::copy_cast(op, dst, permute(nhwc, {0, 3, 1, 2}));
 }
 
 void device_forward(const char* op, const cpu::ConvGeometry& g, const Tensor& out, const Tensor& x, const Tensor& w,
-                    const Tensor* bias, const Bf16Operands& bf16) {
-  const int64_t cg = g.C / g.groups, kg = g.Co / g.groups;
+                    const Tensor* bias, const HalfOperands& half) {
   if (out.numel() == 0) return;
-  if (cg == 0 || g.H == 0 || g.W == 0) {
+  if (g.C == 0 || g.H == 0 || g.W == 0) {
     // Every window reads padding only: sum(0 * w) per output channel (0, or NaN where a
     // weight is not finite, as on the CPU).
     cuda::copy_cast(op, out, reshape(sum(mul(w, 0.0), {1, 2, 3}), {1, g.Co, 1, 1}));
   } else {
-    for (int64_t gi = 0; gi < g.groups; ++gi) {
-      Tensor y = Tensor::empty({g.N, g.OH, g.OW, kg}, out.dtype(), out.device());
-      if (bf16.x.defined())
-        cuda::conv2d_forward_bf16_nhwc(op, g, y, group_channels_last(bf16.x, 1, gi, cg),
-                                       group_channels_last(bf16.w, 0, gi, kg));
-      else
-        cuda::conv2d_forward_nhwc(op, g, y, group_channels_last(x, 1, gi, cg), group_channels_last(w, 0, gi, kg));
-      store_group(op, out, 1, gi, kg, y);
-    }
+    Tensor y = Tensor::empty({g.N, g.OH, g.OW, g.Co}, out.dtype(), out.device());
+    if (half.x.defined())
+      cuda::conv2d_forward_mma_nhwc(op, g, y, channels_last(op, half.x, half.x.dtype()),
+                                    channels_last(op, half.w, half.w.dtype()));
+    else
+      cuda::conv2d_forward_nhwc(op, g, y, channels_last(op, x, x.dtype()), channels_last(op, w, w.dtype()));
+    store_channels_first(op, out, y);
   }
   if (bias) cuda::copy_cast(op, out, add(out, reshape(*bias, {1, g.Co, 1, 1})));
 }
 
+// dx and/or dw. `half`: x, w and gout hold values of that 16-bit dtype (see above).
 void device_backward(const char* op, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor& x,
-                     const Tensor& w, const Tensor& gout) {
-  const int64_t cg = g.C / g.groups, kg = g.Co / g.groups;
-  if (g.N == 0 || cg == 0 || kg == 0 || g.H == 0 || g.W == 0) {
+                     const Tensor& w, const Tensor& gout, std::optional<DType> half) {
+  if (g.N == 0 || g.C == 0 || g.Co == 0 || g.H == 0 || g.W == 0) {
     // No input pixel meets a weight: dx has no terms; dw sums dy times padding zeros.
     if (dx && dx->numel() > 0) cuda::fill(op, *dx, 0.0);
     if (dw && dw->numel() > 0) cuda::copy_cast(op, *dw, reshape(sum(mul(gout, 0.0), {0, 2, 3}), {g.Co, 1, 1, 1}));
     return;
   }
-  for (int64_t gi = 0; gi < g.groups; ++gi) {
-    Tensor dx_g = dx ? Tensor::empty({g.N, g.H, g.W, cg}, gout.dtype(), gout.device()) : Tensor();
-    Tensor dw_g = dw ? Tensor::empty({kg, g.kh, g.kw, cg}, gout.dtype(), gout.device()) : Tensor();
-    cuda::conv2d_backward_nhwc(op, g, dx ? &dx_g : nullptr, dw ? &dw_g : nullptr,
-                               dw ? group_channels_last(x, 1, gi, cg) : Tensor(),
-                               dx ? group_channels_last(w, 0, gi, kg) : Tensor(), group_channels_last(gout, 1, gi, kg));
-    if (dx) store_group(op, *dx, 1, gi, cg, dx_g);
-    if (dw) store_group(op, *dw, 0, gi, kg, dw_g);
-  }
+  const DType operands = half ? *half : gout.dtype();
+  Tensor dx_nhwc = dx ? Tensor::empty({g.N, g.H, g.W, g.C}, dx->dtype(), gout.device()) : Tensor();
+  Tensor dw_khwc = dw ? Tensor::empty({g.Co, g.kh, g.kw, g.C / g.groups}, dw->dtype(), gout.device()) : Tensor();
+  Tensor x_nhwc = dw ? channels_last(op, x, operands) : Tensor();
+  Tensor w_khwc = dx ? channels_last(op, w, operands) : Tensor();
+  Tensor dy_nhwc = channels_last(op, gout, operands);
+  if (half)
+    cuda::conv2d_backward_mma_nhwc(op, g, dx ? &dx_nhwc : nullptr, dw ? &dw_khwc : nullptr, x_nhwc, w_khwc, dy_nhwc);
+  else
+    cuda::conv2d_backward_nhwc(op, g, dx ? &dx_nhwc : nullptr, dw ? &dw_khwc : nullptr, x_nhwc, w_khwc, dy_nhwc);
+  if (dx) store_channels_first(op, *dx, dx_nhwc);
+  if (dw) store_channels_first(op, *dw, dw_khwc);
 }
 #endif
 
 Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p,
-                   [[maybe_unused]] const Bf16Operands& bf16 = {}) {
+                   [[maybe_unused]] const HalfOperands& half = {},
+                   std::optional<DType> backward_half = std::nullopt) {
   check<TypeError>(x.defined() && w.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, x, w);
   cpu::ConvGeometry g = resolve(s, x.shape(), w.shape(), p);
@@ -171,10 +194,10 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
   DType kd = kernel_dtype(t);
   if (x.dtype() != kd || w.dtype() != kd || (bias.defined() && bias.dtype() != kd)) {
     // Mixed or half dtypes: cast (differentiably) and run in the kernel dtype.
-    const bool tensor_cores = is_cuda(x.device()) && kd == DType::Float32 && x.dtype() == DType::BFloat16 &&
-                              w.dtype() == DType::BFloat16;
+    const bool tensor_cores = is_cuda(x.device()) && kd == DType::Float32 && one_16bit_dtype({&x, &w});
     Tensor out = conv2d_impl(s, astype(x, kd), astype(w, kd), bias.defined() ? astype(bias, kd) : bias, p,
-                             tensor_cores ? Bf16Operands{x, w} : Bf16Operands{});
+                             tensor_cores ? HalfOperands{x, w} : HalfOperands{},
+                             tensor_cores && t == x.dtype() ? std::optional<DType>(t) : std::nullopt);
     return kd == t ? out : astype(out, t);
   }
   Tensor out = Tensor::empty({g.N, g.Co, g.OH, g.OW}, kd, x.device());
@@ -183,7 +206,7 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
     GradModeGuard no_grad(false);
     Tensor xc = contiguous(x), wc = contiguous(w), bc = bias.defined() ? contiguous(bias) : bias;
     if (is_cuda(out.device()))
-      LAMINA_CUDA_BRANCH(s.op, device_forward(s.op, g, out, xc, wc, bc.defined() ? &bc : nullptr, bf16));
+      LAMINA_CUDA_BRANCH(s.op, device_forward(s.op, g, out, xc, wc, bc.defined() ? &bc : nullptr, half));
     else
       cpu::conv2d_forward(g, out, xc, wc, bc.defined() ? &bc : nullptr);
   }
@@ -192,16 +215,20 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
   if (needs_grad(inputs)) {
     SavedTensor sx(x), sw(w);
     const bool gx = x.requires_grad(), gw = w.requires_grad(), gb = bias.defined() && bias.requires_grad();
-    record("conv2d", inputs, out, [sx, sw, gx, gw, gb, g, p](const Tensor& gout) -> std::vector<Tensor> {
+    record("conv2d", inputs, out,
+           [sx, sw, gx, gw, gb, g, p, backward_half](const Tensor& gout) -> std::vector<Tensor> {
       const Tensor &x = sx.get(), &w = sw.get();
       Tensor dx, dw, db;
-      if (gx && gw && !GradMode::is_enabled()) {
-        // No graph of the backward: one fused pass shares im2col between the gradients.
+      if ((gx || gw) && !GradMode::is_enabled()) {
+        // No graph of the backward: one pass (on the CPU sharing im2col between the gradients).
         Tensor gc = contiguous(gout), xc = contiguous(x), wc = contiguous(w);
-        dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-        dw = Tensor::empty(w.shape(), w.dtype(), w.device());
-        if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH("conv2d", device_backward("conv2d", g, &dx, &dw, xc, wc, gc));
-        else cpu::conv2d_backward(g, &dx, &dw, xc, wc, gc);
+        if (gx) dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+        if (gw) dw = Tensor::empty(w.shape(), w.dtype(), w.device());
+        if (is_cuda(gc.device()))
+          LAMINA_CUDA_BRANCH("conv2d", device_backward("conv2d", g, gx ? &dx : nullptr, gw ? &dw : nullptr, xc, wc,
+                                                       gc, backward_half));
+        else
+          cpu::conv2d_backward(g, gx ? &dx : nullptr, gw ? &dw : nullptr, xc, wc, gc);
       } else {
         if (gx) dx = conv2d_input_grad(gout, w, x.shape(), p);
         if (gw) dw = conv2d_weight_grad(x, gout, w.shape(), p);
@@ -214,7 +241,7 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
 }
 
 Tensor input_grad_impl(const Shown& s, const Tensor& gout, const Tensor& w, const Shape& input_shape,
-                       ConvParams p) {
+                       ConvParams p, [[maybe_unused]] std::optional<DType> half = std::nullopt) {
   check<TypeError>(gout.defined() && w.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, gout, w);
   cpu::ConvGeometry g = resolve(s, input_shape, w.shape(), p);
@@ -222,7 +249,9 @@ Tensor input_grad_impl(const Shown& s, const Tensor& gout, const Tensor& w, cons
   DType t = conv_dtype(s.op, {&gout, &w});
   DType kd = kernel_dtype(t);
   if (gout.dtype() != kd || w.dtype() != kd) {
-    Tensor out = input_grad_impl(s, astype(gout, kd), astype(w, kd), input_shape, p);
+    const bool tensor_cores = is_cuda(gout.device()) && kd == DType::Float32 && one_16bit_dtype({&gout, &w});
+    Tensor out = input_grad_impl(s, astype(gout, kd), astype(w, kd), input_shape, p,
+                                 tensor_cores ? std::optional<DType>(t) : std::nullopt);
     return kd == t ? out : astype(out, t);
   }
   checked_numel(input_shape, s.op);
@@ -230,7 +259,7 @@ Tensor input_grad_impl(const Shown& s, const Tensor& gout, const Tensor& w, cons
   {
     GradModeGuard no_grad(false);
     Tensor gc = contiguous(gout), wc = contiguous(w);
-    if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH(s.op, device_backward(s.op, g, &dx, nullptr, Tensor(), wc, gc));
+    if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH(s.op, device_backward(s.op, g, &dx, nullptr, Tensor(), wc, gc, half));
     else cpu::conv2d_backward(g, &dx, nullptr, Tensor(), wc, gc);
   }
   if (needs_grad({&gout, &w})) {
@@ -271,8 +300,10 @@ Tensor conv2d_input_grad(const Tensor& grad_out, const Tensor& w, const Shape& i
                          input_shape, params);
 }
 
-Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
-                          const ConvParams& params) {
+namespace {
+
+Tensor weight_grad_impl(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape, const ConvParams& params,
+                        [[maybe_unused]] std::optional<DType> half = std::nullopt) {
   Shown s{"conv2d_weight_grad", x.defined() ? x.shape() : Shape{}, weight_shape};
   check<TypeError>(x.defined() && grad_out.defined(), s.op, ": got an undefined tensor");
   check_same_device(s.op, x, grad_out);
@@ -282,7 +313,9 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& 
   DType t = conv_dtype(s.op, {&x, &grad_out});
   DType kd = kernel_dtype(t);
   if (x.dtype() != kd || grad_out.dtype() != kd) {
-    Tensor out = conv2d_weight_grad(astype(x, kd), astype(grad_out, kd), weight_shape, p);
+    const bool tensor_cores = is_cuda(x.device()) && kd == DType::Float32 && one_16bit_dtype({&x, &grad_out});
+    Tensor out = weight_grad_impl(astype(x, kd), astype(grad_out, kd), weight_shape, p,
+                                  tensor_cores ? std::optional<DType>(t) : std::nullopt);
     return kd == t ? out : astype(out, t);
   }
   checked_numel(weight_shape, s.op);
@@ -290,7 +323,7 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& 
   {
     GradModeGuard no_grad(false);
     Tensor xc = contiguous(x), gc = contiguous(grad_out);
-    if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH(s.op, device_backward(s.op, g, nullptr, &dw, xc, Tensor(), gc));
+    if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH(s.op, device_backward(s.op, g, nullptr, &dw, xc, Tensor(), gc, half));
     else cpu::conv2d_backward(g, nullptr, &dw, xc, Tensor(), gc);
   }
   if (needs_grad({&x, &grad_out})) {
@@ -305,6 +338,13 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& 
     });
   }
   return dw;
+}
+
+}  // namespace
+
+Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
+                          const ConvParams& params) {
+  return weight_grad_impl(x, grad_out, weight_shape, params);
 }
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& params,

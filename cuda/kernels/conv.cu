@@ -1,54 +1,67 @@
 // 2-D convolution as implicit GEMMs: the im2col matrix is never stored; tile loaders compute,
 // for each GEMM element, which input element (or padding zero) it is.
 //
-// Layouts: activations NHWC, x [N, H, W, C] and y [N, P, Q, K]; weights KRSC, w [K, R, S, C]
-// (output channel, filter row, filter column, input channel), so a weight row is one output
-// channel's whole filter, contiguous. P = (H + pad_h + pad_h_end - dil_h (R - 1) - 1) / stride_h
-// + 1, likewise Q; the end (bottom/right) padding defaults to the start padding ('same' padding
-// can put one more row at the end). y is fp32; the op adds the bias afterwards (no epilogue yet).
+// Layouts: activations NHWC, x [N, H, W, G C] and y [N, P, Q, G K]; weights KRSC, w [G K, R, S,
+// C] (output channel, filter row, filter column, input channel), so a weight row is one output
+// channel's whole filter, contiguous. G groups: group g reads channels [g C, (g + 1) C) of x and
+// filters [g K, (g + 1) K) of w, and writes channels [g K, (g + 1) K) of y; C and K below are
+// per group. P = (H + pad_h + pad_h_end - dil_h (R - 1) - 1) / stride_h + 1, likewise Q; the end
+// (bottom/right) padding defaults to the start padding ('same' padding can put one more row at
+// the end). The op adds the bias afterwards (no epilogue yet).
 //
-// The three GEMMs (Kg: reduction length):
+// The three GEMMs of one group (Kg: reduction length):
 //   forward  y[m, k]  = sum_{(r,s,c)} x[n, p sh - ph + r dh, q sw - pw + s dw, c] w[k, r, s, c]
 //            M = N P Q, N = K, Kg = R S C
 //   dgrad    dx[m, c] = sum_{(r,s,k)} dy[n, p, q, k] w[k, r, s, c], where h + ph - r dh = p sh
 //            (and the same for w, q); M = N H W, N = C, Kg = R S K
 //   wgrad    dw[k, (r,s,c)] = sum_{(n,p,q)} dy[n, p, q, k] x[n, ih, iw, c]
 //            M = K, N = R S C, Kg = N P Q
+// Each is a Problem: where A(m, kg) and B(kg, n) live (null for a padding zero) and where the
+// output element (m, n) goes. Grid: M tiles on x (whose limit, 2^31 - 1, large batches of large
+// images need), N tiles on y, and the group on z: one launch covers all groups (the launcher
+// splits more than 65535 groups into several launches).
 //
 // Kernels:
-//   conv2d_forward_bf16_kernel<kVec>   bf16 x and w, fp32 y, on tensor cores. 64 x 64 output
-//       tile per 128-thread CTA (2 x 2 warps of 32 x 32 = 2 x 4 mma.m16n8k16), Kg in steps of
-//       32, two stages: with kVec (C % 8 == 0, the usual case) each 8-channel run of a tile
-//       row is one 16-byte cp.async, issued for step i+1 while ldmatrix.x4 + mma.sync consume
-//       step i; padding and ragged edges are zero-filled with plain stores. Without kVec
-//       (e.g. C = 3, a network's first layer) the tiles are gathered element by element.
-//       Rows padded by 8 elements (ldmatrix rows in distinct banks). 20 KiB shared memory.
+//   conv2d_forward_mma_kernel, conv2d_backward_input_mma_kernel, conv2d_backward_weight_mma_kernel
+//       <T = __nv_bfloat16 or __half, kVec>: 16-bit operands, fp32 output, on tensor cores
+//       (mma.sync m16n8k16, fp32 accumulation), one shared body: 64 x 64 output tile per
+//       128-thread CTA (2 x 2 warps of 32 x 32 = 2 x 4 mma), Kg in steps of 32, two stages. An
+//       operand whose memory runs along the reduction axis (forward x and w, dgrad dy) is
+//       stored [mn][kg] in shared memory and read by ldmatrix; one whose runs go along M or N
+//       (dgrad w: channels; wgrad dy: output channels, wgrad x: channels) is stored [kg][mn]
+//       and read by ldmatrix.trans. With kVec (every 8-element run whole and 16-byte aligned:
+//       C % 8 == 0, and K % 8 == 0 for the gradients, which run along K) each run is one
+//       16-byte cp.async, issued for step i+1 while ldmatrix + mma consume step i; padding and
+//       ragged edges are zero-filled with plain stores. Without kVec (e.g. C = 3, a network's
+//       first layer) the tiles are gathered element by element. Rows padded by 8 elements
+//       (ldmatrix rows in distinct banks). 20 KiB shared memory. The weight gradient (M = K
+//       and N = R S C small, Kg = N P Q long) splits its reduction over blockIdx.z when its
+//       tiles alone would leave SMs idle: each part writes an fp32 tile to a workspace, and
+//   conv2d_split_sum_kernel adds the parts up in order (deterministic).
 //   conv2d_forward_fma_kernel, conv2d_backward_input_kernel, conv2d_backward_weight_kernel
-//       <float> / <double>: FFMA / DFMA implicit GEMMs, one shared body: 64 x 64 tile per 256
-//       threads, 4 x 4 outputs per thread, Kg in steps of 16 through shared memory (exact fp32,
-//       no TF32; fp64 for float64 tensors).
-// Done: forward bf16 (mma), fp32 and fp64 (FMA); input-grad and weight-grad in fp32 and fp64
-// (FMA). The conv2d op runs its forward for bfloat16 x and w on the mma kernel and its
-// gradients on the fp32 FMA kernels. Not yet:
-// bf16 tensor-core dgrad/wgrad (same loaders, with the B operand transposed).
-// FLOPs: 2 N P Q K R S C for each of the three. Bytes (ideal): forward reads x once and w
-// once per M tile, ~(N H W C + ceil(M / 64) K R S C) * sizeof(T), writes N P Q K * 4; the
-// loaders re-read each x element up to R S times from L1/L2 (the im2col duplication).
-// Version 1: two stages, no split-K for wgrad (whose Kg = N P Q is long and M, N small), no
-// swizzle, 64 x 64 tiles.
+//       <float> / <double>: FFMA / DFMA implicit GEMMs over the same Problems, one shared body:
+//       64 x 64 tile per 256 threads, 4 x 4 outputs per thread, Kg in steps of 16 through
+//       shared memory (exact fp32, no TF32; fp64 for float64 tensors).
+// FLOPs: 2 N P Q G K R S C for each of the three. Bytes (ideal): forward reads x once and w
+// once per M tile, ~(N H W G C + ceil(M / 64) G K R S C) * sizeof(T), writes N P Q G K * 4;
+// the loaders re-read each x element up to R S times from L1/L2 (the im2col duplication).
+// Version 2: two stages, split-K only for the tensor-core wgrad (not the FMA one), no swizzle,
+// 64 x 64 tiles.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "simt/portable.cuh"
 
 namespace lamina::cuda {
 
 struct Conv2dShape {
-  int n = 0, h = 0, w = 0, c = 0;  // input
-  int k = 0, r = 0, s = 0;         // filters
+  int n = 0, h = 0, w = 0, c = 0;  // input; c per group
+  int k = 0, r = 0, s = 0;         // filters; k per group
   int pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
   int pad_h_end = -1, pad_w_end = -1;  // -1: pad_h / pad_w
+  int groups = 1;
   int out_h() const {
     return (h + pad_h + (pad_h_end < 0 ? pad_h : pad_h_end) - dil_h * (r - 1) - 1) / stride_h + 1;
   }
@@ -60,14 +73,16 @@ struct Conv2dShape {
 namespace device {
 namespace conv {
 
-// Shape with the output size, passed by value to every kernel.
+// Shape with the output size, passed by value to every kernel. c and k are per group; xl and
+// yl are the elements from one pixel of x (of y) to the next: G C and G K.
 struct Geometry {
-  int n, h, w, c, k, r, s, ph, pw, sh, sw, dh, dw, p, q;
+  int n, h, w, c, k, r, s, ph, pw, sh, sw, dh, dw, p, q, xl, yl;
 };
 
 inline Geometry geometry(const Conv2dShape& a) {
-  return {a.n, a.h, a.w, a.c, a.k, a.r, a.s, a.pad_h, a.pad_w, a.stride_h, a.stride_w,
-          a.dil_h, a.dil_w, a.out_h(), a.out_w()};
+  return {a.n,      a.h,      a.w,     a.c,     a.k,         a.r,         a.s,
+          a.pad_h,  a.pad_w,  a.stride_h, a.stride_w, a.dil_h, a.dil_w, a.out_h(),
+          a.out_w(), a.c * a.groups, a.k * a.groups};
 }
 
 // Input pixel for output pixel m = (n, p, q) and filter tap (r, s); false for padding.
@@ -79,111 +94,211 @@ __device__ __forceinline__ bool input_pixel(const Geometry& g, int m, int r, int
   return true;
 }
 
-// ---- forward, bf16 on tensor cores ----------------------------------------------------------
+// ---- the three GEMMs, over operands of type T and an output of type O -----------------------
+// a(m, kg) and b(kg, n) point at the operand element, or are null for a padding zero; they are
+// called only inside the GEMM's bounds. kAAlongMN / kBAlongMN: the operand's contiguous runs go
+// along M (N) rather than along Kg, which decides its shared-memory layout on tensor cores.
 
-constexpr int kBM = 64, kBN = 64, kBK = 32, kLd = kBK + 8, kThreads = 128;
+template <class T, class O>
+struct ForwardProblem {
+  static constexpr bool kAAlongMN = false, kBAlongMN = false;
+  Geometry g;
+  const T* x;
+  const T* w;
+  O* y;
+  __host__ __device__ ForwardProblem with_group(int gi) const {
+    return {g, x + size_t(gi) * g.c, w + size_t(gi) * g.k * kg(), y + size_t(gi) * g.k};
+  }
+  __host__ __device__ int m() const { return g.n * g.p * g.q; }
+  __host__ __device__ int n() const { return g.k; }
+  __host__ __device__ int kg() const { return g.r * g.s * g.c; }
+  __device__ const T* a(int m, int kg) const {
+    const int c = kg % g.c, tap = kg / g.c;
+    size_t at;
+    return input_pixel(g, m, tap / g.s, tap % g.s, &at) ? x + at * g.xl + c : nullptr;
+  }
+  __device__ const T* b(int kg, int n) const { return w + size_t(n) * this->kg() + kg; }
+  __device__ O* out(int m, int n) const { return y + size_t(m) * g.yl + n; }
+};
 
-// One pipeline stage: A (64 output pixels x 32 of (r, s, c)) and B (64 output channels x the
-// same 32), both row-major in shared memory with padded rows.
-template <bool kVec>
-__device__ __forceinline__ void load_stage(const Geometry& g, const __nv_bfloat16* __restrict__ x,
-                                           const __nv_bfloat16* __restrict__ w, int m0, int n0,
-                                           int k0, __nv_bfloat16* as, __nv_bfloat16* bs) {
-  const int M = g.n * g.p * g.q, Kg = g.r * g.s * g.c;
-  const __nv_bfloat16 zero = __float2bfloat16(0.0f);
-  if constexpr (kVec) {  // 16-byte runs: 8 channels of one tap
-    for (int e = threadIdx.x; e < kBM * kBK / 8; e += kThreads) {
-      const int row = e / (kBK / 8), col = e % (kBK / 8) * 8, kg = k0 + col;
-      __nv_bfloat16* da = as + row * kLd + col;
-      __nv_bfloat16* db = bs + row * kLd + col;
-      const int c = kg % g.c, tap = kg / g.c, s = tap % g.s, r = tap / g.s;
-      size_t at;
-      if (m0 + row < M && kg < Kg && input_pixel(g, m0 + row, r, s, &at))
-        simt::cp_async16(da, x + at * g.c + c);
-      else
-        *reinterpret_cast<uint4*>(da) = uint4{0u, 0u, 0u, 0u};
-      if (n0 + row < g.k && kg < Kg) simt::cp_async16(db, w + size_t(n0 + row) * Kg + kg);
-      else *reinterpret_cast<uint4*>(db) = uint4{0u, 0u, 0u, 0u};
-    }
-  } else {
-    for (int e = threadIdx.x; e < kBM * kBK; e += kThreads) {
-      const int row = e / kBK, col = e % kBK, kg = k0 + col;
-      const int c = kg % g.c, tap = kg / g.c, s = tap % g.s, r = tap / g.s;
-      size_t at;
-      as[row * kLd + col] = m0 + row < M && kg < Kg && input_pixel(g, m0 + row, r, s, &at)
-                                ? x[at * g.c + c]
-                                : zero;
-      bs[row * kLd + col] = n0 + row < g.k && kg < Kg ? w[size_t(n0 + row) * Kg + kg] : zero;
+template <class T, class O>
+struct BackwardInputProblem {  // kg = (r, s, k), k fastest
+  static constexpr bool kAAlongMN = false, kBAlongMN = true;
+  Geometry g;
+  const T* dy;
+  const T* w;
+  O* dx;
+  __host__ __device__ BackwardInputProblem with_group(int gi) const {
+    return {g, dy + size_t(gi) * g.k, w + size_t(gi) * g.k * g.r * g.s * g.c, dx + size_t(gi) * g.c};
+  }
+  __host__ __device__ int m() const { return g.n * g.h * g.w; }
+  __host__ __device__ int n() const { return g.c; }
+  __host__ __device__ int kg() const { return g.r * g.s * g.k; }
+  __device__ const T* a(int m, int kg) const {
+    const int k = kg % g.k, tap = kg / g.k, s = tap % g.s, r = tap / g.s;
+    const int iw = m % g.w, ih = m / g.w % g.h, n = m / (g.w * g.h);
+    const int ph = ih + g.ph - r * g.dh, pw = iw + g.pw - s * g.dw;
+    if (ph < 0 || pw < 0 || ph % g.sh || pw % g.sw) return nullptr;
+    const int p = ph / g.sh, q = pw / g.sw;
+    if (p >= g.p || q >= g.q) return nullptr;
+    return dy + ((size_t(n) * g.p + p) * g.q + q) * g.yl + k;
+  }
+  __device__ const T* b(int kg, int c) const {
+    const int k = kg % g.k, tap = kg / g.k;
+    return w + (size_t(k) * g.r * g.s + tap) * g.c + c;
+  }
+  __device__ O* out(int m, int c) const { return dx + size_t(m) * g.xl + c; }
+};
+
+template <class T, class O>
+struct BackwardWeightProblem {  // m = output channel, n = (r, s, c), kg = output pixel
+  static constexpr bool kAAlongMN = true, kBAlongMN = true;
+  Geometry g;
+  const T* dy;
+  const T* x;
+  O* dw;
+  __host__ __device__ BackwardWeightProblem with_group(int gi) const {
+    return {g, dy + size_t(gi) * g.k, x + size_t(gi) * g.c, dw + size_t(gi) * g.k * n()};
+  }
+  __host__ __device__ int m() const { return g.k; }
+  __host__ __device__ int n() const { return g.r * g.s * g.c; }
+  __host__ __device__ int kg() const { return g.n * g.p * g.q; }
+  __device__ const T* a(int k, int pixel) const { return dy + size_t(pixel) * g.yl + k; }
+  __device__ const T* b(int pixel, int rsc) const {
+    const int c = rsc % g.c, tap = rsc / g.c;
+    size_t at;
+    return input_pixel(g, pixel, tap / g.s, tap % g.s, &at) ? x + at * g.xl + c : nullptr;
+  }
+  __device__ O* out(int k, int rsc) const { return dw + size_t(k) * n() + rsc; }
+};
+
+// ---- 16-bit operands on tensor cores --------------------------------------------------------
+
+constexpr int kBM = 64, kBK = 32, kThreads = 128;  // tiles are kBM x kBM outputs
+constexpr int kLdK = kBK + 8, kLdMN = kBM + 8;       // row lengths of [mn][kg] and [kg][mn] tiles
+constexpr int kTileElems = std::max(kBM * kLdK, kBK * kLdMN);
+constexpr size_t kMmaSmemBytes = 4 * size_t(kTileElems) * 2;  // A and B, two stages
+
+template <class T>
+__device__ __forceinline__ T zero16() {
+  if constexpr (std::is_same_v<T, __half>) return __float2half(0.0f);
+  else return __float2bfloat16(0.0f);
+}
+
+template <class T>
+__device__ __forceinline__ void mma16(float (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  if constexpr (std::is_same_v<T, __half>) simt::mma_m16n8k16_f16(acc, a, b, acc);
+  else simt::mma_m16n8k16_bf16(acc, a, b, acc);
+}
+
+// One operand's tile of one pipeline stage: kBM rows (of M or N) by kBK of Kg, stored [mn][kg]
+// (kAlongMN false) or [kg][mn]. at(mn, kg) is the operand element or null.
+template <class T, bool kAlongMN, bool kVec, class At>
+__device__ __forceinline__ void load_tile(T* tile, int mn0, int k0, int mn_size, int kg_size, const At& at) {
+  constexpr int rows = kAlongMN ? kBK : kBM, cols = kAlongMN ? kBM : kBK, run = kVec ? 8 : 1;
+  for (int e = threadIdx.x; e < rows * cols / run; e += kThreads) {
+    const int row = e / (cols / run), col = e % (cols / run) * run;
+    const int mn = mn0 + (kAlongMN ? col : row), kg = k0 + (kAlongMN ? row : col);
+    const T* src = mn < mn_size && kg < kg_size ? at(mn, kg) : nullptr;
+    T* dst = tile + row * (cols + 8) + col;
+    if constexpr (kVec) {
+      if (src) simt::cp_async16(dst, src);
+      else *reinterpret_cast<uint4*>(dst) = uint4{0u, 0u, 0u, 0u};
+    } else {
+      *dst = src ? *src : zero16<T>();
     }
   }
 }
 
-// ---- fp32 / fp64 FMA implicit GEMM, shared by forward, dgrad and wgrad ----------------------
+// The A fragment (16 x 16, rows m.., reduction columns k..) of mma.m16n8k16. ldmatrix.trans
+// turns a [kg][mn] tile's 8 x 8 blocks into the same register layout.
+template <bool kAlongMN, class T>
+__device__ __forceinline__ void load_a_fragment(uint32_t (&a)[4], const T* tile, int m, int k, int lane) {
+  if constexpr (kAlongMN)
+    simt::ldmatrix<4, true>(a, &tile[(k + lane % 8 + 8 * (lane / 16)) * kLdMN + m + 8 * (lane / 8 % 2)]);
+  else
+    simt::ldmatrix<4>(a, &tile[(m + lane % 8 + 8 * (lane / 8 % 2)) * kLdK + k + 8 * (lane / 16)]);
+}
+
+// The B fragments (16 x 8 each) of columns n..n+7 and n+8..n+15.
+template <bool kAlongMN, class T>
+__device__ __forceinline__ void load_b_fragments(uint32_t (&b0)[2], uint32_t (&b1)[2], const T* tile, int n, int k,
+                                                 int lane) {
+  uint32_t r[4];
+  if constexpr (kAlongMN)
+    simt::ldmatrix<4, true>(r, &tile[(k + lane % 8 + 8 * (lane / 8 % 2)) * kLdMN + n + 8 * (lane / 16)]);
+  else
+    simt::ldmatrix<4>(r, &tile[(n + 8 * (lane / 16) + lane % 8) * kLdK + k + 8 * (lane / 8 % 2)]);
+  b0[0] = r[0], b0[1] = r[1], b1[0] = r[2], b1[1] = r[3];
+}
+
+__host__ __device__ inline int k_steps(int kg) { return (kg + kBK - 1) / kBK; }
+
+// The weight gradient's reduction (N P Q, long) split over blockIdx.z: group z / splits sums
+// k-steps [part steps, (part + 1) steps) of it, part = z % splits, into its own fp32 tile of
+// `partial` ([G][splits][K][R S C]); conv2d_split_sum_kernel adds the tiles up.
+struct SplitK {
+  int splits, steps;
+  float* partial;
+};
+
+// The GEMM over k-steps [step_begin, step_end) (of kBK each). Its tile goes to pr.out, or, with
+// `partial` (a split of the reduction), to partial[m N + n].
+template <class T, bool kVec, class Problem>
+__device__ __forceinline__ void implicit_gemm_mma(const Problem& pr, int step_begin, int step_end, float* partial) {
+  SIMT_DYNAMIC_SMEM(T, smem);
+  T* const as = smem;                   // [2][kTileElems]
+  T* const bs = smem + 2 * kTileElems;  // [2][kTileElems]
+  const int M = pr.m(), N = pr.n(), Kg = pr.kg();
+  const int m0 = blockIdx.x * kBM, n0 = blockIdx.y * kBM;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gr = lane / 4, t = lane % 4;
+  const int wm = warp / 2 * 32, wn = warp % 2 * 32;
+  const auto a_at = [&](int m, int kg) { return pr.a(m, kg); };
+  const auto b_at = [&](int n, int kg) { return pr.b(kg, n); };
+  const auto load_stage = [&](int step, int stage) {
+    load_tile<T, Problem::kAAlongMN, kVec>(as + stage * kTileElems, m0, step * kBK, M, Kg, a_at);
+    load_tile<T, Problem::kBAlongMN, kVec>(bs + stage * kTileElems, n0, step * kBK, N, Kg, b_at);
+  };
+  float acc[2][4][4] = {};
+  load_stage(step_begin, 0);
+  simt::cp_async_commit();
+  for (int i = step_begin; i < step_end; ++i) {
+    const int stage = (i - step_begin) & 1;
+    if (i + 1 < step_end) load_stage(i + 1, stage ^ 1);
+    simt::cp_async_commit();
+    simt::cp_async_wait<1>();
+    __syncthreads();
+    const T* const a_tile = as + stage * kTileElems;
+    const T* const b_tile = bs + stage * kTileElems;
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      uint32_t a[2][4], b[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi) load_a_fragment<Problem::kAAlongMN>(a[mi], a_tile, wm + mi * 16, kk, lane);
+#pragma unroll
+      for (int nj = 0; nj < 4; nj += 2)
+        load_b_fragments<Problem::kBAlongMN>(b[nj], b[nj + 1], b_tile, wn + nj * 8, kk, lane);
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int nj = 0; nj < 4; ++nj) mma16<T>(acc[mi][nj], a[mi], b[nj]);
+    }
+    __syncthreads();  // the stage is refilled by the next iteration
+  }
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int nj = 0; nj < 4; ++nj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int m = m0 + wm + mi * 16 + gr + 8 * (e / 2), n = n0 + wn + nj * 8 + 2 * t + e % 2;
+        if (m < M && n < N) *(partial ? partial + size_t(m) * N + n : pr.out(m, n)) = acc[mi][nj][e];
+      }
+}
+
+// ---- fp32 / fp64 FMA implicit GEMM ----------------------------------------------------------
 
 constexpr int kFBM = 64, kFBN = 64, kFBK = 16, kFThreads = 256;
-
-// Each problem says what A(m, kg), B(kg, n) and the output element (m, n) are.
-template <class T>
-struct ForwardProblem {
-  Geometry g;
-  const T* x;
-  const T* w;
-  T* y;
-  __device__ int m() const { return g.n * g.p * g.q; }
-  __device__ int n() const { return g.k; }
-  __device__ int kg() const { return g.r * g.s * g.c; }
-  __device__ T a(int m, int kg) const {
-    const int c = kg % g.c, tap = kg / g.c;
-    size_t at;
-    return input_pixel(g, m, tap / g.s, tap % g.s, &at) ? x[at * g.c + c] : T(0);
-  }
-  __device__ T b(int kg, int n) const { return w[size_t(n) * kg_stride() + kg]; }
-  __device__ int kg_stride() const { return g.r * g.s * g.c; }
-  __device__ T& out(int m, int n) const { return y[size_t(m) * g.k + n]; }
-};
-
-template <class T>
-struct BackwardInputProblem {  // kg = (r, s, k), k fastest
-  Geometry g;
-  const T* dy;
-  const T* w;
-  T* dx;
-  __device__ int m() const { return g.n * g.h * g.w; }
-  __device__ int n() const { return g.c; }
-  __device__ int kg() const { return g.r * g.s * g.k; }
-  __device__ T a(int m, int kg) const {
-    const int k = kg % g.k, tap = kg / g.k, s = tap % g.s, r = tap / g.s;
-    const int iw = m % g.w, ih = m / g.w % g.h, n = m / (g.w * g.h);
-    const int ph = ih + g.ph - r * g.dh, pw = iw + g.pw - s * g.dw;
-    if (ph < 0 || pw < 0 || ph % g.sh || pw % g.sw) return T(0);
-    const int p = ph / g.sh, q = pw / g.sw;
-    if (p >= g.p || q >= g.q) return T(0);
-    return dy[((size_t(n) * g.p + p) * g.q + q) * g.k + k];
-  }
-  __device__ T b(int kg, int c) const {
-    const int k = kg % g.k, tap = kg / g.k;
-    return w[(size_t(k) * g.r * g.s + tap) * g.c + c];
-  }
-  __device__ T& out(int m, int c) const { return dx[size_t(m) * g.c + c]; }
-};
-
-template <class T>
-struct BackwardWeightProblem {  // m = output channel, n = (r, s, c), kg = output pixel
-  Geometry g;
-  const T* dy;
-  const T* x;
-  T* dw;
-  __device__ int m() const { return g.k; }
-  __device__ int n() const { return g.r * g.s * g.c; }
-  __device__ int kg() const { return g.n * g.p * g.q; }
-  __device__ T a(int k, int pixel) const { return dy[size_t(pixel) * g.k + k]; }
-  __device__ T b(int pixel, int rsc) const {
-    const int c = rsc % g.c, tap = rsc / g.c;
-    size_t at;
-    return input_pixel(g, pixel, tap / g.s, tap % g.s, &at) ? x[at * g.c + c] : T(0);
-  }
-  __device__ T& out(int k, int rsc) const { return dw[size_t(k) * g.r * g.s * g.c + rsc]; }
-};
 
 template <class T, class Problem>
 __device__ __forceinline__ void implicit_gemm_fma(const Problem& pr) {
@@ -192,16 +307,18 @@ __device__ __forceinline__ void implicit_gemm_fma(const Problem& pr) {
   __shared__ T bs[kFBK][kFBN + 4];
   const int M = pr.m(), N = pr.n(), K = pr.kg();
   const int tid = threadIdx.x, tx = tid % (kFBN / TN), ty = tid / (kFBN / TN);
-  const int m0 = blockIdx.y * kFBM, n0 = blockIdx.x * kFBN;
+  const int m0 = blockIdx.x * kFBM, n0 = blockIdx.y * kFBN;
   T acc[TM][TN] = {};
   for (int k0 = 0; k0 < K; k0 += kFBK) {
     for (int e = tid; e < kFBM * kFBK; e += kFThreads) {  // k fastest: contiguous channels
       const int m = e / kFBK, k = e % kFBK;
-      as[k][m] = m0 + m < M && k0 + k < K ? pr.a(m0 + m, k0 + k) : T(0);
+      const T* src = m0 + m < M && k0 + k < K ? pr.a(m0 + m, k0 + k) : nullptr;
+      as[k][m] = src ? *src : T(0);
     }
     for (int e = tid; e < kFBK * kFBN; e += kFThreads) {  // n fastest
       const int k = e / kFBN, n = e % kFBN;
-      bs[k][n] = k0 + k < K && n0 + n < N ? pr.b(k0 + k, n0 + n) : T(0);
+      const T* src = k0 + k < K && n0 + n < N ? pr.b(k0 + k, n0 + n) : nullptr;
+      bs[k][n] = src ? *src : T(0);
     }
     __syncthreads();
 #pragma unroll
@@ -223,88 +340,64 @@ __device__ __forceinline__ void implicit_gemm_fma(const Problem& pr) {
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int m = m0 + ty * TM + i, n = n0 + tx * TN + j;
-      if (m < M && n < N) pr.out(m, n) = acc[i][j];
+      if (m < M && n < N) *pr.out(m, n) = acc[i][j];
     }
 }
 
 }  // namespace conv
 
-// ---- kernels --------------------------------------------------------------------------------
+// ---- kernels: one group per blockIdx.z ------------------------------------------------------
 
-template <bool kVec>
+template <class T, bool kVec>
 __global__ void __launch_bounds__(conv::kThreads)
-    conv2d_forward_bf16_kernel(conv::Geometry g, const __nv_bfloat16* __restrict__ x,
-                               const __nv_bfloat16* __restrict__ w, float* __restrict__ y) {
-  using namespace conv;
-  SIMT_DYNAMIC_SMEM(__nv_bfloat16, smem);
-  __nv_bfloat16* const as = smem;                   // [2][kBM][kLd]
-  __nv_bfloat16* const bs = smem + 2 * kBM * kLd;   // [2][kBN][kLd]
-  const int M = g.n * g.p * g.q, Kg = g.r * g.s * g.c;
-  const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * kBN;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gr = lane / 4, t = lane % 4;
-  const int wm = warp / 2 * 32, wn = warp % 2 * 32;
-  float acc[2][4][4] = {};
-  const int steps = (Kg + kBK - 1) / kBK;
-  load_stage<kVec>(g, x, w, m0, n0, 0, as, bs);
-  simt::cp_async_commit();
-  for (int i = 0; i < steps; ++i) {
-    const int stage = i & 1;
-    if (i + 1 < steps)
-      load_stage<kVec>(g, x, w, m0, n0, (i + 1) * kBK, as + (stage ^ 1) * kBM * kLd,
-                       bs + (stage ^ 1) * kBN * kLd);
-    simt::cp_async_commit();
-    simt::cp_async_wait<1>();
-    __syncthreads();
-    const __nv_bfloat16* const a_tile = as + stage * kBM * kLd;
-    const __nv_bfloat16* const b_tile = bs + stage * kBN * kLd;
-#pragma unroll
-    for (int kk = 0; kk < kBK / 16; ++kk) {
-      uint32_t a[2][4], b[4][2];
-#pragma unroll
-      for (int mi = 0; mi < 2; ++mi)
-        simt::ldmatrix<4>(a[mi], &a_tile[(wm + mi * 16 + lane % 8 + 8 * ((lane / 8) % 2)) * kLd +
-                                         kk * 16 + 8 * (lane / 16)]);
-#pragma unroll
-      for (int nj = 0; nj < 4; nj += 2) {
-        uint32_t r[4];
-        simt::ldmatrix<4>(r, &b_tile[(wn + nj * 8 + 8 * (lane / 16) + lane % 8) * kLd + kk * 16 +
-                                     8 * ((lane / 8) % 2)]);
-        b[nj][0] = r[0], b[nj][1] = r[1], b[nj + 1][0] = r[2], b[nj + 1][1] = r[3];
-      }
-#pragma unroll
-      for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-        for (int nj = 0; nj < 4; ++nj) simt::mma_m16n8k16_bf16(acc[mi][nj], a[mi], b[nj], acc[mi][nj]);
-    }
-    __syncthreads();  // the stage is refilled by the next iteration
+    conv2d_forward_mma_kernel(conv::ForwardProblem<T, float> problem) {
+  conv::implicit_gemm_mma<T, kVec>(problem.with_group(blockIdx.z), 0, conv::k_steps(problem.kg()), nullptr);
+}
+
+template <class T, bool kVec>
+__global__ void __launch_bounds__(conv::kThreads)
+    conv2d_backward_input_mma_kernel(conv::BackwardInputProblem<T, float> problem) {
+  conv::implicit_gemm_mma<T, kVec>(problem.with_group(blockIdx.z), 0, conv::k_steps(problem.kg()), nullptr);
+}
+
+template <class T, bool kVec>
+__global__ void __launch_bounds__(conv::kThreads)
+    conv2d_backward_weight_mma_kernel(conv::BackwardWeightProblem<T, float> problem, conv::SplitK split) {
+  const int group = blockIdx.z / split.splits, part = blockIdx.z % split.splits;
+  const int steps = conv::k_steps(problem.kg()), end = (part + 1) * split.steps;
+  conv::implicit_gemm_mma<T, kVec>(problem.with_group(group), part * split.steps, end < steps ? end : steps,
+                                   split.splits > 1 ? split.partial + size_t(blockIdx.z) * problem.m() * problem.n()
+                                                    : nullptr);
+}
+
+// dw[g] = the sum of the splits' partial tiles, in split order (deterministic).
+__global__ void __launch_bounds__(256)
+    conv2d_split_sum_kernel(const float* __restrict__ partial, float* __restrict__ out, int splits,
+                            size_t tile, size_t total) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
+    const float* p = partial + i / tile * splits * tile + i % tile;
+    float sum = 0.0f;
+    for (int z = 0; z < splits; ++z) sum += p[z * tile];
+    out[i] = sum;
   }
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int nj = 0; nj < 4; ++nj)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int m = m0 + wm + mi * 16 + gr + 8 * (e / 2), n = n0 + wn + nj * 8 + 2 * t + e % 2;
-        if (m < M && n < g.k) y[size_t(m) * g.k + n] = acc[mi][nj][e];
-      }
 }
 
 template <class T>
 __global__ void __launch_bounds__(conv::kFThreads)
-    conv2d_forward_fma_kernel(conv::ForwardProblem<T> problem) {
-  conv::implicit_gemm_fma<T>(problem);
+    conv2d_forward_fma_kernel(conv::ForwardProblem<T, T> problem) {
+  conv::implicit_gemm_fma<T>(problem.with_group(blockIdx.z));
 }
 
 template <class T>
 __global__ void __launch_bounds__(conv::kFThreads)
-    conv2d_backward_input_kernel(conv::BackwardInputProblem<T> problem) {
-  conv::implicit_gemm_fma<T>(problem);
+    conv2d_backward_input_kernel(conv::BackwardInputProblem<T, T> problem) {
+  conv::implicit_gemm_fma<T>(problem.with_group(blockIdx.z));
 }
 
 template <class T>
 __global__ void __launch_bounds__(conv::kFThreads)
-    conv2d_backward_weight_kernel(conv::BackwardWeightProblem<T> problem) {
-  conv::implicit_gemm_fma<T>(problem);
+    conv2d_backward_weight_kernel(conv::BackwardWeightProblem<T, T> problem) {
+  conv::implicit_gemm_fma<T>(problem.with_group(blockIdx.z));
 }
 
 }  // namespace device
@@ -313,40 +406,153 @@ __global__ void __launch_bounds__(conv::kFThreads)
 
 namespace conv_host {
 
+constexpr int kMaxGroupsPerLaunch = 65535;  // grid.z
+
 inline void require(bool ok, const char* op, const char* what) {
   if (!ok) throw std::invalid_argument(std::string(op) + ": " + what);
 }
 
 inline void require_shape(const char* op, const Conv2dShape& s) {
-  require(s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0 && s.k > 0 && s.r > 0 && s.s > 0, op,
+  require(s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0 && s.k > 0 && s.r > 0 && s.s > 0 && s.groups > 0, op,
           "empty shape");
   require(s.pad_h >= 0 && s.pad_w >= 0 && s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 &&
               s.dil_w > 0, op, "bad padding, stride or dilation");
   require(s.out_h() > 0 && s.out_w() > 0, op, "the filter is larger than the padded input");
   const double pixels = double(s.n) * std::max(s.h * s.w, s.out_h() * s.out_w());
-  require(pixels * std::max(s.c, s.k) < 2147483647.0 && double(s.r) * s.s * s.c * s.k < 2147483647.0,
-          op, "tensors of 2^31 or more elements");
+  const double channels = double(std::max(s.c, s.k)) * s.groups;
+  require(pixels * channels < 2147483647.0 && double(s.r) * s.s * s.c * s.k * s.groups < 2147483647.0, op,
+          "tensors of 2^31 or more elements");
 }
 
-inline dim3 grid(int m, int n, int bm, int bn) { return dim3((n + bn - 1) / bn, (m + bm - 1) / bm); }
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Launches `kernel` over pr's M x N tiles for every group, at most 65535 groups a launch. M
+// (output pixels, or input pixels for dgrad) goes on grid.x, whose limit is 2^31 - 1; N
+// (channels, or R S C for wgrad) on grid.y, limited to 65535 tiles.
+template <class Problem>
+dim3 tile_grid(const char* op, const Problem& pr, int tile, int z) {
+  const int n_tiles = (pr.n() + tile - 1) / tile;
+  require(n_tiles <= 65535, op,
+          "more than 65535 tiles of 64 GEMM columns (output channels for the forward, input channels for the "
+          "input gradient, R S C for the weight gradient) per group");
+  return dim3((pr.m() + tile - 1) / tile, n_tiles, z);
+}
+
+template <class Problem>
+cudaError_t launch_groups(const char* op, void (*kernel)(Problem), const Problem& pr, int groups, int tile,
+                          int threads, size_t smem, cudaStream_t stream) {
+  for (int g0 = 0; g0 < groups; g0 += kMaxGroupsPerLaunch) {
+    const dim3 grid = tile_grid(op, pr, tile, std::min(groups - g0, kMaxGroupsPerLaunch));
+    const cudaError_t e = simt_launch(kernel, grid, dim3(threads), smem, stream, pr.with_group(g0));
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+// The tensor-core kernel of a Problem: the cp.async loader when `vec`, the gather otherwise.
+template <class Problem>
+cudaError_t launch_mma(const char* op, void (*vec_kernel)(Problem), void (*gather_kernel)(Problem), bool vec,
+                       const Problem& pr, int groups, cudaStream_t stream) {
+  using namespace device::conv;
+  return launch_groups(op, vec ? vec_kernel : gather_kernel, pr, groups, kBM, kThreads, kMmaSmemBytes, stream);
+}
+
+// How the tensor-core weight gradient splits its reduction: into enough parts that the grid has
+// about two CTAs per SM of an H100 (132), each part at least 4 k-steps (128 pixels) long.
+inline device::conv::SplitK weight_grad_split(const Conv2dShape& s) {
+  constexpr int64_t kTargetCtas = 264, kMinStepsPerSplit = 4, kMaxSplits = 64;
+  const int64_t tiles = int64_t((s.k + 63) / 64) * ((int64_t(s.r) * s.s * s.c + 63) / 64) * s.groups;
+  const int steps = device::conv::k_steps(s.n * s.out_h() * s.out_w());
+  const int64_t wanted = std::min({(kTargetCtas + tiles - 1) / tiles, steps / kMinStepsPerSplit, kMaxSplits});
+  const int per = (steps + int(std::max<int64_t>(wanted, 1)) - 1) / int(std::max<int64_t>(wanted, 1));
+  return {(steps + per - 1) / per, per, nullptr};
+}
+
+template <class T>
+cudaError_t conv2d_forward_mma(const Conv2dShape& s, const T* x, const T* w, float* y, cudaStream_t stream) {
+  require_shape("conv2d_forward", s);
+  require(x && w && y, "conv2d_forward", "x, w and y are required");
+  const device::conv::ForwardProblem<T, float> pr{device::conv::geometry(s), x, w, y};
+  const bool vec = s.c % 8 == 0 && aligned16(x) && aligned16(w);
+  return launch_mma("conv2d_forward", device::conv2d_forward_mma_kernel<T, true>,
+                    device::conv2d_forward_mma_kernel<T, false>, vec, pr, s.groups, stream);
+}
+
+template <class T>
+cudaError_t conv2d_backward_mma(const Conv2dShape& s, const T* x, const T* w, const T* dy, float* dx, float* dw,
+                                float* workspace, cudaStream_t stream) {
+  require_shape("conv2d_backward", s);
+  require(dy && (dx || dw), "conv2d_backward", "dy and one of dx, dw are required");
+  require(!dx || w, "conv2d_backward", "dx needs w");
+  require(!dw || x, "conv2d_backward", "dw needs x");
+  const device::conv::Geometry g = device::conv::geometry(s);
+  // Every 8-element run whole: channel runs (C) and output-channel runs (K, of dy).
+  const bool runs = s.c % 8 == 0 && s.k % 8 == 0 && aligned16(dy);
+  if (dx) {
+    const device::conv::BackwardInputProblem<T, float> pr{g, dy, w, dx};
+    const cudaError_t e = launch_mma("conv2d_backward", device::conv2d_backward_input_mma_kernel<T, true>,
+                                     device::conv2d_backward_input_mma_kernel<T, false>, runs && aligned16(w), pr,
+                                     s.groups, stream);
+    if (e != cudaSuccess) return e;
+  }
+  if (dw) {
+    using namespace device::conv;
+    const BackwardWeightProblem<T, float> pr{g, dy, x, dw};
+    SplitK split = weight_grad_split(s);
+    if (split.splits == 1 || !workspace) split = {1, k_steps(pr.kg()), nullptr};
+    const size_t tile = size_t(pr.m()) * pr.n();  // one group's dw
+    const int groups_per_launch = kMaxGroupsPerLaunch / split.splits;
+    for (int g0 = 0; g0 < s.groups; g0 += groups_per_launch) {
+      SplitK part = split;
+      if (split.splits > 1) part.partial = workspace + size_t(g0) * split.splits * tile;
+      const int groups_here = std::min(s.groups - g0, groups_per_launch);
+      const dim3 grid = tile_grid("conv2d_backward", pr, kBM, groups_here * split.splits);
+      const cudaError_t e =
+          simt_launch(runs && aligned16(x) ? device::conv2d_backward_weight_mma_kernel<T, true>
+                                           : device::conv2d_backward_weight_mma_kernel<T, false>,
+                      grid, dim3(kThreads), kMmaSmemBytes, stream, pr.with_group(g0), part);
+      if (e != cudaSuccess) return e;
+    }
+    if (split.splits > 1) {
+      const size_t total = size_t(s.groups) * tile;
+      const unsigned blocks = unsigned(std::min<size_t>((total + 255) / 256, 4096));
+      return simt_launch(device::conv2d_split_sum_kernel, dim3(blocks), dim3(256), 0, stream,
+                         static_cast<const float*>(workspace), dw, split.splits, tile, total);
+    }
+  }
+  return cudaSuccess;
+}
 
 }  // namespace conv_host
 
-// y (fp32, NPQK) = conv2d(x, w), bf16 inputs on tensor cores. Returns the launch error.
-inline cudaError_t conv2d_forward(const Conv2dShape& s, const __nv_bfloat16* x,
-                                  const __nv_bfloat16* w, float* y, cudaStream_t stream = nullptr) {
-  conv_host::require_shape("conv2d_forward", s);
-  conv_host::require(x && w && y, "conv2d_forward", "x, w and y are required");
-  const device::conv::Geometry g = device::conv::geometry(s);
-  const dim3 grid = conv_host::grid(s.n * g.p * g.q, s.k, device::conv::kBM, device::conv::kBN);
-  constexpr size_t smem = 2 * size_t(device::conv::kBM + device::conv::kBN) * device::conv::kLd * 2;
-  const bool vec = s.c % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (vec)
-    return simt_launch(device::conv2d_forward_bf16_kernel<true>, grid, dim3(device::conv::kThreads),
-                       smem, stream, g, x, w, y);
-  return simt_launch(device::conv2d_forward_bf16_kernel<false>, grid, dim3(device::conv::kThreads),
-                     smem, stream, g, x, w, y);
+// y (fp32, NPQ(GK)) = conv2d(x, w), bf16 or fp16 x and w on tensor cores. Returns the launch
+// error.
+inline cudaError_t conv2d_forward(const Conv2dShape& s, const __nv_bfloat16* x, const __nv_bfloat16* w, float* y,
+                                  cudaStream_t stream = nullptr) {
+  return conv_host::conv2d_forward_mma(s, x, w, y, stream);
+}
+inline cudaError_t conv2d_forward(const Conv2dShape& s, const __half* x, const __half* w, float* y,
+                                  cudaStream_t stream = nullptr) {
+  return conv_host::conv2d_forward_mma(s, x, w, y, stream);
+}
+
+// The fp32 workspace (elements) the bf16/fp16 conv2d_backward needs for dw to split its long
+// reduction over N P Q; 0 when it does not split.
+inline size_t conv2d_weight_grad_workspace(const Conv2dShape& s) {
+  const device::conv::SplitK split = conv_host::weight_grad_split(s);
+  return split.splits > 1 ? size_t(s.groups) * split.splits * s.k * s.r * s.s * s.c : 0;
+}
+
+// dx and/or dw (fp32; either may be null) from dy, bf16 or fp16 operands on tensor cores.
+// `workspace`: conv2d_weight_grad_workspace(s) floats, or null (then dw does not split).
+inline cudaError_t conv2d_backward(const Conv2dShape& s, const __nv_bfloat16* x, const __nv_bfloat16* w,
+                                   const __nv_bfloat16* dy, float* dx, float* dw, float* workspace = nullptr,
+                                   cudaStream_t stream = nullptr) {
+  return conv_host::conv2d_backward_mma(s, x, w, dy, dx, dw, workspace, stream);
+}
+inline cudaError_t conv2d_backward(const Conv2dShape& s, const __half* x, const __half* w, const __half* dy,
+                                   float* dx, float* dw, float* workspace = nullptr, cudaStream_t stream = nullptr) {
+  return conv_host::conv2d_backward_mma(s, x, w, dy, dx, dw, workspace, stream);
 }
 
 // y = conv2d(x, w) in T (float: FFMA, double: DFMA).
@@ -355,10 +561,9 @@ inline cudaError_t conv2d_forward(const Conv2dShape& s, const T* x, const T* w, 
                                   cudaStream_t stream = nullptr) {
   conv_host::require_shape("conv2d_forward", s);
   conv_host::require(x && w && y, "conv2d_forward", "x, w and y are required");
-  const device::conv::ForwardProblem<T> pr{device::conv::geometry(s), x, w, y};
-  return simt_launch(device::conv2d_forward_fma_kernel<T>,
-                     conv_host::grid(s.n * pr.g.p * pr.g.q, s.k, device::conv::kFBM, device::conv::kFBN),
-                     dim3(device::conv::kFThreads), 0, stream, pr);
+  const device::conv::ForwardProblem<T, T> pr{device::conv::geometry(s), x, w, y};
+  return conv_host::launch_groups("conv2d_forward", device::conv2d_forward_fma_kernel<T>, pr, s.groups,
+                                  device::conv::kFBM, device::conv::kFThreads, 0, stream);
 }
 
 // dx and/or dw (either may be null) from dy, in T. Returns the first launch error.
@@ -370,20 +575,16 @@ inline cudaError_t conv2d_backward(const Conv2dShape& s, const T* x, const T* w,
   conv_host::require(!dx || w, "conv2d_backward", "dx needs w");
   conv_host::require(!dw || x, "conv2d_backward", "dw needs x");
   const device::conv::Geometry g = device::conv::geometry(s);
-  const dim3 block(device::conv::kFThreads);
   if (dx) {
-    const device::conv::BackwardInputProblem<T> pr{g, dy, w, dx};
-    const cudaError_t e = simt_launch(
-        device::conv2d_backward_input_kernel<T>,
-        conv_host::grid(s.n * s.h * s.w, s.c, device::conv::kFBM, device::conv::kFBN), block, 0,
-        stream, pr);
+    const device::conv::BackwardInputProblem<T, T> pr{g, dy, w, dx};
+    const cudaError_t e = conv_host::launch_groups("conv2d_backward", device::conv2d_backward_input_kernel<T>, pr,
+                                                   s.groups, device::conv::kFBM, device::conv::kFThreads, 0, stream);
     if (e != cudaSuccess) return e;
   }
   if (dw) {
-    const device::conv::BackwardWeightProblem<T> pr{g, dy, x, dw};
-    return simt_launch(device::conv2d_backward_weight_kernel<T>,
-                       conv_host::grid(s.k, s.r * s.s * s.c, device::conv::kFBM, device::conv::kFBN),
-                       block, 0, stream, pr);
+    const device::conv::BackwardWeightProblem<T, T> pr{g, dy, x, dw};
+    return conv_host::launch_groups("conv2d_backward", device::conv2d_backward_weight_kernel<T>, pr, s.groups,
+                                    device::conv::kFBM, device::conv::kFThreads, 0, stream);
   }
   return cudaSuccess;
 }
@@ -399,8 +600,8 @@ template cudaError_t conv2d_backward<double>(const Conv2dShape&, const double*, 
 }  // namespace lamina::cuda
 
 // ---- op launchers ---------------------------------------------------------------------------
-// The library build wraps the fp32 launchers around its tensors; the kernel lab includes this
-// file without the core headers, so this part is compiled only there.
+// The library build wraps the launchers around its tensors; the kernel lab includes this file
+// without the core headers, so this part is compiled only there.
 #if defined(LAMINA_HAVE_CUDA)
 #include <functional>
 
@@ -414,15 +615,15 @@ namespace lamina::cuda {
 
 namespace conv_host {
 
-// One group of `g` as the kernels' shape: C and Co are per group. The end padding is the
-// smallest that gives g's output size (any padding that gives it computes the same values).
-inline Conv2dShape group_shape(const char* name, const cpu::ConvGeometry& g) {
+// `g` as the kernels' shape: C and Co per group. The end padding is the smallest that gives
+// g's output size (any padding that gives it computes the same values).
+inline Conv2dShape kernel_shape(const char* name, const cpu::ConvGeometry& g) {
   const int64_t limit = int64_t(1) << 30;
   for (int64_t v : {g.N, g.C, g.H, g.W, g.Co, g.kh, g.kw, g.OH, g.OW, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
-                    g.dil_h, g.dil_w})
+                    g.dil_h, g.dil_w, g.groups})
     check<ValueError>(v < limit, name, ": a size or parameter of 2^30 or more is too large for the CUDA conv kernels");
   Conv2dShape s;
-  s.n = int(g.N), s.h = int(g.H), s.w = int(g.W), s.c = int(g.C / g.groups);
+  s.n = int(g.N), s.h = int(g.H), s.w = int(g.W), s.c = int(g.C / g.groups), s.groups = int(g.groups);
   s.k = int(g.Co / g.groups), s.r = int(g.kh), s.s = int(g.kw);
   s.pad_h = int(g.pad_top), s.pad_w = int(g.pad_left);
   s.stride_h = int(g.stride_h), s.stride_w = int(g.stride_w), s.dil_h = int(g.dil_h), s.dil_w = int(g.dil_w);
@@ -430,7 +631,8 @@ inline Conv2dShape group_shape(const char* name, const cpu::ConvGeometry& g) {
   const int64_t end_w = (g.OW - 1) * g.stride_w + g.dil_w * (g.kw - 1) + 1 - g.W - g.pad_left;
   s.pad_h_end = int(std::max<int64_t>(end_h, 0)), s.pad_w_end = int(std::max<int64_t>(end_w, 0));
   const double pixels = double(s.n) * std::max(double(s.h) * s.w, double(g.OH) * g.OW);
-  check<ValueError>(pixels * std::max(s.c, s.k) < 2147483647.0 && double(s.r) * s.s * s.c * s.k < 2147483647.0,
+  check<ValueError>(pixels * double(std::max(g.C, g.Co)) < 2147483647.0 &&
+                        double(s.r) * s.s * s.c * double(g.Co) < 2147483647.0,
                     name, ": tensors of 2^31 or more elements are too large for the CUDA conv kernels");
   return s;
 }
@@ -452,11 +654,25 @@ void visit_float(const char* name, DType t, F fn) {
   throw TypeError(std::string(name) + ": the CUDA conv kernels take float32 or float64, got " + dtype_name(t));
 }
 
+// bfloat16 or float16 operands as the device type.
+template <class F>
+void visit_16bit(const char* name, DType t, F fn) {
+  if (t == DType::BFloat16) return fn(__nv_bfloat16{});
+  if (t == DType::Float16) return fn(__half{});
+  throw TypeError(std::string(name) + ": the tensor-core conv kernels take bfloat16 or float16, got " +
+                  dtype_name(t));
+}
+
+template <class T>
+const T* data_16bit(const Tensor& t) {
+  return static_cast<const T*>(t.raw_data());
+}
+
 }  // namespace conv_host
 
 void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
                          const Tensor& w) {
-  const Conv2dShape s = conv_host::group_shape(name, g);
+  const Conv2dShape s = conv_host::kernel_shape(name, g);
   conv_host::visit_float(name, y.dtype(), [&](auto tag) {
     using T = decltype(tag);
     conv_host::launched(name, "conv2d_forward_fma_kernel launch", [&] {
@@ -465,26 +681,51 @@ void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Ten
   });
 }
 
-void conv2d_forward_bf16_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
-                              const Tensor& w) {
-  const Conv2dShape s = conv_host::group_shape(name, g);
-  check<TypeError>(x.dtype() == DType::BFloat16 && w.dtype() == DType::BFloat16 && y.dtype() == DType::Float32, name,
-                   ": the tensor-core conv kernel takes bfloat16 x and w and a float32 y, got ", dtype_name(x.dtype()),
-                   ", ", dtype_name(w.dtype()), " and ", dtype_name(y.dtype()));
-  conv_host::launched(name, "conv2d_forward_bf16_kernel launch", [&] {
-    return conv2d_forward(s, static_cast<const __nv_bfloat16*>(x.raw_data()),
-                          static_cast<const __nv_bfloat16*>(w.raw_data()), y.data<float>(), current_stream());
-  });
-}
-
 void conv2d_backward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
                           const Tensor& x, const Tensor& w, const Tensor& dy) {
-  const Conv2dShape s = conv_host::group_shape(name, g);
+  const Conv2dShape s = conv_host::kernel_shape(name, g);
   conv_host::visit_float(name, dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
     conv_host::launched(name, "conv2d backward kernel launch", [&] {
       return conv2d_backward<T>(s, dw ? x.data<T>() : nullptr, dx ? w.data<T>() : nullptr, dy.data<T>(),
                                 dx ? dx->data<T>() : nullptr, dw ? dw->data<T>() : nullptr, current_stream());
+    });
+  });
+}
+
+void conv2d_forward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
+                             const Tensor& w) {
+  const Conv2dShape s = conv_host::kernel_shape(name, g);
+  check<TypeError>(x.dtype() == w.dtype() && y.dtype() == DType::Float32, name,
+                   ": the tensor-core conv kernels take x and w of one 16-bit dtype and a float32 y, got ",
+                   dtype_name(x.dtype()), ", ", dtype_name(w.dtype()), " and ", dtype_name(y.dtype()));
+  conv_host::visit_16bit(name, x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    conv_host::launched(name, "conv2d_forward_mma_kernel launch", [&] {
+      return conv2d_forward(s, conv_host::data_16bit<T>(x), conv_host::data_16bit<T>(w), y.data<float>(),
+                            current_stream());
+    });
+  });
+}
+
+void conv2d_backward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
+                              const Tensor& x, const Tensor& w, const Tensor& dy) {
+  const Conv2dShape s = conv_host::kernel_shape(name, g);
+  const DType t = dy.dtype();
+  check<TypeError>((!dx || (w.dtype() == t && dx->dtype() == DType::Float32)) &&
+                       (!dw || (x.dtype() == t && dw->dtype() == DType::Float32)),
+                   name, ": the tensor-core conv kernels take dy, w (for dx) and x (for dw) of one 16-bit dtype "
+                   "and float32 gradients");
+  // Partial weight-gradient tiles when dw splits its reduction over the pixels.
+  const size_t partial = dw ? conv2d_weight_grad_workspace(s) : 0;
+  const Tensor workspace = partial ? Tensor::empty({int64_t(partial)}, DType::Float32, dy.device()) : Tensor();
+  conv_host::visit_16bit(name, t, [&](auto tag) {
+    using T = decltype(tag);
+    conv_host::launched(name, "conv2d backward mma kernel launch", [&] {
+      return conv2d_backward(s, dw ? conv_host::data_16bit<T>(x) : nullptr,
+                             dx ? conv_host::data_16bit<T>(w) : nullptr, conv_host::data_16bit<T>(dy),
+                             dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
+                             workspace.defined() ? workspace.data<float>() : nullptr, current_stream());
     });
   });
 }

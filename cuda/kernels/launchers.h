@@ -152,10 +152,9 @@ void gru_sequence_backward(const char* name, const Tensor& w_hh, const Tensor& m
                            const Tensor& hs, const Tensor& d_steps, const Tensor& dh_last, const Tensor& dgx,
                            const Tensor& dgh, const Tensor& dh0);
 
-// conv.cu: one group of a conv2d (g.C / g.groups input and g.Co / g.groups output channels)
-// through the FMA implicit-GEMM kernels, channels-last: x (N, H, W, C), w (Co, kh, kw, C),
-// y and dy (N, OH, OW, Co), all contiguous, non-empty, float32 or all float64. dx, dw may be
-// null.
+// conv.cu: a conv2d, every group in one launch, through the FMA implicit-GEMM kernels,
+// channels-last: x and dx (N, H, W, C), w and dw (Co, kh, kw, C / groups), y and dy
+// (N, OH, OW, Co), all contiguous, non-empty, float32 or all float64. dx, dw may be null.
 void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
                          const Tensor& w);
 void conv2d_backward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
@@ -188,13 +187,15 @@ void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, co
 
 }  // namespace lamina::cuda
 
-// ---- conv.cu: bfloat16 tensor-core forward ---------------------------------------------------
+// ---- conv.cu: bfloat16 / float16 on tensor cores: forward, input and weight gradients -------
 namespace lamina::cuda {
 
-// One group of a conv2d forward on tensor cores (conv2d_forward_bf16_kernel, mma.sync with fp32
-// accumulation), same layouts as conv2d_forward_nhwc: x (N, H, W, C) and w (Co, kh, kw, C)
-// bfloat16, y (N, OH, OW, Co) float32, all contiguous and non-empty.
-void conv2d_forward_bf16_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
-                              const Tensor& w);
+// A conv2d on tensor cores (mma.sync with fp32 accumulation), every group in one launch, same
+// layouts as conv2d_forward_nhwc / conv2d_backward_nhwc: x, w and dy all bfloat16 or all
+// float16; y, dx and dw float32. dx, dw may be null.
+void conv2d_forward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
+                             const Tensor& w);
+void conv2d_backward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor* dx, const Tensor* dw,
+                              const Tensor& x, const Tensor& w, const Tensor& dy);
 
 }  // namespace lamina::cuda

@@ -10,8 +10,9 @@
 #      and the library's GEMM runs on tensor cores with cp.async: bf16 and f16 (HMMA.16816, fed
 #      by ldmatrix) and tf32 (HMMA.1688).
 #   5. the attention, recurrent and conv kernels (cuda/kernels/) pass the same gate for sm_80
-#      and sm_90; flash attention and the bf16 conv run on tensor cores (HMMA) fed by ldmatrix
-#      (LDSM) and cp.async (LDGSTS); no LDL/STL and STACK:0 in those files.
+#      and sm_90; flash attention and the bf16/f16 conv (forward, input and weight gradients)
+#      run on tensor cores (HMMA) fed by ldmatrix (LDSM) and cp.async (LDGSTS); no LDL/STL and
+#      STACK:0 in those files.
 # Prints registers and shared memory per kernel, then "N passed, M failed".
 #
 #   NVCC        nvcc to use (default: nvcc on PATH)
@@ -227,7 +228,7 @@ dynamic_smem() {
     attention_forward_kernel*128*) echo 34816 ;;   # 4 * 32 * (128 + 8) * 2
     attention_backward_kernel*64*) echo 33024 ;;   # (2*64*72 + 2*32*72 + 64*40) * 2 + 256
     attention_backward_kernel*128*) echo 37632 ;;  # (2*32*136 + 2*32*136 + 32*40) * 2 + 256
-    conv2d_forward_bf16_kernel*) echo 20480 ;;     # 2 * (64 + 64) * 40 * 2
+    conv2d_*_mma_kernel*) echo 20480 ;;            # 2 stages * 2 operands * 64 * 40 * 2
     *) echo 0 ;;
   esac
 }
@@ -292,12 +293,24 @@ else
       check "$arch: attention backward f16 D=$d: HMMA.16816.F32, LDSM, LDGSTS" \
         tensor_path 'HMMA\.16816\.F32 ' "$bwd_f16"
     done
-    conv_vec=$(sass_in "$out/sass.conv.$arch.txt" conv2d_forward_bf16_kernelILb1E)
-    conv_gather=$(sass_in "$out/sass.conv.$arch.txt" conv2d_forward_bf16_kernelILb0E)
-    check "$arch: conv2d bf16 (cp.async path): HMMA.16816.F32.BF16, LDSM.x4, LDGSTS" \
-      tensor_path 'HMMA\.16816\.F32\.BF16' "$conv_vec"
-    check "$arch: conv2d bf16 (gathered path): HMMA.16816.F32.BF16, LDSM.x4" \
-      eval 'has "HMMA\.16816\.F32\.BF16" "$conv_gather" && has "LDSM\.16\.M88\.4" "$conv_gather"'
+    # Every tensor-core conv kernel (forward, dgrad, wgrad; bf16 and f16): HMMA of its type fed
+    # by ldmatrix, plus LDGSTS on the cp.async path. dgrad reads w, and wgrad dy and x, with
+    # ldmatrix.trans (LDSM.16.MT88.4).
+    for kernel in forward backward_input backward_weight; do
+      for element in "I13__nv_bfloat16:bf16:HMMA\.16816\.F32\.BF16" "I6__half:f16:HMMA\.16816\.F32 "; do
+        IFS=: read -r mangled label hmma <<< "$element"
+        conv_vec=$(sass_in "$out/sass.conv.$arch.txt" "conv2d_${kernel}_mma_kernel${mangled}Lb1E")
+        conv_gather=$(sass_in "$out/sass.conv.$arch.txt" "conv2d_${kernel}_mma_kernel${mangled}Lb0E")
+        check "$arch: conv2d $kernel $label (cp.async path): ${hmma//\\/}, LDSM.x4, LDGSTS" \
+          eval 'has "$hmma" "$conv_vec" && has "LDSM\.16\.M?T?88\.4" "$conv_vec" && has LDGSTS "$conv_vec"'
+        check "$arch: conv2d $kernel $label (gathered path): ${hmma//\\/}, LDSM.x4" \
+          eval 'has "$hmma" "$conv_gather" && has "LDSM\.16\.M?T?88\.4" "$conv_gather"'
+        if [ "$kernel" != forward ]; then
+          check "$arch: conv2d $kernel $label reads [kg][mn] tiles with ldmatrix.trans (LDSM.16.MT88.4)" \
+            eval 'has "LDSM\.16\.MT88\.4" "$conv_vec" && has "LDSM\.16\.MT88\.4" "$conv_gather"'
+        fi
+      done
+    done
     check "$arch: conv2d fp32 kernels are FFMA on shared-memory loads" \
       eval 'ffma_from_shared "$(sass_in "$out/sass.conv.$arch.txt" conv2d_forward_fma_kernelIfE)"'
   done
