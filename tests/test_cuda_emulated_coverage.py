@@ -47,6 +47,7 @@ NOT_COMPARED = {
     "retain_grad": "autograd bookkeeping, no kernel",
     "is_grad_enabled": "global state",
     "get_num_threads": "global state",
+    **dict.fromkeys(["cpu_isa", "cpu_memory_stats", "cpu_empty_cache"], "host settings and the host buffer cache"),
     "from_dlpack": "host interop (DLPack capsules of host arrays)",
     "__dlpack__": "host interop",
     "numpy": "host-only by design: a device tensor raises TypeError asking for .cpu()",
