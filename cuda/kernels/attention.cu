@@ -552,6 +552,432 @@ template cudaError_t attention_forward<__half>(const AttentionArgs<__half>&, int
 template cudaError_t attention_backward<__nv_bfloat16>(const AttentionArgs<__nv_bfloat16>&, int, cudaStream_t);
 template cudaError_t attention_backward<__half>(const AttentionArgs<__half>&, int, cudaStream_t);
 
+// ==== float32 flash attention on FMA ==========================================================
+// The same computation in fp32 on CUDA cores (no tensor cores: fp32 in, fp32 accumulate), for
+// any head dimension 1..128 (dv may differ from d), causal, and a general mask read tile by
+// tile through its strides (the CPU kernel's description: mask + head_offset[h] + i * row_stride
+// + j * col_stride; bool bytes, 0 = masked out, or additive float32 values). The conventions
+// are the CPU kernel's (cpu/attention.h): lse (heads, nq) in natural-log units, +inf for a row
+// that sees no key (its output is 0 and its gradients are 0), NaN scores make the row's output
+// 0 as well.
+//
+// Layouts: q (heads, nq, d), k (heads, nk, d), v (heads, nk, dv), out/d_o (heads, nq, dv), all
+// contiguous float32. Every kernel runs 4 warps; a warp owns 4 rows of a 16-row block and its
+// 32 lanes own the 32 columns of a tile on the other side (keys in the forward and dQ kernels,
+// queries in the dK/dV kernel), so a score tile is 16 x 32 and each lane holds 4 scores.
+//   scores: s[r] = rows[r] . cols[lane] over d: the rows are read as 16-byte broadcasts, the
+//     lane's column row as one 16-byte load per 4 elements (row stride an odd multiple of 4
+//     words, so the 8 lanes of a quarter-warp hit distinct banks): 16 FMAs per 5 loads.
+//   products: acc[r][u] += sum_j w[r][j] vals[j][lane + 32 u], the weights w (P or dS) through
+//     shared memory (16-byte broadcasts), vals rows read at consecutive addresses by the lanes.
+//   attention_forward_fma_kernel    grid (ceil(nq / 16), heads): Q block in shared memory, K and
+//       V tiles of 32 keys, online softmax per row (the row max by warp shuffles, the row sum
+//       kept per lane and summed at the end), O in registers (4 rows x 4 column groups).
+//       Shared memory 4 * (16 ld(d) + 32 ld(d) + 32 ld(dv) + 512) B: 44 KiB at d = dv = 128.
+//   attention_backward_delta_fma_kernel   delta_i = dO_i . O_i, one warp per row.
+//   attention_backward_dq_fma_kernel      grid (ceil(nq / 16), heads): Q and dO blocks stay;
+//       per key tile V (dP = dO V^T), then K (S, P = exp(S - lse), dS = P (dP - delta),
+//       dQ += dS K) through one buffer. 35 KiB at d = dv = 128.
+//   attention_backward_dkv_fma_kernel     grid (ceil(nk / 16), heads): K and V blocks stay;
+//       per query tile dO (dP^T), Q (S^T, P^T, dS^T, dK += dS^T Q), dO again (dV += P^T dO)
+//       through one buffer. 37 KiB at d = dv = 128.
+// dQ and dK/dV are separate passes over the score tiles instead of atomics into dQ: the
+// gradients are deterministic (as on the CPU) at the cost of recomputing S and dP once more.
+//
+// FLOPs (per head, no mask): forward 2 nq nk (d + dv), backward 2 nq nk (2 d + 2 dv) in the
+// dK/dV pass plus 2 nq nk (2 d + dv) in the dQ pass (7/5 of the minimal 2 nq nk (2 d + 3 dv)
+// at d = dv); causal halves them. Global reads: the forward reads K and V once per 16-row query
+// block: (d + dv) nk ceil(nq / 16) floats, i.e. 16 rows x 2 FLOPs per float read, 8 FLOP/B from
+// L2. Shared memory (the binding limit on a GPU): per 4 elements of d a warp issues 4 broadcast
+// LDS.128 (one wavefront each) and one spread LDS.128 (4 wavefronts) for 16 FFMA instructions
+// (4 issue cycles of the SM's 4 schedulers): 8 shared-memory cycles per 4 FMA cycles, so the
+// score products run at <= 50 % of the FMA peak; P V at d = 64 (2 column groups): 12 cycles per
+// 8, <= 67 %. Version 1: no cp.async pipeline, one tile in flight.
+
+struct AttentionFmaArgs {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float* o = nullptr;    // the forward output, read by the backward pass
+  const float* d_o = nullptr;  // backward only
+  float* out = nullptr;
+  float* lse = nullptr;        // (heads, nq): written by the forward pass, read by the backward
+  float* delta = nullptr;      // backward workspace (heads, nq)
+  float* dq = nullptr;
+  float* dk = nullptr;
+  float* dv = nullptr;
+  const void* mask = nullptr;  // bool bytes or float32, broadcast to (heads, nq, nk) by strides
+  bool bool_mask = false;
+  const int64_t* mask_head_offset = nullptr;  // (heads,), in elements
+  int64_t mask_row_stride = 0, mask_col_stride = 0;
+  int heads = 0, nq = 0, nk = 0, head_dim = 0, value_dim = 0;  // d (q, k) and dv (v)
+  float scale = 0.0f;
+  bool causal = false;
+};
+
+namespace device {
+namespace attn_fma {
+
+constexpr int kWarps = 4, kThreads = 32 * kWarps;
+constexpr int kRows = 4;                // rows per warp
+constexpr int kBr = kWarps * kRows;     // rows per block (queries, or keys in the dK/dV pass)
+constexpr int kBc = 32;                 // columns per tile: one per lane
+constexpr int kGroups = 4;              // 32-column groups of an output row: d, dv <= 128
+constexpr int kMaxDim = 32 * kGroups;
+
+// Row stride in floats of a shared tile of `width` columns: a multiple of 4 (16-byte rows)
+// whose quarter is odd, so 16-byte loads of 8 consecutive rows fall in distinct banks.
+__host__ __device__ constexpr int smem_ld(int width) { return 4 * (((width + 3) / 4) | 1); }
+
+__host__ __device__ constexpr int forward_smem_floats(int d, int dv) {
+  return kBr * smem_ld(d) + kBc * smem_ld(d) + kBc * smem_ld(dv) + kBr * kBc;
+}
+__host__ __device__ constexpr int dq_smem_floats(int d, int dv) {
+  return kBr * smem_ld(d) + kBr * smem_ld(dv) + kBc * (smem_ld(d) > smem_ld(dv) ? smem_ld(d) : smem_ld(dv)) +
+         kBr * kBc;
+}
+__host__ __device__ constexpr int dkv_smem_floats(int d, int dv) {
+  return kBr * smem_ld(d) + kBr * smem_ld(dv) + kBc * (smem_ld(d) > smem_ld(dv) ? smem_ld(d) : smem_ld(dv)) +
+         2 * kBr * kBc;
+}
+
+// dst[r][c] = src[row0 + r][c] (a matrix of n rows of `width` floats) for r < rows; rows at or
+// past n and columns at or past width are zero (padding must be finite: 0 * NaN poisons a sum).
+__device__ __forceinline__ void load_tile(float* dst, int ld, const float* src, int row0, int rows, int n,
+                                          int width) {
+  for (int at = threadIdx.x; at < rows * ld; at += kThreads) {
+    const int r = at / ld, c = at % ld, row = row0 + r;
+    dst[at] = row < n && c < width ? src[size_t(row) * width + c] : 0.0f;
+  }
+}
+
+// acc[r] += rows[r] . col over n4 groups of 4: rows are this warp's rows (stride ld), col the
+// lane's row of the column tile.
+__device__ __forceinline__ void dot_rows(float (&acc)[kRows], const float* rows, int ld, const float* col,
+                                         int n4) {
+  for (int c = 0; c < n4; ++c) {
+    const float4 b = *reinterpret_cast<const float4*>(col + 4 * c);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float4 a = *reinterpret_cast<const float4*>(rows + r * ld + 4 * c);
+      acc[r] = fmaf(a.x, b.x, acc[r]);
+      acc[r] = fmaf(a.y, b.y, acc[r]);
+      acc[r] = fmaf(a.z, b.z, acc[r]);
+      acc[r] = fmaf(a.w, b.w, acc[r]);
+    }
+  }
+}
+
+// acc[r][u] += sum_j w[r][j] * vals[j][lane + 32 u] over the kBc rows of vals (stride ld, width
+// valid columns); w is this warp's [kRows][kBc] weights.
+__device__ __forceinline__ void accumulate_rows(float (&acc)[kRows][kGroups], const float* w, const float* vals,
+                                                int ld, int width) {
+  const int lane = threadIdx.x % 32;
+  for (int j4 = 0; j4 < kBc / 4; ++j4) {
+    float4 wr[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) wr[r] = *reinterpret_cast<const float4*>(w + r * kBc + 4 * j4);
+#pragma unroll
+    for (int jj = 0; jj < 4; ++jj) {
+      const float* row = vals + (4 * j4 + jj) * ld;
+#pragma unroll
+      for (int u = 0; u < kGroups; ++u) {
+        const int c = lane + 32 * u;
+        if (c >= width) continue;
+        const float x = row[c];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          const float wj = jj == 0 ? wr[r].x : jj == 1 ? wr[r].y : jj == 2 ? wr[r].z : wr[r].w;
+          acc[r][u] = fmaf(wj, x, acc[r][u]);
+        }
+      }
+    }
+  }
+}
+
+// scale * dot + mask for query i and key j, or -inf when the key is not visible (past the
+// end, above the causal diagonal, or masked out).
+__device__ __forceinline__ float masked_score(const AttentionFmaArgs& p, int64_t mask_base, int i, int j,
+                                              float dot) {
+  if (j >= p.nk || i >= p.nq || (p.causal && j > i)) return -INFINITY;
+  float s = dot * p.scale;
+  if (p.mask) {
+    const int64_t at = mask_base + int64_t(i) * p.mask_row_stride + int64_t(j) * p.mask_col_stride;
+    if (p.bool_mask) {
+      if (!static_cast<const unsigned char*>(p.mask)[at]) return -INFINITY;
+    } else {
+      s += static_cast<const float*>(p.mask)[at];
+    }
+  }
+  return s;
+}
+
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
+  return x;
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
+}  // namespace attn_fma
+
+__global__ void __launch_bounds__(attn_fma::kThreads) attention_forward_fma_kernel(AttentionFmaArgs p) {
+  using namespace attn_fma;
+  SIMT_DYNAMIC_SMEM(float, smem);
+  const int ldd = smem_ld(p.head_dim), ldv = smem_ld(p.value_dim);
+  float* const qs = smem;              // [kBr][ldd]
+  float* const ks = qs + kBr * ldd;    // [kBc][ldd]
+  float* const vs = ks + kBc * ldd;    // [kBc][ldv]
+  float* const ps = vs + kBc * ldv;    // [kBr][kBc]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, h = blockIdx.y;
+  const int q0 = blockIdx.x * kBr, row0 = q0 + warp * kRows;
+  const float* const q = p.q + size_t(h) * p.nq * p.head_dim;
+  const float* const k = p.k + size_t(h) * p.nk * p.head_dim;
+  const float* const v = p.v + size_t(h) * p.nk * p.value_dim;
+  const int64_t mask_base = p.mask ? p.mask_head_offset[h] : 0;
+  const int key_end = p.causal ? min(p.nk, q0 + kBr) : p.nk;
+  float* const w = ps + warp * kRows * kBc;
+
+  load_tile(qs, ldd, q, q0, kBr, p.nq, p.head_dim);
+  float m[kRows], l[kRows], acc[kRows][kGroups];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+#pragma unroll
+    for (int u = 0; u < kGroups; ++u) acc[r][u] = 0.0f;
+  }
+  for (int j0 = 0; j0 < key_end; j0 += kBc) {
+    __syncthreads();  // the previous tile is no longer read
+    load_tile(ks, ldd, k, j0, kBc, p.nk, p.head_dim);
+    load_tile(vs, ldv, v, j0, kBc, p.nk, p.value_dim);
+    __syncthreads();
+    float s[kRows] = {};
+    dot_rows(s, qs + warp * kRows * ldd, ldd, ks + lane * ldd, (p.head_dim + 3) / 4);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float x = masked_score(p, mask_base, row0 + r, j0 + lane, s[r]);
+      const float m_new = fmaxf(m[r], warp_max(x));
+      // A row that has seen nothing visible yet (or only NaN) adds nothing, as on the CPU.
+      float pr = 0.0f, alpha = 1.0f;
+      if (m_new != -INFINITY) {
+        alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - m_new);
+        pr = expf(x - m_new);
+        m[r] = m_new;
+      }
+      l[r] = l[r] * alpha + pr;
+#pragma unroll
+      for (int u = 0; u < kGroups; ++u) acc[r][u] *= alpha;
+      w[r * kBc + lane] = pr;
+    }
+    __syncwarp();
+    accumulate_rows(acc, w, vs, ldv, p.value_dim);
+  }
+
+  float* const out = p.out + size_t(h) * p.nq * p.value_dim;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const float sum = warp_sum(l[r]);
+    const int i = row0 + r;
+    if (i >= p.nq) continue;
+    const bool alive = sum > 0.0f;  // false with no visible key, or NaN scores
+    const float inv = alive ? 1.0f / sum : 0.0f;
+#pragma unroll
+    for (int u = 0; u < kGroups; ++u) {
+      const int c = lane + 32 * u;
+      if (c < p.value_dim) out[size_t(i) * p.value_dim + c] = alive ? acc[r][u] * inv : 0.0f;
+    }
+    if (lane == 0) p.lse[size_t(h) * p.nq + i] = alive ? m[r] + logf(sum) : INFINITY;
+  }
+}
+
+// delta_i = dO_i . O_i; one warp per row of the flattened (heads * nq, dv) matrices.
+__global__ void __launch_bounds__(128) attention_backward_delta_fma_kernel(AttentionFmaArgs p) {
+  const size_t rows = size_t(p.heads) * p.nq;
+  const size_t row = size_t(blockIdx.x) * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;  // no barrier below; only warp collectives, uniform per warp
+  float sum = 0.0f;
+  for (int c = lane; c < p.value_dim; c += 32) sum = fmaf(p.d_o[row * p.value_dim + c], p.o[row * p.value_dim + c], sum);
+  sum = attn_fma::warp_sum(sum);
+  if (lane == 0) p.delta[row] = sum;
+}
+
+__global__ void __launch_bounds__(attn_fma::kThreads) attention_backward_dq_fma_kernel(AttentionFmaArgs p) {
+  using namespace attn_fma;
+  SIMT_DYNAMIC_SMEM(float, smem);
+  const int ldd = smem_ld(p.head_dim), ldv = smem_ld(p.value_dim);
+  float* const qs = smem;                // [kBr][ldd]
+  float* const dos = qs + kBr * ldd;     // [kBr][ldv]
+  float* const kv = dos + kBr * ldv;     // [kBc][max(ldd, ldv)]: V, then K
+  float* const ds = kv + kBc * max(ldd, ldv);  // [kBr][kBc]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, h = blockIdx.y;
+  const int q0 = blockIdx.x * kBr, row0 = q0 + warp * kRows;
+  const size_t q_off = size_t(h) * p.nq, k_off = size_t(h) * p.nk;
+  const int64_t mask_base = p.mask ? p.mask_head_offset[h] : 0;
+  const int key_end = p.causal ? min(p.nk, q0 + kBr) : p.nk;
+  float* const w = ds + warp * kRows * kBc;
+
+  load_tile(qs, ldd, p.q + q_off * p.head_dim, q0, kBr, p.nq, p.head_dim);
+  load_tile(dos, ldv, p.d_o + q_off * p.value_dim, q0, kBr, p.nq, p.value_dim);
+  float lse[kRows], delta[kRows], acc[kRows][kGroups];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int i = row0 + r;
+    lse[r] = i < p.nq ? p.lse[q_off + i] : INFINITY;
+    delta[r] = i < p.nq ? p.delta[q_off + i] : 0.0f;
+#pragma unroll
+    for (int u = 0; u < kGroups; ++u) acc[r][u] = 0.0f;
+  }
+  for (int j0 = 0; j0 < key_end; j0 += kBc) {
+    __syncthreads();  // the previous K tile is no longer read
+    load_tile(kv, ldv, p.v + k_off * p.value_dim, j0, kBc, p.nk, p.value_dim);
+    __syncthreads();
+    float dp[kRows] = {};
+    dot_rows(dp, dos + warp * kRows * ldv, ldv, kv + lane * ldv, (p.value_dim + 3) / 4);
+    __syncthreads();
+    load_tile(kv, ldd, p.k + k_off * p.head_dim, j0, kBc, p.nk, p.head_dim);
+    __syncthreads();
+    float s[kRows] = {};
+    dot_rows(s, qs + warp * kRows * ldd, ldd, kv + lane * ldd, (p.head_dim + 3) / 4);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float x = masked_score(p, mask_base, row0 + r, j0 + lane, s[r]);
+      // lse = +inf: the forward zeroed this row, so its gradients are zero (even for NaN scores).
+      const bool live = x != -INFINITY && lse[r] != INFINITY;
+      w[r * kBc + lane] = live ? expf(x - lse[r]) * (dp[r] - delta[r]) : 0.0f;
+    }
+    __syncwarp();
+    accumulate_rows(acc, w, kv, ldd, p.head_dim);
+  }
+  float* const dq = p.dq + q_off * p.head_dim;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int i = row0 + r;
+    if (i >= p.nq) continue;
+#pragma unroll
+    for (int u = 0; u < kGroups; ++u) {
+      const int c = lane + 32 * u;
+      if (c < p.head_dim) dq[size_t(i) * p.head_dim + c] = acc[r][u] * p.scale;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(attn_fma::kThreads) attention_backward_dkv_fma_kernel(AttentionFmaArgs p) {
+  using namespace attn_fma;
+  SIMT_DYNAMIC_SMEM(float, smem);
+  const int ldd = smem_ld(p.head_dim), ldv = smem_ld(p.value_dim);
+  float* const ks = smem;                   // [kBr][ldd]
+  float* const vs = ks + kBr * ldd;         // [kBr][ldv]
+  float* const tile = vs + kBr * ldv;       // [kBc][max(ldd, ldv)]: dO, Q, dO
+  float* const ps = tile + kBc * max(ldd, ldv);  // [kBr][kBc] P^T
+  float* const dss = ps + kBr * kBc;             // [kBr][kBc] dS^T
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, h = blockIdx.y;
+  const int k0 = blockIdx.x * kBr, key0 = k0 + warp * kRows;
+  const size_t q_off = size_t(h) * p.nq, k_off = size_t(h) * p.nk;
+  const int64_t mask_base = p.mask ? p.mask_head_offset[h] : 0;
+  float* const wp = ps + warp * kRows * kBc;
+  float* const wds = dss + warp * kRows * kBc;
+
+  load_tile(ks, ldd, p.k + k_off * p.head_dim, k0, kBr, p.nk, p.head_dim);
+  load_tile(vs, ldv, p.v + k_off * p.value_dim, k0, kBr, p.nk, p.value_dim);
+  float dk[kRows][kGroups], dv[kRows][kGroups];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int u = 0; u < kGroups; ++u) dk[r][u] = dv[r][u] = 0.0f;
+  // Causal: queries before k0 see no key of this block.
+  for (int i0 = p.causal ? k0 / kBc * kBc : 0; i0 < p.nq; i0 += kBc) {
+    const int i = i0 + lane;
+    const float lse = i < p.nq ? p.lse[q_off + i] : INFINITY;
+    const float delta = i < p.nq ? p.delta[q_off + i] : 0.0f;
+    __syncthreads();  // the previous dO tile is no longer read
+    load_tile(tile, ldv, p.d_o + q_off * p.value_dim, i0, kBc, p.nq, p.value_dim);
+    __syncthreads();
+    float dp[kRows] = {};
+    dot_rows(dp, vs + warp * kRows * ldv, ldv, tile + lane * ldv, (p.value_dim + 3) / 4);
+    __syncthreads();
+    load_tile(tile, ldd, p.q + q_off * p.head_dim, i0, kBc, p.nq, p.head_dim);
+    __syncthreads();
+    float s[kRows] = {};
+    dot_rows(s, ks + warp * kRows * ldd, ldd, tile + lane * ldd, (p.head_dim + 3) / 4);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float x = masked_score(p, mask_base, i, key0 + r, s[r]);
+      const bool live = x != -INFINITY && lse != INFINITY;
+      const float pr = live ? expf(x - lse) : 0.0f;
+      wp[r * kBc + lane] = pr;
+      wds[r * kBc + lane] = live ? pr * (dp[r] - delta) : 0.0f;
+    }
+    __syncwarp();
+    accumulate_rows(dk, wds, tile, ldd, p.head_dim);
+    __syncthreads();
+    load_tile(tile, ldv, p.d_o + q_off * p.value_dim, i0, kBc, p.nq, p.value_dim);
+    __syncthreads();
+    accumulate_rows(dv, wp, tile, ldv, p.value_dim);
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int key = key0 + r;
+    if (key >= p.nk) continue;
+#pragma unroll
+    for (int u = 0; u < kGroups; ++u) {
+      const int c = lane + 32 * u;
+      if (c < p.head_dim) p.dk[(k_off + key) * p.head_dim + c] = dk[r][u] * p.scale;
+      if (c < p.value_dim) p.dv[(k_off + key) * p.value_dim + c] = dv[r][u];
+    }
+  }
+}
+
+}  // namespace device
+
+namespace attn_host {
+
+inline void check_fma(const AttentionFmaArgs& a) {
+  require(a.head_dim >= 1 && a.head_dim <= device::attn_fma::kMaxDim && a.value_dim >= 1 && a.value_dim <= device::attn_fma::kMaxDim,
+          "the float32 kernel takes head dimensions 1 to 128");
+  require(a.heads > 0 && a.nq > 0 && a.nk > 0, "empty shape");
+  require(a.heads <= 65535, "heads must be at most 65535");
+  require(a.nq < (1 << 30) && a.nk < (1 << 30), "at most 2^30 positions");
+  require(a.q && a.k && a.v && a.lse, "q, k, v and lse are required");
+  require(!a.mask || a.mask_head_offset, "a mask needs its head offsets");
+}
+
+}  // namespace attn_host
+
+// out = softmax(scale * q k^T + mask) v and lse per query row, in fp32 on FMA. Returns the
+// launch error.
+inline cudaError_t attention_forward_fma(const AttentionFmaArgs& a, cudaStream_t stream = nullptr) {
+  using namespace device::attn_fma;
+  attn_host::check_fma(a);
+  attn_host::require(a.out != nullptr, "out is required");
+  return simt_launch(device::attention_forward_fma_kernel, dim3((a.nq + kBr - 1) / kBr, a.heads), dim3(kThreads),
+                     size_t(forward_smem_floats(a.head_dim, a.value_dim)) * sizeof(float), stream, a);
+}
+
+// dq, dk, dv from d_o, with o and lse saved by attention_forward_fma; delta is a (heads, nq)
+// workspace the caller provides. Deterministic: no atomics. Returns the first launch error.
+inline cudaError_t attention_backward_fma(const AttentionFmaArgs& a, cudaStream_t stream = nullptr) {
+  using namespace device::attn_fma;
+  attn_host::check_fma(a);
+  attn_host::require(a.o && a.d_o && a.dq && a.dk && a.dv && a.delta, "o, d_o, dq, dk, dv and delta are required");
+  const size_t rows = size_t(a.heads) * a.nq;
+  attn_host::require((rows + 3) / 4 <= 0x7fffffffu, "too many query rows");
+  cudaError_t e = simt_launch(device::attention_backward_delta_fma_kernel, dim3(unsigned((rows + 3) / 4)), dim3(128),
+                              0, stream, a);
+  if (e != cudaSuccess) return e;
+  e = simt_launch(device::attention_backward_dq_fma_kernel, dim3((a.nq + kBr - 1) / kBr, a.heads), dim3(kThreads),
+                  size_t(dq_smem_floats(a.head_dim, a.value_dim)) * sizeof(float), stream, a);
+  if (e != cudaSuccess) return e;
+  return simt_launch(device::attention_backward_dkv_fma_kernel, dim3((a.nk + kBr - 1) / kBr, a.heads),
+                     dim3(kThreads), size_t(dkv_smem_floats(a.head_dim, a.value_dim)) * sizeof(float), stream, a);
+}
+
 }  // namespace lamina::cuda
 
 // ---- op launchers ---------------------------------------------------------------------------

@@ -142,12 +142,196 @@ inline void test_attention_preconditions() {
   check(threw, "attention_forward rejects head dimension 96");
 }
 
+// ---- float32 flash attention on FMA -----------------------------------------------------------
+// Against the same kind of double model, with d != dv, head dimensions 1 to 128, and general
+// masks given as the op gives them: a base array of (Hm, Qm, nk) (or its per-head transpose,
+// (Hm, nk, Qm)) with Hm in {1, heads} and Qm in {1, nq}, read through head offsets and row / column
+// strides. Tolerance 1e-5 as max |got - want| / (1 + |want|): fp32 keeps 24 bits (unit roundoff
+// 6e-8) and each result is a sum of at most a few hundred rounded terms of size <= 1.
+
+enum class AttentionMaskKind { none, keep, additive };
+
+struct AttentionFmaCase {
+  int heads, nq, nk, d, dv;
+  bool causal;
+  AttentionMaskKind mask;
+  bool per_head, per_query, transposed;
+};
+
+struct AttentionMaskData {
+  std::vector<unsigned char> keep;
+  std::vector<float> add;
+  std::vector<int64_t> head_offset;
+  int64_t row_stride = 0, col_stride = 0;
+  int hm = 1, qm = 1;
+  bool transposed = false;
+  // The element of the base array that (head h, query i, key j) reads after broadcasting.
+  size_t at(int h, int i, int j, int nk) const {
+    const int hh = hm == 1 ? 0 : h, ii = qm == 1 ? 0 : i;
+    return size_t(hh) * qm * nk + (transposed ? size_t(j) * qm + ii : size_t(ii) * nk + j);
+  }
+};
+
+// Random masks with a few fully masked query rows (and, for a per-head mask, one fully masked
+// head), so the zero-output rule is exercised.
+inline AttentionMaskData attention_mask_data(const AttentionFmaCase& c, unsigned seed) {
+  AttentionMaskData m;
+  if (c.mask == AttentionMaskKind::none) return m;
+  m.hm = c.per_head ? c.heads : 1, m.qm = c.per_query ? c.nq : 1, m.transposed = c.transposed;
+  const size_t n = size_t(m.hm) * m.qm * c.nk;
+  const std::vector<float> u = random_floats(n, seed, 0.0f, 1.0f);
+  m.keep.resize(n);
+  m.add.resize(n);
+  for (size_t e = 0; e < n; ++e) {
+    m.keep[e] = u[e] < 0.7f;
+    m.add[e] = u[e] < 0.15f ? -INFINITY : 3.0f * u[e] - 2.0f;
+  }
+  auto mask_row = [&](int h, int i) {
+    for (int j = 0; j < c.nk; ++j) {
+      m.keep[m.at(h, i, j, c.nk)] = 0;
+      m.add[m.at(h, i, j, c.nk)] = -INFINITY;
+    }
+  };
+  if (c.per_query) mask_row(m.hm - 1, std::min(2, c.nq - 1));
+  if (c.per_head && c.heads > 1)
+    for (int i = 0; i < m.qm; ++i) mask_row(0, i);
+  for (int h = 0; h < c.heads; ++h) m.head_offset.push_back(m.hm == 1 ? 0 : int64_t(h) * m.qm * c.nk);
+  m.row_stride = m.qm == 1 ? 0 : (m.transposed ? 1 : c.nk);
+  m.col_stride = m.transposed ? m.qm : 1;
+  return m;
+}
+
+inline AttentionModel attention_fma_model(const AttentionFmaCase& c, const AttentionMaskData& mask,
+                                          const std::vector<float>& q, const std::vector<float>& k,
+                                          const std::vector<float>& v, const std::vector<float>& d_o) {
+  const int D = c.d, DV = c.dv;
+  const double scale = 1.0 / std::sqrt(double(D));
+  AttentionModel m;
+  m.o.assign(size_t(c.heads) * c.nq * DV, 0.0);
+  m.lse.assign(size_t(c.heads) * c.nq, INFINITY);
+  m.dq.assign(size_t(c.heads) * c.nq * D, 0.0);
+  m.dk.assign(size_t(c.heads) * c.nk * D, 0.0);
+  m.dv.assign(size_t(c.heads) * c.nk * DV, 0.0);
+  std::vector<double> p(c.nk);
+  for (int h = 0; h < c.heads; ++h) {
+    const float* Q = &q[size_t(h) * c.nq * D];
+    const float* K = &k[size_t(h) * c.nk * D];
+    const float* V = &v[size_t(h) * c.nk * DV];
+    const float* dO = &d_o[size_t(h) * c.nq * DV];
+    for (int i = 0; i < c.nq; ++i) {
+      double mx = -INFINITY;
+      for (int j = 0; j < c.nk; ++j) {
+        double s = 0;
+        for (int e = 0; e < D; ++e) s += double(Q[i * D + e]) * K[j * D + e];
+        s *= scale;
+        if (c.causal && j > i) s = -INFINITY;
+        if (c.mask == AttentionMaskKind::keep && !mask.keep[mask.at(h, i, j, c.nk)]) s = -INFINITY;
+        if (c.mask == AttentionMaskKind::additive) s += mask.add[mask.at(h, i, j, c.nk)];
+        p[j] = s;
+        mx = std::max(mx, s);
+      }
+      if (mx == -INFINITY) continue;  // no visible key: o = 0, lse = +inf, no gradient
+      double sum = 0;
+      for (int j = 0; j < c.nk; ++j) sum += (p[j] = std::exp(p[j] - mx));
+      const size_t row = size_t(h) * c.nq + i;
+      m.lse[row] = mx + std::log(sum);
+      double* o = &m.o[row * DV];
+      for (int j = 0; j < c.nk; ++j) {
+        p[j] /= sum;
+        for (int e = 0; e < DV; ++e) o[e] += p[j] * V[j * DV + e];
+      }
+      double delta = 0;
+      for (int e = 0; e < DV; ++e) delta += double(dO[i * DV + e]) * o[e];
+      for (int j = 0; j < c.nk; ++j) {
+        double dp = 0;
+        for (int e = 0; e < DV; ++e) dp += double(dO[i * DV + e]) * V[j * DV + e];
+        const double ds = p[j] * (dp - delta) * scale;
+        for (int e = 0; e < D; ++e) {
+          m.dq[row * D + e] += ds * K[j * D + e];
+          m.dk[(size_t(h) * c.nk + j) * D + e] += ds * Q[i * D + e];
+        }
+        for (int e = 0; e < DV; ++e) m.dv[(size_t(h) * c.nk + j) * DV + e] += p[j] * dO[i * DV + e];
+      }
+    }
+  }
+  return m;
+}
+
+inline void test_attention_fma(const AttentionFmaCase& c, unsigned seed) {
+  static const char* const kMaskNames[] = {"", " bool mask", " additive mask"};
+  char label[200];
+  snprintf(label, sizeof label, "attention fp32 d=%d dv=%d h%d nq%d nk%d%s%s%s%s%s", c.d, c.dv, c.heads, c.nq, c.nk,
+           c.causal ? " causal" : "", kMaskNames[int(c.mask)], c.per_head ? " per-head" : "",
+           c.per_query ? " per-query" : "", c.transposed ? " transposed" : "");
+  const std::string name = label;
+  const size_t qn = size_t(c.heads) * c.nq, kn = size_t(c.heads) * c.nk;
+  const std::vector<float> q = random_floats(qn * c.d, seed, -2, 2), k = random_floats(kn * c.d, seed + 1, -2, 2),
+                           v = random_floats(kn * c.dv, seed + 2), d_o = random_floats(qn * c.dv, seed + 3);
+  const AttentionMaskData mask = attention_mask_data(c, seed + 4);
+  DeviceBuffer<float> d_q(q), d_k(k), d_v(v), d_do(d_o), d_out(qn * c.dv), d_lse(qn), d_delta(qn);
+  DeviceBuffer<float> d_dq(qn * c.d), d_dk(kn * c.d), d_dv(kn * c.dv);
+  DeviceBuffer<unsigned char> d_keep(mask.keep.empty() ? std::vector<unsigned char>{0} : mask.keep);
+  DeviceBuffer<float> d_add(mask.add.empty() ? std::vector<float>{0} : mask.add);
+  DeviceBuffer<int64_t> d_offsets(mask.head_offset.empty() ? std::vector<int64_t>{0} : mask.head_offset);
+
+  AttentionFmaArgs a;
+  a.q = d_q.get(), a.k = d_k.get(), a.v = d_v.get(), a.out = d_out.get(), a.lse = d_lse.get();
+  a.heads = c.heads, a.nq = c.nq, a.nk = c.nk, a.head_dim = c.d, a.value_dim = c.dv;
+  a.scale = float(1.0 / std::sqrt(double(c.d)));
+  a.causal = c.causal;
+  if (c.mask != AttentionMaskKind::none) {
+    a.bool_mask = c.mask == AttentionMaskKind::keep;
+    a.mask = a.bool_mask ? static_cast<const void*>(d_keep.get()) : d_add.get();
+    a.mask_head_offset = d_offsets.get();
+    a.mask_row_stride = mask.row_stride, a.mask_col_stride = mask.col_stride;
+  }
+  if (!launched(name + " forward", attention_forward_fma(a))) return;
+  const AttentionModel want = attention_fma_model(c, mask, q, k, v, d_o);
+  check_close(name + " forward o", d_out.download(), want.o, 1e-5);
+  std::vector<float> lse = d_lse.download();
+  std::vector<double> want_lse = want.lse;
+  for (float& x : lse) x = std::isinf(x) && x > 0 ? 1e30f : x;
+  for (double& x : want_lse) x = std::isinf(x) && x > 0 ? 1e30 : x;
+  check_close(name + " forward lse", lse, want_lse, 1e-5);
+
+  a.o = d_out.get(), a.d_o = d_do.get(), a.delta = d_delta.get();
+  a.dq = d_dq.get(), a.dk = d_dk.get(), a.dv = d_dv.get();
+  if (!launched(name + " backward", attention_backward_fma(a))) return;
+  check_close(name + " backward dq", d_dq.download(), want.dq, 1e-5);
+  check_close(name + " backward dk", d_dk.download(), want.dk, 1e-5);
+  check_close(name + " backward dv", d_dv.download(), want.dv, 1e-5);
+}
+
+inline void test_attention_fma_preconditions() {
+  AttentionFmaArgs a;
+  a.heads = a.nq = a.nk = 1, a.head_dim = 129, a.value_dim = 64;
+  bool threw = false;
+  try {
+    attention_forward_fma(a);
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  check(threw, "attention_forward_fma rejects head dimension 129");
+}
+
+inline void run_attention_fma_tests() {
+  using K = AttentionMaskKind;
+  test_attention_fma({2, 37, 45, 24, 24, false, K::none, false, false, false}, 201);
+  test_attention_fma({1, 19, 70, 1, 5, true, K::none, false, false, false}, 211);
+  test_attention_fma({2, 33, 33, 64, 64, true, K::keep, true, true, false}, 221);
+  test_attention_fma({1, 17, 50, 80, 40, false, K::additive, false, true, true}, 231);
+  test_attention_fma({2, 20, 40, 128, 128, false, K::keep, true, false, false}, 241);
+  test_attention_fma({2, 9, 13, 128, 96, true, K::additive, true, true, false}, 251);
+  test_attention_fma_preconditions();
+}
+
 inline void run_attention_tests() {
   test_attention<__nv_bfloat16>({2, 2, 77, 77, 64, true, {77, 50}}, 101);
   test_attention<__half>({1, 2, 40, 93, 64, false, {70}}, 111);
   test_attention<__nv_bfloat16>({2, 1, 45, 45, 128, true, {45, 0}}, 121);
   test_attention<__half>({1, 1, 33, 70, 128, false, {}}, 131);
   test_attention_preconditions();
+  run_attention_fma_tests();
 }
 
 }  // namespace lamina::cuda::test
