@@ -176,9 +176,33 @@ Tensor key_padding_lengths(const Dims& d, const Tensor& mask) {
   return lengths;
 }
 
-// The flash kernel covers half types without a mask or with a key-padding mask (and equal q/v
-// head sizes); everything else runs the composite on the device, through its matmul / softmax
-// / where kernels, with the CPU kernel's zeros for query rows that see no key.
+// Head sizes, lengths and head counts the float32 kernel takes (it computes in float32, so it
+// also serves half types, as the CPU kernel does).
+bool float32_kernel_applies(const Dims& d) {
+  return d.kernel == DType::Float32 && d.lq > 0 && d.lk > 0 && d.d >= 1 && d.d <= 128 && d.dv >= 1 && d.dv <= 128 &&
+         d.heads <= 65535 && d.lq < (int64_t(1) << 30) && d.lk < (int64_t(1) << 30);
+}
+
+// The mask (already viewed at the full score shape, float masks cast to float32) as the float32
+// kernel reads it: the CPU kernel's description, with the head offsets on the device.
+cuda::AttentionMaskView device_mask_view(const Dims& d, const Tensor& mask) {
+  cuda::AttentionMaskView view;
+  if (!mask.defined()) return view;
+  const std::vector<int64_t> offsets = head_offsets(mask, d.lead);
+  Tensor host = Tensor::empty({int64_t(offsets.size())}, DType::Int64);
+  std::copy(offsets.begin(), offsets.end(), host.data<int64_t>());
+  view.values = mask;
+  view.head_offsets = to_device(host, mask.device());
+  view.row_stride = mask.strides()[mask.ndim() - 2];
+  view.col_stride = mask.strides()[mask.ndim() - 1];
+  return view;
+}
+
+// The half-type flash kernel covers bfloat16/float16 without a mask or with a key-padding mask
+// (and equal q/v head sizes of 64 or 128); it returns an undefined tensor when the float32
+// kernel applies instead (the caller's common path runs it), and otherwise the composite on
+// the device, through its matmul / softmax / where kernels, with the CPU kernel's zeros for
+// query rows that see no key (float64, head sizes over 128, more than 65535 heads).
 Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                         const Tensor& mask, bool causal, double s) {
   if (d.lk == 0) {  // no keys: zeros, as on the CPU
@@ -195,7 +219,10 @@ Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, c
     if (kv_lens.defined()) kv_lens = to_device(kv_lens, q_in.device());
   }
   const bool fused = flash_shapes && (!mask.defined() || kv_lens.defined());
-  if (!fused) return attention_composite(d, q_in, k_in, v_in, mask, causal, 0.0, s, true);
+  if (!fused) {
+    if (float32_kernel_applies(d)) return Tensor();
+    return attention_composite(d, q_in, k_in, v_in, mask, causal, 0.0, s, true);
+  }
   Tensor q, k, v;
   {
     GradModeGuard no_grad(false);
@@ -243,7 +270,15 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   if (dropout > 0 || float_mask_grad)
     return scaled_dot_product_attention_reference(q_in, k_in, v_in, mask_in, causal, dropout, scale);
   const double s = scale ? *scale : 1.0 / std::sqrt(double(std::max<int64_t>(d.d, 1)));
-  if (is_cuda(q_in.device())) LAMINA_CUDA_BRANCH(kOp, return device_attention(d, q_in, k_in, v_in, mask_in, causal, s));
+  const Device dev = q_in.device();
+  const bool on_device = is_cuda(dev);
+  if (on_device) {
+    LAMINA_CUDA_BRANCH(kOp, {
+      Tensor result = device_attention(d, q_in, k_in, v_in, mask_in, causal, s);
+      if (result.defined()) return result;
+    });
+  }
+  // The fused float32/float64 kernels: the CPU's, or the device's float32 kernel.
   const DType kd = d.kernel;
   Tensor q = contiguous(astype(q_in, kd)), k = contiguous(astype(k_in, kd)), v = contiguous(astype(v_in, kd));
   Tensor mask;
@@ -259,11 +294,23 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   out_shape.insert(out_shape.end(), {d.lq, d.dv});
   Shape lse_shape = d.lead;
   lse_shape.push_back(d.lq);
-  Tensor out = Tensor::empty(out_shape, kd), lse = Tensor::empty(lse_shape, kd);
+  Tensor out = Tensor::empty(out_shape, kd, dev), lse = Tensor::empty(lse_shape, kd, dev);
+#if defined(LAMINA_HAVE_CUDA)
+  // The kernels' (heads, L, D) views of the contiguous operands.
+  auto heads_view = [heads = d.heads](const Tensor& t) {
+    GradModeGuard no_grad(false);
+    return reshape(t.detach(), {heads, t.shape()[t.ndim() - 2], t.shape().back()});
+  };
+  const cuda::AttentionMaskView mask_view = on_device ? device_mask_view(d, mask) : cuda::AttentionMaskView();
+#endif
   if (out.numel() > 0) {
     if (d.lk == 0) {
       GradModeGuard no_grad(false);
-      out = zeros(out_shape, kd);
+      out = zeros(out_shape, kd, dev);
+    } else if (on_device) {
+      LAMINA_CUDA_BRANCH(kOp, cuda::attention_forward_f32(kOp, heads_view(out), reshape(lse, {d.heads, d.lq}),
+                                                          heads_view(q), heads_view(k), heads_view(v), s, causal,
+                                                          mask_view));
     } else if (kd == DType::Float32) {
       cpu::attention_forward(kernel_args<float>(d, mask, causal, s), q.data<float>(), k.data<float>(),
                              v.data<float>(), out.data<float>(), lse.data<float>());
@@ -280,8 +327,15 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
       refuse_double_backward(kOp, "scaled_dot_product_attention_reference");
       GradModeGuard no_grad(false);
       Tensor dout = contiguous(astype(g, kd));
-      Tensor dq = Tensor::empty(sq.get().shape(), kd), dk = Tensor::empty(sk.get().shape(), kd),
-             dv = Tensor::empty(sv.get().shape(), kd);
+      Tensor dq = Tensor::empty(sq.get().shape(), kd, dev), dk = Tensor::empty(sk.get().shape(), kd, dev),
+             dv = Tensor::empty(sv.get().shape(), kd, dev);
+      if (on_device) {
+        LAMINA_CUDA_BRANCH(kOp, cuda::attention_backward_f32(
+                                    kOp, heads_view(dq), heads_view(dk), heads_view(dv), heads_view(sq.get()),
+                                    heads_view(sk.get()), heads_view(sv.get()), heads_view(out_saved),
+                                    reshape(lse, {d.heads, d.lq}), heads_view(dout), s, causal, mask_view));
+        return {want[0] ? dq : Tensor(), want[1] ? dk : Tensor(), want[2] ? dv : Tensor()};
+      }
       auto run = [&](auto tag) {
         using T = decltype(tag);
         cpu::attention_backward(kernel_args<T>(d, mask, causal, s), sq.get().data<T>(), sk.get().data<T>(),

@@ -1090,5 +1090,70 @@ void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, co
   else run(__half{});
 }
 
+namespace attn_host {
+
+AttentionFmaArgs fma_args(const char* name, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse,
+                          double scale, bool causal, const AttentionMaskView& mask) {
+  check<ValueError>(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3 && q.is_contiguous() && k.is_contiguous() &&
+                        v.is_contiguous() && lse.is_contiguous() && q.shape()[0] == k.shape()[0] &&
+                        v.shape()[0] == k.shape()[0] && q.shape()[2] == k.shape()[2] &&
+                        v.shape()[1] == k.shape()[1] && lse.shape() == Shape{q.shape()[0], q.shape()[1]},
+                    name, ": the float32 attention kernel takes contiguous q (heads, nq, d), k (heads, nk, d), ",
+                    "v (heads, nk, dv) and lse (heads, nq)");
+  for (const Tensor* t : {&q, &k, &v, &lse})
+    check<TypeError>(t->dtype() == DType::Float32, name, ": the float32 attention kernel takes float32 tensors");
+  check<ValueError>(q.shape()[0] <= 65535 && q.shape()[1] < (int64_t(1) << 30) && k.shape()[1] < (int64_t(1) << 30),
+                    name, ": the float32 attention kernel takes at most 65535 heads and 2^30 positions");
+  AttentionFmaArgs a;
+  a.q = q.data<float>(), a.k = k.data<float>(), a.v = v.data<float>(), a.lse = lse.data<float>();
+  a.heads = int(q.shape()[0]), a.nq = int(q.shape()[1]), a.nk = int(k.shape()[1]);
+  a.head_dim = int(q.shape()[2]), a.value_dim = int(v.shape()[2]);
+  a.scale = float(scale);
+  a.causal = causal;
+  if (mask.values.defined()) {
+    check<TypeError>(mask.values.dtype() == DType::Bool || mask.values.dtype() == DType::Float32, name,
+                     ": the float32 attention kernel takes a bool or float32 mask");
+    check<ValueError>(mask.head_offsets.dtype() == DType::Int64 && mask.head_offsets.is_contiguous() &&
+                          mask.head_offsets.shape() == Shape{q.shape()[0]} &&
+                          mask.head_offsets.device() == q.device() && mask.values.device() == q.device(),
+                      name, ": the float32 attention kernel takes mask head offsets as int64 (heads,) on q's device");
+    a.mask = mask.values.raw_data();
+    a.bool_mask = mask.values.dtype() == DType::Bool;
+    a.mask_head_offset = mask.head_offsets.data<int64_t>();
+    a.mask_row_stride = mask.row_stride, a.mask_col_stride = mask.col_stride;
+  }
+  return a;
+}
+
+}  // namespace attn_host
+
+void attention_forward_f32(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                           const Tensor& v, double scale, bool causal, const AttentionMaskView& mask) {
+  AttentionFmaArgs a = attn_host::fma_args(name, q, k, v, lse, scale, causal, mask);
+  check<ValueError>(out.dtype() == DType::Float32 && out.is_contiguous() &&
+                        out.shape() == Shape{q.shape()[0], q.shape()[1], v.shape()[2]},
+                    name, ": the float32 attention kernel takes a contiguous float32 out (heads, nq, dv)");
+  a.out = out.data<float>();
+  attn_host::launch(name, "attention_forward_fma_kernel launch",
+                    [&] { return lamina::cuda::attention_forward_fma(a, current_stream()); });
+}
+
+void attention_backward_f32(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
+                            const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                            const Tensor& d_out, double scale, bool causal, const AttentionMaskView& mask) {
+  AttentionFmaArgs a = attn_host::fma_args(name, q, k, v, lse, scale, causal, mask);
+  const Shape out_shape{q.shape()[0], q.shape()[1], v.shape()[2]};
+  bool ok = out.shape() == out_shape && d_out.shape() == out_shape && dq.shape() == q.shape() &&
+            dk.shape() == k.shape() && dv.shape() == v.shape();
+  for (const Tensor* t : {&dq, &dk, &dv, &out, &d_out}) ok = ok && t->dtype() == DType::Float32 && t->is_contiguous();
+  check<ValueError>(ok, name, ": the float32 attention backward kernel takes contiguous float32 out, d_out, dq, dk "
+                    "and dv shaped like out, q, k and v");
+  Tensor delta = Tensor::empty(lse.shape(), DType::Float32, q.device());
+  a.o = out.data<float>(), a.d_o = d_out.data<float>(), a.delta = delta.data<float>();
+  a.dq = dq.data<float>(), a.dk = dk.data<float>(), a.dv = dv.data<float>();
+  attn_host::launch(name, "attention_backward_fma kernels launch",
+                    [&] { return lamina::cuda::attention_backward_fma(a, current_stream()); });
+}
+
 }  // namespace lamina::cuda
 #endif  // LAMINA_HAVE_CUDA

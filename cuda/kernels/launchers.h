@@ -199,3 +199,29 @@ void conv2d_backward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, cons
                               const Tensor& x, const Tensor& w, const Tensor& dy);
 
 }  // namespace lamina::cuda
+
+// ---- attention.cu: float32 flash attention on FMA, general masks ------------------------------
+namespace lamina::cuda {
+
+// A mask as the float32 attention kernels read it (the CPU kernel's description): `values`, bool
+// (false = masked out) or float32 (added to the scores), on the device; element (h, i, j) of
+// the (heads, nq, nk) scores reads values' first element + head_offsets[h] + i * row_stride +
+// j * col_stride (strides may be 0: broadcast). head_offsets: int64 (heads,) on the device.
+// An undefined `values` means no mask.
+struct AttentionMaskView {
+  Tensor values, head_offsets;
+  int64_t row_stride = 0, col_stride = 0;
+};
+
+// q (heads, nq, d), k (heads, nk, d), v (heads, nk, dv), float32, contiguous, 1 <= d, dv <= 128,
+// at most 65535 heads, nq, nk > 0; out (heads, nq, dv) and lse (heads, nq) float32 (+inf for a
+// row that sees no key, whose output is 0). causal is top-left aligned.
+void attention_forward_f32(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                           const Tensor& v, double scale, bool causal, const AttentionMaskView& mask);
+// dq, dk, dv (float32, contiguous, shaped like q, k, v) from d_out (like out) and the saved out
+// and lse. Deterministic (no atomics).
+void attention_backward_f32(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
+                            const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                            const Tensor& d_out, double scale, bool causal, const AttentionMaskView& mask);
+
+}  // namespace lamina::cuda

@@ -1,0 +1,227 @@
+"""scaled_dot_product_attention on the device's float32 flash kernels against the CPU op.
+
+Runs when the extension has the CUDA backend, real or on the SIMT emulator
+(``scripts/test_cuda_emulated.sh``). float32 q, k, v (and half types outside the half flash
+kernel's shapes, which compute in float32 as on the CPU) run ``attention_forward_fma_kernel``
+and the two backward passes: any head sizes 1..128 (dv may differ from d), causal, and bool or
+additive masks of any broadcast shape, read through their strides. Shapes are ragged: not
+multiples of the kernels' 16-row blocks and 32-column tiles.
+
+Tolerances: float32 values and gradients agree with the CPU within 1e-5 relative to the largest
+magnitude of the reference (both compute in float32 with different summation orders). Half
+types: both sides compute in float32 and round once to the half type (outputs) or from the
+float32 gradients, so a result can differ by one step of the type where the float32 values sit
+either side of a rounding boundary: 2 eps of the largest magnitude (eps the unit roundoff).
+"""
+
+import numpy as np
+import pytest
+
+import lamina as lm
+
+from cuda_testing import close, needs_cuda, run_seeded, uniform
+
+RTOL = 1e-5
+EPS = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
+
+
+def _close(got, want, rtol=RTOL, what=""):
+    close(got, want, rtol, what, elementwise=False)
+
+
+def _run(fn, arrays, device, dtype="float32"):
+    """fn's output and the gradients of sum(out * w) for a fixed w, as float64 numpy."""
+    xs = []
+    for a in arrays:
+        t = lm.tensor(a, device=device).astype(dtype).detach()
+        t.requires_grad = True
+        xs.append(t)
+    out = fn(*xs)
+    w = lm.tensor(np.linspace(-1, 1, out.size, dtype=np.float32).reshape(out.shape), device=device)
+    lm.sum(out.astype("float32") * w).backward()
+    return [out.cpu().astype("float64").numpy()] + [x.grad.cpu().astype("float64").numpy() for x in xs]
+
+
+def _compare(fn, arrays, dtype="float32", rtol=RTOL, what=""):
+    cpu = _run(fn, arrays, "cpu", dtype)
+    dev = _run(fn, arrays, "cuda", dtype)
+    for i, (c, d) in enumerate(zip(cpu, dev)):
+        _close(d, c, rtol, f"{what} output {i}")
+    return dev
+
+
+def _qkv(lead, nq, nk, d, dv, seed):
+    return [uniform(lead + (n, e), seed + i) for i, (n, e) in enumerate(((nq, d), (nk, d), (nk, dv)))]
+
+
+SHAPES = [
+    # name, lead axes, nq, nk, d, dv, kwargs
+    ("plain", (2,), 7, 9, 5, 3, {}),
+    ("causal_heads", (1, 2), 6, 6, 4, 4, {"causal": True}),
+    ("scale", (3,), 5, 4, 8, 8, {"scale": 0.3}),
+    ("d24_ragged", (2,), 37, 45, 24, 24, {}),
+    ("d1_dv5_causal", (1,), 19, 40, 1, 5, {"causal": True}),
+    ("d64_causal_more_queries", (1, 2), 40, 33, 64, 64, {"causal": True}),
+    ("d80_dv40", (1,), 17, 50, 80, 40, {}),
+    ("d128_dv96_causal", (1,), 20, 37, 128, 96, {"causal": True}),
+]
+
+
+@needs_cuda
+@pytest.mark.parametrize("name,lead,nq,nk,d,dv,kw", SHAPES, ids=[c[0] for c in SHAPES])
+def test_float32_flash_attention_matches_cpu(name, lead, nq, nk, d, dv, kw):
+    _compare(lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, **kw), _qkv(lead, nq, nk, d, dv, 1), what=name)
+
+
+def _masks(kind):
+    """Masks of shape-broadcast forms for (B, H, Lq, Lk) = (2, 2, 13, 35): bool keep-masks or
+    additive float32 ones, with some query rows (and one whole batch row) seeing no key."""
+    rng = np.random.default_rng(7)
+    full = rng.random((2, 2, 13, 35)) < 0.7
+    full[1, 0, 4, :] = False
+    full[0, 1, 12, :] = False
+    shared = rng.random((13, 35)) < 0.6
+    shared[5, :] = False
+    padding = (np.arange(35)[None, :] < np.array([30, 0])[:, None])[:, None, None, :]  # batch row 1: no key
+    per_key = rng.random((35, 13)) < 0.6  # stored transposed: the op gets a (13, 35) strided view
+    forms = {"full": full, "shared": shared, "padding": padding, "transposed": per_key}
+    if kind == "bool":
+        return forms
+    values = {n: np.where(m, rng.uniform(-2, 1, m.shape), -np.inf).astype(np.float32) for n, m in forms.items()}
+    values["finite"] = rng.uniform(-3, 3, (2, 1, 13, 35)).astype(np.float32)
+    return values
+
+
+@needs_cuda
+@pytest.mark.parametrize("kind", ["bool", "additive"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_float32_flash_attention_general_masks(kind, causal):
+    arrays = _qkv((2, 2), 13, 35, 24, 20, 3)
+    for form, m in _masks(kind).items():
+        def attend(q, k, v):
+            mask = lm.tensor(m, device=q.device)
+            return lm.scaled_dot_product_attention(q, k, v, mask=mask.mT if form == "transposed" else mask,
+                                                   causal=causal)
+
+        out, dq, dk, dv = _compare(attend, arrays, what=f"{kind} {form} mask")
+        if form == "padding":  # batch row 1 sees no key: zeros and zero gradients, as on the CPU
+            for got in (out, dq, dk, dv):
+                assert not np.any(got[1]), form
+
+
+@needs_cuda
+def test_float32_flash_attention_empty_row_and_nan_scores():
+    q, k, v = _qkv((1,), 6, 9, 4, 4, 5)
+    keep = np.ones((6, 9), bool)
+    keep[2] = False
+    q[0, 4, 1] = np.nan  # a row of NaN scores: the CPU outputs zeros there (lse = +inf)
+    for mask in (keep, None):
+        def attend(q, k, v):
+            return lm.scaled_dot_product_attention(q, k, v, mask=None if mask is None else
+                                                   lm.tensor(mask, device=q.device), causal=True)
+
+        cpu, dev = _run(attend, [q, k, v], "cpu"), _run(attend, [q, k, v], "cuda")
+        assert not np.any(dev[0][0, 4]) and (mask is None or not np.any(dev[0][0, 2]))
+        for i, (c, d) in enumerate(zip(cpu, dev)):
+            np.testing.assert_array_equal(np.isnan(d), np.isnan(c), err_msg=f"NaN pattern of output {i}")
+            _close(np.nan_to_num(d), np.nan_to_num(c), what=f"output {i}")
+
+
+HALF = [
+    # name, lead, nq, nk, d, dv, dtype, mask kind: outside the half flash kernel's shapes / masks
+    ("bf16_d24", (2,), 11, 19, 24, 24, "bfloat16", None),
+    ("f16_dv_differs", (1,), 9, 21, 64, 32, "float16", None),
+    ("bf16_general_mask", (2, 1), 13, 17, 64, 64, "bfloat16", "bool"),
+    ("f16_additive_mask", (2, 1), 13, 17, 64, 64, "float16", "additive"),
+]
+
+
+@needs_cuda
+@pytest.mark.parametrize("name,lead,nq,nk,d,dv,dtype,kind", HALF, ids=[c[0] for c in HALF])
+def test_half_types_outside_the_half_kernel_run_the_float32_kernel(name, lead, nq, nk, d, dv, dtype, kind):
+    mask = None
+    if kind is not None:
+        keep = np.random.default_rng(9).random(lead[:1] + (1, nq, nk)) < 0.7
+        keep[0, 0, 3] = False
+        mask = keep if kind == "bool" else np.where(keep, 0.5, -np.inf).astype(np.float32)
+
+    def attend(q, k, v):
+        m = None if mask is None else lm.tensor(mask, device=q.device)
+        if m is not None and kind == "additive":
+            m = m.astype(dtype)
+        return lm.scaled_dot_product_attention(q, k, v, mask=m)
+
+    _compare(attend, _qkv(lead, nq, nk, d, dv, 11), dtype, 2 * EPS[dtype], what=name)
+
+
+@needs_cuda
+def test_float32_kernel_is_used_and_refuses_double_backward():
+    # Only the fused kernels refuse double backward; the composite would allow it.
+    q = lm.tensor(uniform((2, 5, 24), 1), device="cuda").detach()
+    q.requires_grad = True
+    keep = lm.tensor(np.random.default_rng(2).random((5, 5)) < 0.7, device="cuda")
+    for kw in ({}, {"mask": keep, "causal": True}):
+        with pytest.raises(RuntimeError, match="scaled_dot_product_attention_reference"):
+            (gq,) = lm.autograd.grad(lm.sum(lm.scaled_dot_product_attention(q, q, q, **kw)), [q], create_graph=True)
+            lm.sum(gq).backward()
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype,d", [("float64", 8), ("float32", 129)])
+def test_outside_the_float32_kernel_runs_the_device_composite(dtype, d):
+    arrays = _qkv((1,), 5, 6, d, 3, 13)
+    rtol = 1e-10 if dtype == "float64" else RTOL
+    _compare(lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, causal=True), arrays, dtype, rtol, what=dtype)
+    q = lm.tensor(arrays[0], device="cuda").astype(dtype).detach()
+    q.requires_grad = True
+    (gq,) = lm.autograd.grad(lm.sum(lm.scaled_dot_product_attention(q, q, q)), [q], create_graph=True)
+    lm.sum(gq).backward()  # the composite differentiates twice
+    assert q.grad is not None
+
+
+@needs_cuda
+def test_float32_gradients_are_deterministic():
+    arrays = _qkv((2,), 33, 47, 16, 16, 17)
+    keep = np.random.default_rng(3).random((33, 47)) < 0.8
+    runs = [_run(lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, mask=lm.tensor(keep, device=q.device)),
+                 arrays, "cuda") for _ in range(2)]
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def peak_memory_workload():
+    """Prints the device's peak allocation for one forward and backward at nq = nk = 256; one
+    float32 score matrix is 256 KiB, the inputs, outputs and gradients 48 KiB."""
+    arrays = _qkv((1,), 256, 256, 8, 8, 19)
+    _run(lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, causal=True), arrays, "cuda")
+    print(f"peak {lm.cuda.memory_stats()['peak_allocated_bytes']}")
+
+
+@needs_cuda
+def test_float32_attention_never_stores_the_score_matrix():
+    peak = int(run_seeded("test_cuda_emulated_attention", "peak_memory_workload", 0).split("peak")[-1])
+    assert 0 < peak < 256 * 256 * 4, peak
+
+
+def seed_workload():
+    """A few float32 cases under one thread order; prints the largest error relative to RTOL."""
+    worst = 0.0
+    keep = _masks("bool")["full"]
+    cases = [
+        (lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, causal=True), _qkv((1,), 21, 37, 24, 16, 1)),
+        (lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, mask=lm.tensor(keep, device=q.device)),
+         _qkv((2, 2), 13, 35, 8, 12, 2)),
+    ]
+    for fn, arrays in cases:
+        cpu = _run(fn, arrays, "cpu")
+        dev = _run(fn, arrays, "cuda")
+        for c, d in zip(cpu, dev):
+            worst = max(worst, float(np.max(np.abs(d - c)) / max(np.max(np.abs(c)), 1e-30)) / RTOL)
+    print(f"worst {worst:.3e}")
+
+
+@needs_cuda
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_float32_attention_under_thread_order_seeds(seed):
+    stdout = run_seeded("test_cuda_emulated_attention", "seed_workload", seed)
+    assert float(stdout.split("worst")[-1]) <= 1.0, stdout
