@@ -1,7 +1,8 @@
 // Flash attention, forward and backward, on tensor cores (mma.sync m16n8k16, bf16 or fp16 in,
 // fp32 accumulate). The N x N score matrix is never stored: the forward pass keeps a running
 // (online) softmax per query row and saves its log-sum-exp; the backward pass recomputes the
-// probabilities from that log-sum-exp.
+// probabilities from that log-sum-exp. The second half of the file ("float32 flash attention
+// on FMA") is the float32 version, for any head size up to 128 and general masks.
 //
 // Layouts (all contiguous, T = __nv_bfloat16 or __half):
 //   q, o, d_o, dq   [batch, heads, nq, D]      k, v, dk, dv   [batch, heads, nk, D]
@@ -803,7 +804,8 @@ __global__ void __launch_bounds__(128) attention_backward_delta_fma_kernel(Atten
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;  // no barrier below; only warp collectives, uniform per warp
   float sum = 0.0f;
-  for (int c = lane; c < p.value_dim; c += 32) sum = fmaf(p.d_o[row * p.value_dim + c], p.o[row * p.value_dim + c], sum);
+  for (int c = lane; c < p.value_dim; c += 32)
+    sum = fmaf(p.d_o[row * p.value_dim + c], p.o[row * p.value_dim + c], sum);
   sum = attn_fma::warp_sum(sum);
   if (lane == 0) p.delta[row] = sum;
 }
@@ -939,7 +941,8 @@ __global__ void __launch_bounds__(attn_fma::kThreads) attention_backward_dkv_fma
 namespace attn_host {
 
 inline void check_fma(const AttentionFmaArgs& a) {
-  require(a.head_dim >= 1 && a.head_dim <= device::attn_fma::kMaxDim && a.value_dim >= 1 && a.value_dim <= device::attn_fma::kMaxDim,
+  constexpr int kMax = device::attn_fma::kMaxDim;
+  require(a.head_dim >= 1 && a.head_dim <= kMax && a.value_dim >= 1 && a.value_dim <= kMax,
           "the float32 kernel takes head dimensions 1 to 128");
   require(a.heads > 0 && a.nq > 0 && a.nk > 0, "empty shape");
   require(a.heads <= 65535, "heads must be at most 65535");

@@ -11,8 +11,9 @@
 #      by ldmatrix) and tf32 (HMMA.1688).
 #   5. the attention, recurrent and conv kernels (cuda/kernels/) pass the same gate for sm_80
 #      and sm_90; flash attention and the bf16/f16 conv (forward, input and weight gradients)
-#      run on tensor cores (HMMA) fed by ldmatrix (LDSM) and cp.async (LDGSTS); no LDL/STL and
-#      STACK:0 in those files.
+#      run on tensor cores (HMMA) fed by ldmatrix (LDSM) and cp.async (LDGSTS), the FMA flash
+#      attention kernels on FFMA (DFMA) fed by shared-memory loads; no LDL/STL and STACK:0 in
+#      those files.
 # Prints registers and shared memory per kernel, then "N passed, M failed".
 #
 #   NVCC        nvcc to use (default: nvcc on PATH)
@@ -229,6 +230,11 @@ dynamic_smem() {
     attention_backward_kernel*64*) echo 33024 ;;   # (2*64*72 + 2*32*72 + 64*40) * 2 + 256
     attention_backward_kernel*128*) echo 37632 ;;  # (2*32*136 + 2*32*136 + 32*40) * 2 + 256
     conv2d_*_mma_kernel*) echo 20480 ;;            # 2 stages * 2 operands * 64 * 40 * 2
+    # The float32 attention kernels size shared memory by the head sizes; the largest, at
+    # d = dv = 128 (rows padded to 132 floats):
+    attention_forward_fma_kernel) echo 44288 ;;    # 4 * (16*132 + 32*132 + 32*132 + 16*32)
+    attention_backward_dq_fma_kernel) echo 35840 ;;   # 4 * (16*132 + 16*132 + 32*132 + 16*32)
+    attention_backward_dkv_fma_kernel) echo 37888 ;;  # 4 * (16*132 + 16*132 + 32*132 + 2*16*32)
     *) echo 0 ;;
   esac
 }
@@ -292,6 +298,11 @@ else
         eval 'tensor_path "HMMA\.16816\.F32\.BF16" "$bwd_bf16" && has "\b(RED|ATOM)[.A-Z0-9]*\.ADD" "$bwd_bf16"'
       check "$arch: attention backward f16 D=$d: HMMA.16816.F32, LDSM, LDGSTS" \
         tensor_path 'HMMA\.16816\.F32 ' "$bwd_f16"
+    done
+    for kernel in attention_forward_fma_kernel attention_backward_dq_fma_kernel attention_backward_dkv_fma_kernel; do
+      fma=$(sass_in "$sass" "$kernel")
+      check "$arch: $kernel: FFMA on 16-byte shared-memory loads (LDS.128), no tensor cores" \
+        eval 'has "FFMA" "$fma" && has "LDS\.128" "$fma" && ! has "HMMA" "$fma"'
     done
     # Every tensor-core conv kernel (forward, dgrad, wgrad; bf16 and f16): HMMA of its type fed
     # by ldmatrix, plus LDGSTS on the cp.async path. dgrad reads w, and wgrad dy and x, with
