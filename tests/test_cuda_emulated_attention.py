@@ -1,14 +1,16 @@
-"""scaled_dot_product_attention on the device's float32 flash kernels against the CPU op.
+"""scaled_dot_product_attention on the device's FMA flash kernels against the CPU op.
 
 Runs when the extension has the CUDA backend, real or on the SIMT emulator
 (``scripts/test_cuda_emulated.sh``). float32 q, k, v (and half types outside the half flash
 kernel's shapes, which compute in float32 as on the CPU) run ``attention_forward_fma_kernel``
 and the two backward passes: any head sizes 1..128 (dv may differ from d), causal, and bool or
-additive masks of any broadcast shape, read through their strides. Shapes are ragged: not
+additive masks of any broadcast shape, read through their strides. float64 runs the same
+kernels (instantiated for double) for head sizes up to 64. Shapes are ragged: not
 multiples of the kernels' 16-row blocks and 32-column tiles.
 
 Tolerances: float32 values and gradients agree with the CPU within 1e-5 relative to the largest
-magnitude of the reference (both compute in float32 with different summation orders). Half
+magnitude of the reference (both compute in float32 with different summation orders), float64
+within 1e-10 (likewise, with 53-bit sums). Half
 types: both sides compute in float32 and round once to the half type (outputs) or from the
 float32 gradients, so a result can differ by one step of the type where the float32 values sit
 either side of a rounding boundary: 2 eps of the largest magnitude (eps the unit roundoff).
@@ -22,6 +24,7 @@ import lamina as lm
 from cuda_testing import close, needs_cuda, run_seeded, uniform
 
 RTOL = 1e-5
+RTOL64 = 1e-10
 EPS = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
 
 
@@ -166,11 +169,36 @@ def test_float32_kernel_is_used_and_refuses_double_backward():
             lm.sum(gq).backward()
 
 
+FLOAT64 = [
+    # name, lead axes, nq, nk, d, dv, kwargs
+    ("d24_causal", (2,), 21, 37, 24, 24, {"causal": True}),
+    ("d64_dv5", (1, 2), 13, 19, 64, 5, {}),
+]
+
+
 @needs_cuda
-@pytest.mark.parametrize("dtype,d", [("float64", 8), ("float32", 129)])
-def test_outside_the_float32_kernel_runs_the_device_composite(dtype, d):
+@pytest.mark.parametrize("name,lead,nq,nk,d,dv,kw", FLOAT64, ids=[c[0] for c in FLOAT64])
+def test_float64_flash_attention_matches_cpu(name, lead, nq, nk, d, dv, kw):
+    keep = np.random.default_rng(5).random((nq, nk)) < 0.7
+    keep[1] = False
+
+    def attend(q, k, v):
+        return lm.scaled_dot_product_attention(q, k, v, mask=lm.tensor(keep, device=q.device), **kw)
+
+    arrays = _qkv(lead, nq, nk, d, dv, 23)
+    _compare(attend, arrays, "float64", RTOL64, what=name)
+    q, k, v = (lm.tensor(a, device="cuda").astype("float64").detach() for a in arrays)
+    q.requires_grad = True
+    with pytest.raises(RuntimeError, match="scaled_dot_product_attention_reference"):  # the fused kernels ran
+        (gq,) = lm.autograd.grad(lm.sum(attend(q, k, v)), [q], create_graph=True)
+        lm.sum(gq).backward()
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype,d", [("float64", 65), ("float32", 129)])
+def test_outside_the_fma_kernels_runs_the_device_composite(dtype, d):
     arrays = _qkv((1,), 5, 6, d, 3, 13)
-    rtol = 1e-10 if dtype == "float64" else RTOL
+    rtol = RTOL64 if dtype == "float64" else RTOL
     _compare(lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, causal=True), arrays, dtype, rtol, what=dtype)
     q = lm.tensor(arrays[0], device="cuda").astype(dtype).detach()
     q.requires_grad = True

@@ -176,15 +176,15 @@ Tensor key_padding_lengths(const Dims& d, const Tensor& mask) {
   return lengths;
 }
 
-// Head sizes, lengths and head counts the float32 kernel takes (it computes in float32, so it
-// also serves half types, as the CPU kernel does).
-bool float32_kernel_applies(const Dims& d) {
-  return d.kernel == DType::Float32 && d.lq > 0 && d.lk > 0 && d.d >= 1 && d.d <= 128 && d.dv >= 1 && d.dv <= 128 &&
-         d.heads <= 65535 && d.lq < (int64_t(1) << 30) && d.lk < (int64_t(1) << 30);
+// Dtypes, head sizes, lengths and head counts the FMA kernels take: float32 (which computes half
+// types too, as the CPU kernel does) and float64.
+bool fma_kernel_applies(const Dims& d) {
+  return cuda::attention_fma_supported(d.kernel, d.d, d.dv) && d.lq > 0 && d.lk > 0 && d.heads <= 65535 &&
+         d.lq < (int64_t(1) << 30) && d.lk < (int64_t(1) << 30);
 }
 
-// The mask (already viewed at the full score shape, float masks cast to float32) as the float32
-// kernel reads it: the CPU kernel's description, with the head offsets on the device.
+// The mask (already viewed at the full score shape, float masks cast to the kernel dtype) as the
+// FMA kernels read it: the CPU kernel's description, with the head offsets on the device.
 cuda::AttentionMaskView device_mask_view(const Dims& d, const Tensor& mask) {
   cuda::AttentionMaskView view;
   if (!mask.defined()) return view;
@@ -199,10 +199,10 @@ cuda::AttentionMaskView device_mask_view(const Dims& d, const Tensor& mask) {
 }
 
 // The half-type flash kernel covers bfloat16/float16 without a mask or with a key-padding mask
-// (and equal q/v head sizes of 64 or 128); it returns an undefined tensor when the float32
-// kernel applies instead (the caller's common path runs it), and otherwise the composite on
-// the device, through its matmul / softmax / where kernels, with the CPU kernel's zeros for
-// query rows that see no key (float64, head sizes over 128, more than 65535 heads).
+// (and equal q/v head sizes of 64 or 128); it returns an undefined tensor when the FMA kernels
+// apply instead (the caller's common path runs them), and otherwise the composite on the
+// device, through its matmul / softmax / where kernels, with the CPU kernel's zeros for query
+// rows that see no key (head sizes over 128, or over 64 in float64; more than 65535 heads).
 Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                         const Tensor& mask, bool causal, double s) {
   if (d.lk == 0) {  // no keys: zeros, as on the CPU
@@ -220,7 +220,7 @@ Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, c
   }
   const bool fused = flash_shapes && (!mask.defined() || kv_lens.defined());
   if (!fused) {
-    if (float32_kernel_applies(d)) return Tensor();
+    if (fma_kernel_applies(d)) return Tensor();
     return attention_composite(d, q_in, k_in, v_in, mask, causal, 0.0, s, true);
   }
   Tensor q, k, v;
@@ -278,7 +278,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
       if (result.defined()) return result;
     });
   }
-  // The fused float32/float64 kernels: the CPU's, or the device's float32 kernel.
+  // The fused float32/float64 kernels: the CPU's, or the device's FMA kernels.
   const DType kd = d.kernel;
   Tensor q = contiguous(astype(q_in, kd)), k = contiguous(astype(k_in, kd)), v = contiguous(astype(v_in, kd));
   Tensor mask;
@@ -308,7 +308,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
       GradModeGuard no_grad(false);
       out = zeros(out_shape, kd, dev);
     } else if (on_device) {
-      LAMINA_CUDA_BRANCH(kOp, cuda::attention_forward_f32(kOp, heads_view(out), reshape(lse, {d.heads, d.lq}),
+      LAMINA_CUDA_BRANCH(kOp, cuda::attention_forward_fma(kOp, heads_view(out), reshape(lse, {d.heads, d.lq}),
                                                           heads_view(q), heads_view(k), heads_view(v), s, causal,
                                                           mask_view));
     } else if (kd == DType::Float32) {
@@ -330,7 +330,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
       Tensor dq = Tensor::empty(sq.get().shape(), kd, dev), dk = Tensor::empty(sk.get().shape(), kd, dev),
              dv = Tensor::empty(sv.get().shape(), kd, dev);
       if (on_device) {
-        LAMINA_CUDA_BRANCH(kOp, cuda::attention_backward_f32(
+        LAMINA_CUDA_BRANCH(kOp, cuda::attention_backward_fma(
                                     kOp, heads_view(dq), heads_view(dk), heads_view(dv), heads_view(sq.get()),
                                     heads_view(sk.get()), heads_view(sv.get()), heads_view(out_saved),
                                     reshape(lse, {d.heads, d.lq}), heads_view(dout), s, causal, mask_view));

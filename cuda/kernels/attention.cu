@@ -554,16 +554,18 @@ template cudaError_t attention_backward<__nv_bfloat16>(const AttentionArgs<__nv_
 template cudaError_t attention_backward<__half>(const AttentionArgs<__half>&, int, cudaStream_t);
 
 // ==== float32 flash attention on FMA ==========================================================
-// The same computation in fp32 on CUDA cores (no tensor cores: fp32 in, fp32 accumulate), for
+// The same computation in fp32 on CUDA cores (no tensor cores: fp32 in, fp32 accumulate; the
+// kernels are templates on T = float or double, and float64 runs them for d, dv <= 64, the
+// largest whose tiles fit the 48 KiB of shared memory a launch gets without an opt-in), for
 // any head dimension 1..128 (dv may differ from d), causal, and a general mask read tile by
 // tile through its strides (the CPU kernel's description: mask + head_offset[h] + i * row_stride
-// + j * col_stride; bool bytes, 0 = masked out, or additive float32 values). The conventions
+// + j * col_stride; bool bytes, 0 = masked out, or additive values of type T). The conventions
 // are the CPU kernel's (cpu/attention.h): lse (heads, nq) in natural-log units, +inf for a row
 // that sees no key (its output is 0 and its gradients are 0), NaN scores make the row's output
 // 0 as well.
 //
 // Layouts: q (heads, nq, d), k (heads, nk, d), v (heads, nk, dv), out/d_o (heads, nq, dv), all
-// contiguous float32. Every kernel runs 4 warps; a warp owns 4 rows of a 16-row block and its
+// contiguous, of type T. Every kernel runs 4 warps; a warp owns 4 rows of a 16-row block and its
 // 32 lanes own the 32 columns of a tile on the other side (keys in the forward and dQ kernels,
 // queries in the dK/dV kernel), so a score tile is 16 x 32 and each lane holds 4 scores.
 //   scores: s[r] = rows[r] . cols[lane] over d: the rows are read as 16-byte broadcasts, the
@@ -595,24 +597,25 @@ template cudaError_t attention_backward<__half>(const AttentionArgs<__half>&, in
 // score products run at <= 50 % of the FMA peak; P V at d = 64 (2 column groups): 12 cycles per
 // 8, <= 67 %. Version 1: no cp.async pipeline, one tile in flight.
 
+template <class T>
 struct AttentionFmaArgs {
-  const float* q = nullptr;
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const float* o = nullptr;    // the forward output, read by the backward pass
-  const float* d_o = nullptr;  // backward only
-  float* out = nullptr;
-  float* lse = nullptr;        // (heads, nq): written by the forward pass, read by the backward
-  float* delta = nullptr;      // backward workspace (heads, nq)
-  float* dq = nullptr;
-  float* dk = nullptr;
-  float* dv = nullptr;
-  const void* mask = nullptr;  // bool bytes or float32, broadcast to (heads, nq, nk) by strides
+  const T* q = nullptr;
+  const T* k = nullptr;
+  const T* v = nullptr;
+  const T* o = nullptr;    // the forward output, read by the backward pass
+  const T* d_o = nullptr;  // backward only
+  T* out = nullptr;
+  T* lse = nullptr;        // (heads, nq): written by the forward pass, read by the backward
+  T* delta = nullptr;      // backward workspace (heads, nq)
+  T* dq = nullptr;
+  T* dk = nullptr;
+  T* dv = nullptr;
+  const void* mask = nullptr;  // bool bytes or T, broadcast to (heads, nq, nk) by strides
   bool bool_mask = false;
   const int64_t* mask_head_offset = nullptr;  // (heads,), in elements
   int64_t mask_row_stride = 0, mask_col_stride = 0;
   int heads = 0, nq = 0, nk = 0, head_dim = 0, value_dim = 0;  // d (q, k) and dv (v)
-  float scale = 0.0f;
+  T scale = 0;
   bool causal = false;
 };
 
@@ -623,28 +626,60 @@ constexpr int kWarps = 4, kThreads = 32 * kWarps;
 constexpr int kRows = 4;                // rows per warp
 constexpr int kBr = kWarps * kRows;     // rows per block (queries, or keys in the dK/dV pass)
 constexpr int kBc = 32;                 // columns per tile: one per lane
-constexpr int kGroups = 4;              // 32-column groups of an output row: d, dv <= 128
-constexpr int kMaxDim = 32 * kGroups;
+// 32-column groups of an output row held per lane: d, dv <= 128 for float, <= 64 for double
+// (whose tiles would not fit 48 KiB of shared memory beyond that; 4 groups of double
+// accumulators would also spill).
+template <class T>
+constexpr int kGroups = std::is_same_v<T, float> ? 4 : 2;
+// __launch_bounds__'s minimum CTAs per SM: unspecified (0) for float, where ptxas's own choice
+// keeps 80-110 registers without spills; 1 for double, whose kernels otherwise spill at the 128
+// registers ptxas settles on (they take 154-168 with the bound).
+template <class T>
+constexpr int kMinBlocks = std::is_same_v<T, float> ? 0 : 1;
 
-// Row stride in floats of a shared tile of `width` columns: a multiple of 4 (16-byte rows)
-// whose quarter is odd, so 16-byte loads of 8 consecutive rows fall in distinct banks.
+// Row stride in elements of a shared tile of `width` columns: a multiple of 4 whose quarter is
+// odd, so that for float the 16-byte loads of 8 consecutive rows fall in distinct banks. (For
+// double the same rows share banks pairwise: float64 is for checks, not speed.)
 __host__ __device__ constexpr int smem_ld(int width) { return 4 * (((width + 3) / 4) | 1); }
 
-__host__ __device__ constexpr int forward_smem_floats(int d, int dv) {
+__host__ __device__ constexpr int forward_smem_elements(int d, int dv) {
   return kBr * smem_ld(d) + kBc * smem_ld(d) + kBc * smem_ld(dv) + kBr * kBc;
 }
-__host__ __device__ constexpr int dq_smem_floats(int d, int dv) {
+__host__ __device__ constexpr int dq_smem_elements(int d, int dv) {
   return kBr * smem_ld(d) + kBr * smem_ld(dv) + kBc * (smem_ld(d) > smem_ld(dv) ? smem_ld(d) : smem_ld(dv)) +
          kBr * kBc;
 }
-__host__ __device__ constexpr int dkv_smem_floats(int d, int dv) {
+__host__ __device__ constexpr int dkv_smem_elements(int d, int dv) {
   return kBr * smem_ld(d) + kBr * smem_ld(dv) + kBc * (smem_ld(d) > smem_ld(dv) ? smem_ld(d) : smem_ld(dv)) +
          2 * kBr * kBc;
 }
 
-// dst[r][c] = src[row0 + r][c] (a matrix of n rows of `width` floats) for r < rows; rows at or
+// dst[r][c] = src[row0 + r][c] (a matrix of n rows of `width` elements) for r < rows; rows at or
 // past n and columns at or past width are zero (padding must be finite: 0 * NaN poisons a sum).
-__device__ __forceinline__ void load_tile(float* dst, int ld, const float* src, int row0, int rows, int n,
+__device__ __forceinline__ float fma_of(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fma_of(double a, double b, double c) { return fma(a, b, c); }
+__device__ __forceinline__ float exp_of(float x) { return expf(x); }
+__device__ __forceinline__ double exp_of(double x) { return exp(x); }
+__device__ __forceinline__ float log_of(float x) { return logf(x); }
+__device__ __forceinline__ double log_of(double x) { return log(x); }
+__device__ __forceinline__ float max_of(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double max_of(double a, double b) { return fmax(a, b); }
+
+template <class T>
+struct Quad {
+  T x, y, z, w;
+};
+
+// Four consecutive elements at a 4-element aligned address: one 16-byte load for float, four
+// 8-byte loads for double.
+__device__ __forceinline__ Quad<float> load4(const float* at) {
+  const float4 v = *reinterpret_cast<const float4*>(at);
+  return {v.x, v.y, v.z, v.w};
+}
+__device__ __forceinline__ Quad<double> load4(const double* at) { return {at[0], at[1], at[2], at[3]}; }
+
+template <class T>
+__device__ __forceinline__ void load_tile(T* dst, int ld, const T* src, int row0, int rows, int n,
                                           int width) {
   for (int at = threadIdx.x; at < rows * ld; at += kThreads) {
     const int r = at / ld, c = at % ld, row = row0 + r;
@@ -654,42 +689,44 @@ __device__ __forceinline__ void load_tile(float* dst, int ld, const float* src, 
 
 // acc[r] += rows[r] . col over n4 groups of 4: rows are this warp's rows (stride ld), col the
 // lane's row of the column tile.
-__device__ __forceinline__ void dot_rows(float (&acc)[kRows], const float* rows, int ld, const float* col,
+template <class T>
+__device__ __forceinline__ void dot_rows(T (&acc)[kRows], const T* rows, int ld, const T* col,
                                          int n4) {
   for (int c = 0; c < n4; ++c) {
-    const float4 b = *reinterpret_cast<const float4*>(col + 4 * c);
+    const Quad<T> b = load4(col + 4 * c);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const float4 a = *reinterpret_cast<const float4*>(rows + r * ld + 4 * c);
-      acc[r] = fmaf(a.x, b.x, acc[r]);
-      acc[r] = fmaf(a.y, b.y, acc[r]);
-      acc[r] = fmaf(a.z, b.z, acc[r]);
-      acc[r] = fmaf(a.w, b.w, acc[r]);
+      const Quad<T> a = load4(rows + r * ld + 4 * c);
+      acc[r] = fma_of(a.x, b.x, acc[r]);
+      acc[r] = fma_of(a.y, b.y, acc[r]);
+      acc[r] = fma_of(a.z, b.z, acc[r]);
+      acc[r] = fma_of(a.w, b.w, acc[r]);
     }
   }
 }
 
 // acc[r][u] += sum_j w[r][j] * vals[j][lane + 32 u] over the kBc rows of vals (stride ld, width
 // valid columns); w is this warp's [kRows][kBc] weights.
-__device__ __forceinline__ void accumulate_rows(float (&acc)[kRows][kGroups], const float* w, const float* vals,
+template <class T>
+__device__ __forceinline__ void accumulate_rows(T (&acc)[kRows][kGroups<T>], const T* w, const T* vals,
                                                 int ld, int width) {
   const int lane = threadIdx.x % 32;
   for (int j4 = 0; j4 < kBc / 4; ++j4) {
-    float4 wr[kRows];
+    Quad<T> wr[kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) wr[r] = *reinterpret_cast<const float4*>(w + r * kBc + 4 * j4);
+    for (int r = 0; r < kRows; ++r) wr[r] = load4(w + r * kBc + 4 * j4);
 #pragma unroll
     for (int jj = 0; jj < 4; ++jj) {
-      const float* row = vals + (4 * j4 + jj) * ld;
+      const T* row = vals + (4 * j4 + jj) * ld;
 #pragma unroll
-      for (int u = 0; u < kGroups; ++u) {
+      for (int u = 0; u < kGroups<T>; ++u) {
         const int c = lane + 32 * u;
         if (c >= width) continue;
-        const float x = row[c];
+        const T x = row[c];
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          const float wj = jj == 0 ? wr[r].x : jj == 1 ? wr[r].y : jj == 2 ? wr[r].z : wr[r].w;
-          acc[r][u] = fmaf(wj, x, acc[r][u]);
+          const T wj = jj == 0 ? wr[r].x : jj == 1 ? wr[r].y : jj == 2 ? wr[r].z : wr[r].w;
+          acc[r][u] = fma_of(wj, x, acc[r][u]);
         }
       }
     }
@@ -698,28 +735,31 @@ __device__ __forceinline__ void accumulate_rows(float (&acc)[kRows][kGroups], co
 
 // scale * dot + mask for query i and key j, or -inf when the key is not visible (past the
 // end, above the causal diagonal, or masked out).
-__device__ __forceinline__ float masked_score(const AttentionFmaArgs& p, int64_t mask_base, int i, int j,
-                                              float dot) {
+template <class T>
+__device__ __forceinline__ T masked_score(const AttentionFmaArgs<T>& p, int64_t mask_base, int i, int j,
+                                              T dot) {
   if (j >= p.nk || i >= p.nq || (p.causal && j > i)) return -INFINITY;
-  float s = dot * p.scale;
+  T s = dot * p.scale;
   if (p.mask) {
     const int64_t at = mask_base + int64_t(i) * p.mask_row_stride + int64_t(j) * p.mask_col_stride;
     if (p.bool_mask) {
       if (!static_cast<const unsigned char*>(p.mask)[at]) return -INFINITY;
     } else {
-      s += static_cast<const float*>(p.mask)[at];
+      s += static_cast<const T*>(p.mask)[at];
     }
   }
   return s;
 }
 
-__device__ __forceinline__ float warp_max(float x) {
+template <class T>
+__device__ __forceinline__ T warp_max(T x) {
 #pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
+  for (int offset = 16; offset > 0; offset /= 2) x = max_of(x, __shfl_xor_sync(0xffffffffu, x, offset));
   return x;
 }
 
-__device__ __forceinline__ float warp_sum(float x) {
+template <class T>
+__device__ __forceinline__ T warp_sum(T x) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
   return x;
@@ -727,192 +767,196 @@ __device__ __forceinline__ float warp_sum(float x) {
 
 }  // namespace attn_fma
 
-__global__ void __launch_bounds__(attn_fma::kThreads) attention_forward_fma_kernel(AttentionFmaArgs p) {
+template <class T>
+__global__ void __launch_bounds__(attn_fma::kThreads, attn_fma::kMinBlocks<T>) attention_forward_fma_kernel(AttentionFmaArgs<T> p) {
   using namespace attn_fma;
-  SIMT_DYNAMIC_SMEM(float, smem);
+  SIMT_DYNAMIC_SMEM(T, smem);
   const int ldd = smem_ld(p.head_dim), ldv = smem_ld(p.value_dim);
-  float* const qs = smem;              // [kBr][ldd]
-  float* const ks = qs + kBr * ldd;    // [kBc][ldd]
-  float* const vs = ks + kBc * ldd;    // [kBc][ldv]
-  float* const ps = vs + kBc * ldv;    // [kBr][kBc]
+  T* const qs = smem;              // [kBr][ldd]
+  T* const ks = qs + kBr * ldd;    // [kBc][ldd]
+  T* const vs = ks + kBc * ldd;    // [kBc][ldv]
+  T* const ps = vs + kBc * ldv;    // [kBr][kBc]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, h = blockIdx.y;
   const int q0 = blockIdx.x * kBr, row0 = q0 + warp * kRows;
-  const float* const q = p.q + size_t(h) * p.nq * p.head_dim;
-  const float* const k = p.k + size_t(h) * p.nk * p.head_dim;
-  const float* const v = p.v + size_t(h) * p.nk * p.value_dim;
+  const T* const q = p.q + size_t(h) * p.nq * p.head_dim;
+  const T* const k = p.k + size_t(h) * p.nk * p.head_dim;
+  const T* const v = p.v + size_t(h) * p.nk * p.value_dim;
   const int64_t mask_base = p.mask ? p.mask_head_offset[h] : 0;
   const int key_end = p.causal ? min(p.nk, q0 + kBr) : p.nk;
-  float* const w = ps + warp * kRows * kBc;
+  T* const w = ps + warp * kRows * kBc;
 
   load_tile(qs, ldd, q, q0, kBr, p.nq, p.head_dim);
-  float m[kRows], l[kRows], acc[kRows][kGroups];
+  T m[kRows], l[kRows], acc[kRows][kGroups<T>];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     m[r] = -INFINITY;
     l[r] = 0.0f;
 #pragma unroll
-    for (int u = 0; u < kGroups; ++u) acc[r][u] = 0.0f;
+    for (int u = 0; u < kGroups<T>; ++u) acc[r][u] = 0.0f;
   }
   for (int j0 = 0; j0 < key_end; j0 += kBc) {
     __syncthreads();  // the previous tile is no longer read
     load_tile(ks, ldd, k, j0, kBc, p.nk, p.head_dim);
     load_tile(vs, ldv, v, j0, kBc, p.nk, p.value_dim);
     __syncthreads();
-    float s[kRows] = {};
+    T s[kRows] = {};
     dot_rows(s, qs + warp * kRows * ldd, ldd, ks + lane * ldd, (p.head_dim + 3) / 4);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const float x = masked_score(p, mask_base, row0 + r, j0 + lane, s[r]);
-      const float m_new = fmaxf(m[r], warp_max(x));
+      const T x = masked_score(p, mask_base, row0 + r, j0 + lane, s[r]);
+      const T m_new = max_of(m[r], warp_max(x));
       // A row that has seen nothing visible yet (or only NaN) adds nothing, as on the CPU.
-      float pr = 0.0f, alpha = 1.0f;
+      T pr = 0.0f, alpha = 1.0f;
       if (m_new != -INFINITY) {
-        alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - m_new);
-        pr = expf(x - m_new);
+        alpha = m[r] == -INFINITY ? 0.0f : exp_of(m[r] - m_new);
+        pr = exp_of(x - m_new);
         m[r] = m_new;
       }
       l[r] = l[r] * alpha + pr;
 #pragma unroll
-      for (int u = 0; u < kGroups; ++u) acc[r][u] *= alpha;
+      for (int u = 0; u < kGroups<T>; ++u) acc[r][u] *= alpha;
       w[r * kBc + lane] = pr;
     }
     __syncwarp();
     accumulate_rows(acc, w, vs, ldv, p.value_dim);
   }
 
-  float* const out = p.out + size_t(h) * p.nq * p.value_dim;
+  T* const out = p.out + size_t(h) * p.nq * p.value_dim;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    const float sum = warp_sum(l[r]);
+    const T sum = warp_sum(l[r]);
     const int i = row0 + r;
     if (i >= p.nq) continue;
     const bool alive = sum > 0.0f;  // false with no visible key, or NaN scores
-    const float inv = alive ? 1.0f / sum : 0.0f;
+    const T inv = alive ? 1.0f / sum : 0.0f;
 #pragma unroll
-    for (int u = 0; u < kGroups; ++u) {
+    for (int u = 0; u < kGroups<T>; ++u) {
       const int c = lane + 32 * u;
       if (c < p.value_dim) out[size_t(i) * p.value_dim + c] = alive ? acc[r][u] * inv : 0.0f;
     }
-    if (lane == 0) p.lse[size_t(h) * p.nq + i] = alive ? m[r] + logf(sum) : INFINITY;
+    if (lane == 0) p.lse[size_t(h) * p.nq + i] = alive ? m[r] + log_of(sum) : INFINITY;
   }
 }
 
 // delta_i = dO_i . O_i; one warp per row of the flattened (heads * nq, dv) matrices.
-__global__ void __launch_bounds__(128) attention_backward_delta_fma_kernel(AttentionFmaArgs p) {
+template <class T>
+__global__ void __launch_bounds__(128) attention_backward_delta_fma_kernel(AttentionFmaArgs<T> p) {
   const size_t rows = size_t(p.heads) * p.nq;
   const size_t row = size_t(blockIdx.x) * 4 + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;  // no barrier below; only warp collectives, uniform per warp
-  float sum = 0.0f;
+  T sum = 0.0f;
   for (int c = lane; c < p.value_dim; c += 32)
-    sum = fmaf(p.d_o[row * p.value_dim + c], p.o[row * p.value_dim + c], sum);
+    sum = attn_fma::fma_of(p.d_o[row * p.value_dim + c], p.o[row * p.value_dim + c], sum);
   sum = attn_fma::warp_sum(sum);
   if (lane == 0) p.delta[row] = sum;
 }
 
-__global__ void __launch_bounds__(attn_fma::kThreads) attention_backward_dq_fma_kernel(AttentionFmaArgs p) {
+template <class T>
+__global__ void __launch_bounds__(attn_fma::kThreads, attn_fma::kMinBlocks<T>) attention_backward_dq_fma_kernel(AttentionFmaArgs<T> p) {
   using namespace attn_fma;
-  SIMT_DYNAMIC_SMEM(float, smem);
+  SIMT_DYNAMIC_SMEM(T, smem);
   const int ldd = smem_ld(p.head_dim), ldv = smem_ld(p.value_dim);
-  float* const qs = smem;                // [kBr][ldd]
-  float* const dos = qs + kBr * ldd;     // [kBr][ldv]
-  float* const kv = dos + kBr * ldv;     // [kBc][max(ldd, ldv)]: V, then K
-  float* const ds = kv + kBc * max(ldd, ldv);  // [kBr][kBc]
+  T* const qs = smem;                // [kBr][ldd]
+  T* const dos = qs + kBr * ldd;     // [kBr][ldv]
+  T* const kv = dos + kBr * ldv;     // [kBc][max(ldd, ldv)]: V, then K
+  T* const ds = kv + kBc * max(ldd, ldv);  // [kBr][kBc]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, h = blockIdx.y;
   const int q0 = blockIdx.x * kBr, row0 = q0 + warp * kRows;
   const size_t q_off = size_t(h) * p.nq, k_off = size_t(h) * p.nk;
   const int64_t mask_base = p.mask ? p.mask_head_offset[h] : 0;
   const int key_end = p.causal ? min(p.nk, q0 + kBr) : p.nk;
-  float* const w = ds + warp * kRows * kBc;
+  T* const w = ds + warp * kRows * kBc;
 
   load_tile(qs, ldd, p.q + q_off * p.head_dim, q0, kBr, p.nq, p.head_dim);
   load_tile(dos, ldv, p.d_o + q_off * p.value_dim, q0, kBr, p.nq, p.value_dim);
-  float lse[kRows], delta[kRows], acc[kRows][kGroups];
+  T lse[kRows], delta[kRows], acc[kRows][kGroups<T>];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int i = row0 + r;
     lse[r] = i < p.nq ? p.lse[q_off + i] : INFINITY;
     delta[r] = i < p.nq ? p.delta[q_off + i] : 0.0f;
 #pragma unroll
-    for (int u = 0; u < kGroups; ++u) acc[r][u] = 0.0f;
+    for (int u = 0; u < kGroups<T>; ++u) acc[r][u] = 0.0f;
   }
   for (int j0 = 0; j0 < key_end; j0 += kBc) {
     __syncthreads();  // the previous K tile is no longer read
     load_tile(kv, ldv, p.v + k_off * p.value_dim, j0, kBc, p.nk, p.value_dim);
     __syncthreads();
-    float dp[kRows] = {};
+    T dp[kRows] = {};
     dot_rows(dp, dos + warp * kRows * ldv, ldv, kv + lane * ldv, (p.value_dim + 3) / 4);
     __syncthreads();
     load_tile(kv, ldd, p.k + k_off * p.head_dim, j0, kBc, p.nk, p.head_dim);
     __syncthreads();
-    float s[kRows] = {};
+    T s[kRows] = {};
     dot_rows(s, qs + warp * kRows * ldd, ldd, kv + lane * ldd, (p.head_dim + 3) / 4);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const float x = masked_score(p, mask_base, row0 + r, j0 + lane, s[r]);
+      const T x = masked_score(p, mask_base, row0 + r, j0 + lane, s[r]);
       // lse = +inf: the forward zeroed this row, so its gradients are zero (even for NaN scores).
       const bool live = x != -INFINITY && lse[r] != INFINITY;
-      w[r * kBc + lane] = live ? expf(x - lse[r]) * (dp[r] - delta[r]) : 0.0f;
+      w[r * kBc + lane] = live ? exp_of(x - lse[r]) * (dp[r] - delta[r]) : 0.0f;
     }
     __syncwarp();
     accumulate_rows(acc, w, kv, ldd, p.head_dim);
   }
-  float* const dq = p.dq + q_off * p.head_dim;
+  T* const dq = p.dq + q_off * p.head_dim;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int i = row0 + r;
     if (i >= p.nq) continue;
 #pragma unroll
-    for (int u = 0; u < kGroups; ++u) {
+    for (int u = 0; u < kGroups<T>; ++u) {
       const int c = lane + 32 * u;
       if (c < p.head_dim) dq[size_t(i) * p.head_dim + c] = acc[r][u] * p.scale;
     }
   }
 }
 
-__global__ void __launch_bounds__(attn_fma::kThreads) attention_backward_dkv_fma_kernel(AttentionFmaArgs p) {
+template <class T>
+__global__ void __launch_bounds__(attn_fma::kThreads, attn_fma::kMinBlocks<T>) attention_backward_dkv_fma_kernel(AttentionFmaArgs<T> p) {
   using namespace attn_fma;
-  SIMT_DYNAMIC_SMEM(float, smem);
+  SIMT_DYNAMIC_SMEM(T, smem);
   const int ldd = smem_ld(p.head_dim), ldv = smem_ld(p.value_dim);
-  float* const ks = smem;                   // [kBr][ldd]
-  float* const vs = ks + kBr * ldd;         // [kBr][ldv]
-  float* const tile = vs + kBr * ldv;       // [kBc][max(ldd, ldv)]: dO, Q, dO
-  float* const ps = tile + kBc * max(ldd, ldv);  // [kBr][kBc] P^T
-  float* const dss = ps + kBr * kBc;             // [kBr][kBc] dS^T
+  T* const ks = smem;                   // [kBr][ldd]
+  T* const vs = ks + kBr * ldd;         // [kBr][ldv]
+  T* const tile = vs + kBr * ldv;       // [kBc][max(ldd, ldv)]: dO, Q, dO
+  T* const ps = tile + kBc * max(ldd, ldv);  // [kBr][kBc] P^T
+  T* const dss = ps + kBr * kBc;             // [kBr][kBc] dS^T
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, h = blockIdx.y;
   const int k0 = blockIdx.x * kBr, key0 = k0 + warp * kRows;
   const size_t q_off = size_t(h) * p.nq, k_off = size_t(h) * p.nk;
   const int64_t mask_base = p.mask ? p.mask_head_offset[h] : 0;
-  float* const wp = ps + warp * kRows * kBc;
-  float* const wds = dss + warp * kRows * kBc;
+  T* const wp = ps + warp * kRows * kBc;
+  T* const wds = dss + warp * kRows * kBc;
 
   load_tile(ks, ldd, p.k + k_off * p.head_dim, k0, kBr, p.nk, p.head_dim);
   load_tile(vs, ldv, p.v + k_off * p.value_dim, k0, kBr, p.nk, p.value_dim);
-  float dk[kRows][kGroups], dv[kRows][kGroups];
+  T dk[kRows][kGroups<T>], dv[kRows][kGroups<T>];
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
 #pragma unroll
-    for (int u = 0; u < kGroups; ++u) dk[r][u] = dv[r][u] = 0.0f;
+    for (int u = 0; u < kGroups<T>; ++u) dk[r][u] = dv[r][u] = 0.0f;
   // Causal: queries before k0 see no key of this block.
   for (int i0 = p.causal ? k0 / kBc * kBc : 0; i0 < p.nq; i0 += kBc) {
     const int i = i0 + lane;
-    const float lse = i < p.nq ? p.lse[q_off + i] : INFINITY;
-    const float delta = i < p.nq ? p.delta[q_off + i] : 0.0f;
+    const T lse = i < p.nq ? p.lse[q_off + i] : INFINITY;
+    const T delta = i < p.nq ? p.delta[q_off + i] : 0.0f;
     __syncthreads();  // the previous dO tile is no longer read
     load_tile(tile, ldv, p.d_o + q_off * p.value_dim, i0, kBc, p.nq, p.value_dim);
     __syncthreads();
-    float dp[kRows] = {};
+    T dp[kRows] = {};
     dot_rows(dp, vs + warp * kRows * ldv, ldv, tile + lane * ldv, (p.value_dim + 3) / 4);
     __syncthreads();
     load_tile(tile, ldd, p.q + q_off * p.head_dim, i0, kBc, p.nq, p.head_dim);
     __syncthreads();
-    float s[kRows] = {};
+    T s[kRows] = {};
     dot_rows(s, ks + warp * kRows * ldd, ldd, tile + lane * ldd, (p.head_dim + 3) / 4);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const float x = masked_score(p, mask_base, i, key0 + r, s[r]);
+      const T x = masked_score(p, mask_base, i, key0 + r, s[r]);
       const bool live = x != -INFINITY && lse != INFINITY;
-      const float pr = live ? expf(x - lse) : 0.0f;
+      const T pr = live ? exp_of(x - lse) : 0.0f;
       wp[r * kBc + lane] = pr;
       wds[r * kBc + lane] = live ? pr * (dp[r] - delta) : 0.0f;
     }
@@ -928,7 +972,7 @@ __global__ void __launch_bounds__(attn_fma::kThreads) attention_backward_dkv_fma
     const int key = key0 + r;
     if (key >= p.nk) continue;
 #pragma unroll
-    for (int u = 0; u < kGroups; ++u) {
+    for (int u = 0; u < kGroups<T>; ++u) {
       const int c = lane + 32 * u;
       if (c < p.head_dim) p.dk[(k_off + key) * p.head_dim + c] = dk[r][u] * p.scale;
       if (c < p.value_dim) p.dv[(k_off + key) * p.value_dim + c] = dv[r][u];
@@ -940,46 +984,58 @@ __global__ void __launch_bounds__(attn_fma::kThreads) attention_backward_dkv_fma
 
 namespace attn_host {
 
-inline void check_fma(const AttentionFmaArgs& a) {
-  constexpr int kMax = device::attn_fma::kMaxDim;
+template <class T>
+void check_fma(const AttentionFmaArgs<T>& a) {
+  constexpr int kMax = 32 * device::attn_fma::kGroups<T>;
   require(a.head_dim >= 1 && a.head_dim <= kMax && a.value_dim >= 1 && a.value_dim <= kMax,
-          "the float32 kernel takes head dimensions 1 to 128");
+          "the FMA kernels take head dimensions 1 to 128 (float), 1 to 64 (double)");
   require(a.heads > 0 && a.nq > 0 && a.nk > 0, "empty shape");
   require(a.heads <= 65535, "heads must be at most 65535");
   require(a.nq < (1 << 30) && a.nk < (1 << 30), "at most 2^30 positions");
   require(a.q && a.k && a.v && a.lse, "q, k, v and lse are required");
   require(!a.mask || a.mask_head_offset, "a mask needs its head offsets");
+  using namespace device::attn_fma;
+  const int d = a.head_dim, dv = a.value_dim;
+  const int most = std::max({forward_smem_elements(d, dv), dq_smem_elements(d, dv), dkv_smem_elements(d, dv)});
+  require(size_t(most) * sizeof(T) <= 48 * 1024, "the tiles need more than 48 KiB of shared memory");
 }
 
 }  // namespace attn_host
 
-// out = softmax(scale * q k^T + mask) v and lse per query row, in fp32 on FMA. Returns the
-// launch error.
-inline cudaError_t attention_forward_fma(const AttentionFmaArgs& a, cudaStream_t stream = nullptr) {
+// out = softmax(scale * q k^T + mask) v and lse per query row, on FMA in T. Returns the launch
+// error.
+template <class T>
+cudaError_t attention_forward_fma(const AttentionFmaArgs<T>& a, cudaStream_t stream = nullptr) {
   using namespace device::attn_fma;
   attn_host::check_fma(a);
   attn_host::require(a.out != nullptr, "out is required");
-  return simt_launch(device::attention_forward_fma_kernel, dim3((a.nq + kBr - 1) / kBr, a.heads), dim3(kThreads),
-                     size_t(forward_smem_floats(a.head_dim, a.value_dim)) * sizeof(float), stream, a);
+  return simt_launch(device::attention_forward_fma_kernel<T>, dim3((a.nq + kBr - 1) / kBr, a.heads), dim3(kThreads),
+                     size_t(forward_smem_elements(a.head_dim, a.value_dim)) * sizeof(T), stream, a);
 }
 
 // dq, dk, dv from d_o, with o and lse saved by attention_forward_fma; delta is a (heads, nq)
 // workspace the caller provides. Deterministic: no atomics. Returns the first launch error.
-inline cudaError_t attention_backward_fma(const AttentionFmaArgs& a, cudaStream_t stream = nullptr) {
+template <class T>
+cudaError_t attention_backward_fma(const AttentionFmaArgs<T>& a, cudaStream_t stream = nullptr) {
   using namespace device::attn_fma;
   attn_host::check_fma(a);
   attn_host::require(a.o && a.d_o && a.dq && a.dk && a.dv && a.delta, "o, d_o, dq, dk, dv and delta are required");
   const size_t rows = size_t(a.heads) * a.nq;
   attn_host::require((rows + 3) / 4 <= 0x7fffffffu, "too many query rows");
-  cudaError_t e = simt_launch(device::attention_backward_delta_fma_kernel, dim3(unsigned((rows + 3) / 4)), dim3(128),
-                              0, stream, a);
+  cudaError_t e = simt_launch(device::attention_backward_delta_fma_kernel<T>, dim3(unsigned((rows + 3) / 4)),
+                              dim3(128), 0, stream, a);
   if (e != cudaSuccess) return e;
-  e = simt_launch(device::attention_backward_dq_fma_kernel, dim3((a.nq + kBr - 1) / kBr, a.heads), dim3(kThreads),
-                  size_t(dq_smem_floats(a.head_dim, a.value_dim)) * sizeof(float), stream, a);
+  e = simt_launch(device::attention_backward_dq_fma_kernel<T>, dim3((a.nq + kBr - 1) / kBr, a.heads), dim3(kThreads),
+                  size_t(dq_smem_elements(a.head_dim, a.value_dim)) * sizeof(T), stream, a);
   if (e != cudaSuccess) return e;
-  return simt_launch(device::attention_backward_dkv_fma_kernel, dim3((a.nk + kBr - 1) / kBr, a.heads),
-                     dim3(kThreads), size_t(dkv_smem_floats(a.head_dim, a.value_dim)) * sizeof(float), stream, a);
+  return simt_launch(device::attention_backward_dkv_fma_kernel<T>, dim3((a.nk + kBr - 1) / kBr, a.heads),
+                     dim3(kThreads), size_t(dkv_smem_elements(a.head_dim, a.value_dim)) * sizeof(T), stream, a);
 }
+
+template cudaError_t attention_forward_fma<float>(const AttentionFmaArgs<float>&, cudaStream_t);
+template cudaError_t attention_forward_fma<double>(const AttentionFmaArgs<double>&, cudaStream_t);
+template cudaError_t attention_backward_fma<float>(const AttentionFmaArgs<float>&, cudaStream_t);
+template cudaError_t attention_backward_fma<double>(const AttentionFmaArgs<double>&, cudaStream_t);
 
 }  // namespace lamina::cuda
 
@@ -1095,31 +1151,30 @@ void attention_backward(const char* name, const Tensor& dq, const Tensor& dk, co
 
 namespace attn_host {
 
-AttentionFmaArgs fma_args(const char* name, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse,
-                          double scale, bool causal, const AttentionMaskView& mask) {
+template <class T>
+AttentionFmaArgs<T> fma_args(const char* name, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse,
+                             double scale, bool causal, const AttentionMaskView& mask) {
   check<ValueError>(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3 && q.is_contiguous() && k.is_contiguous() &&
                         v.is_contiguous() && lse.is_contiguous() && q.shape()[0] == k.shape()[0] &&
                         v.shape()[0] == k.shape()[0] && q.shape()[2] == k.shape()[2] &&
                         v.shape()[1] == k.shape()[1] && lse.shape() == Shape{q.shape()[0], q.shape()[1]},
-                    name, ": the float32 attention kernel takes contiguous q (heads, nq, d), k (heads, nk, d), ",
+                    name, ": the FMA attention kernels take contiguous q (heads, nq, d), k (heads, nk, d), ",
                     "v (heads, nk, dv) and lse (heads, nq)");
-  for (const Tensor* t : {&q, &k, &v, &lse})
-    check<TypeError>(t->dtype() == DType::Float32, name, ": the float32 attention kernel takes float32 tensors");
   check<ValueError>(q.shape()[0] <= 65535 && q.shape()[1] < (int64_t(1) << 30) && k.shape()[1] < (int64_t(1) << 30),
-                    name, ": the float32 attention kernel takes at most 65535 heads and 2^30 positions");
-  AttentionFmaArgs a;
-  a.q = q.data<float>(), a.k = k.data<float>(), a.v = v.data<float>(), a.lse = lse.data<float>();
+                    name, ": the FMA attention kernels take at most 65535 heads and 2^30 positions");
+  AttentionFmaArgs<T> a;
+  a.q = q.data<T>(), a.k = k.data<T>(), a.v = v.data<T>(), a.lse = lse.data<T>();
   a.heads = int(q.shape()[0]), a.nq = int(q.shape()[1]), a.nk = int(k.shape()[1]);
   a.head_dim = int(q.shape()[2]), a.value_dim = int(v.shape()[2]);
-  a.scale = float(scale);
+  a.scale = T(scale);
   a.causal = causal;
   if (mask.values.defined()) {
-    check<TypeError>(mask.values.dtype() == DType::Bool || mask.values.dtype() == DType::Float32, name,
-                     ": the float32 attention kernel takes a bool or float32 mask");
+    check<TypeError>(mask.values.dtype() == DType::Bool || mask.values.dtype() == q.dtype(), name,
+                     ": the FMA attention kernels take a bool mask or an additive one of q's dtype");
     check<ValueError>(mask.head_offsets.dtype() == DType::Int64 && mask.head_offsets.is_contiguous() &&
                           mask.head_offsets.shape() == Shape{q.shape()[0]} &&
                           mask.head_offsets.device() == q.device() && mask.values.device() == q.device(),
-                      name, ": the float32 attention kernel takes mask head offsets as int64 (heads,) on q's device");
+                      name, ": the FMA attention kernels take mask head offsets as int64 (heads,) on q's device");
     a.mask = mask.values.raw_data();
     a.bool_mask = mask.values.dtype() == DType::Bool;
     a.mask_head_offset = mask.head_offsets.data<int64_t>();
@@ -1128,34 +1183,55 @@ AttentionFmaArgs fma_args(const char* name, const Tensor& q, const Tensor& k, co
   return a;
 }
 
-}  // namespace attn_host
-
-void attention_forward_f32(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
-                           const Tensor& v, double scale, bool causal, const AttentionMaskView& mask) {
-  AttentionFmaArgs a = attn_host::fma_args(name, q, k, v, lse, scale, causal, mask);
-  check<ValueError>(out.dtype() == DType::Float32 && out.is_contiguous() &&
-                        out.shape() == Shape{q.shape()[0], q.shape()[1], v.shape()[2]},
-                    name, ": the float32 attention kernel takes a contiguous float32 out (heads, nq, dv)");
-  a.out = out.data<float>();
-  attn_host::launch(name, "attention_forward_fma_kernel launch",
-                    [&] { return lamina::cuda::attention_forward_fma(a, current_stream()); });
+// Runs fn(T{}) for float32 or float64 tensors, all of q's dtype.
+template <class Fn>
+void with_fma_dtype(const char* name, std::initializer_list<const Tensor*> tensors, Fn&& fn) {
+  const DType t = (*tensors.begin())->dtype();
+  bool ok = t == DType::Float32 || t == DType::Float64;
+  for (const Tensor* x : tensors) ok = ok && x->dtype() == t;
+  check<TypeError>(ok, name, ": the FMA attention kernels take float32 or float64 tensors, all of one dtype");
+  if (t == DType::Float32) fn(float{});
+  else fn(double{});
 }
 
-void attention_backward_f32(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
+}  // namespace attn_host
+
+bool attention_fma_supported(DType dtype, int64_t head_dim, int64_t value_dim) {
+  const int64_t most = dtype == DType::Float32 ? 128 : dtype == DType::Float64 ? 64 : 0;
+  return head_dim >= 1 && head_dim <= most && value_dim >= 1 && value_dim <= most;
+}
+
+void attention_forward_fma(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                           const Tensor& v, double scale, bool causal, const AttentionMaskView& mask) {
+  check<ValueError>(out.is_contiguous() && out.shape() == Shape{q.shape()[0], q.shape()[1], v.shape().back()}, name,
+                    ": the FMA attention kernels take a contiguous out (heads, nq, dv)");
+  attn_host::with_fma_dtype(name, {&q, &k, &v, &lse, &out}, [&](auto tag) {
+    using T = decltype(tag);
+    AttentionFmaArgs<T> a = attn_host::fma_args<T>(name, q, k, v, lse, scale, causal, mask);
+    a.out = out.data<T>();
+    attn_host::launch(name, "attention_forward_fma_kernel launch",
+                      [&] { return lamina::cuda::attention_forward_fma<T>(a, current_stream()); });
+  });
+}
+
+void attention_backward_fma(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
                             const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                             const Tensor& d_out, double scale, bool causal, const AttentionMaskView& mask) {
-  AttentionFmaArgs a = attn_host::fma_args(name, q, k, v, lse, scale, causal, mask);
-  const Shape out_shape{q.shape()[0], q.shape()[1], v.shape()[2]};
+  const Shape out_shape{q.shape()[0], q.shape()[1], v.shape().back()};
   bool ok = out.shape() == out_shape && d_out.shape() == out_shape && dq.shape() == q.shape() &&
             dk.shape() == k.shape() && dv.shape() == v.shape();
-  for (const Tensor* t : {&dq, &dk, &dv, &out, &d_out}) ok = ok && t->dtype() == DType::Float32 && t->is_contiguous();
-  check<ValueError>(ok, name, ": the float32 attention backward kernel takes contiguous float32 out, d_out, dq, dk "
-                    "and dv shaped like out, q, k and v");
-  Tensor delta = Tensor::empty(lse.shape(), DType::Float32, q.device());
-  a.o = out.data<float>(), a.d_o = d_out.data<float>(), a.delta = delta.data<float>();
-  a.dq = dq.data<float>(), a.dk = dk.data<float>(), a.dv = dv.data<float>();
-  attn_host::launch(name, "attention_backward_fma kernels launch",
-                    [&] { return lamina::cuda::attention_backward_fma(a, current_stream()); });
+  for (const Tensor* t : {&dq, &dk, &dv, &out, &d_out}) ok = ok && t->is_contiguous();
+  check<ValueError>(ok, name, ": the FMA attention backward kernels take contiguous out, d_out, dq, dk and dv ",
+                    "shaped like out, q, k and v");
+  attn_host::with_fma_dtype(name, {&q, &k, &v, &lse, &out, &d_out, &dq, &dk, &dv}, [&](auto tag) {
+    using T = decltype(tag);
+    AttentionFmaArgs<T> a = attn_host::fma_args<T>(name, q, k, v, lse, scale, causal, mask);
+    Tensor delta = Tensor::empty(lse.shape(), q.dtype(), q.device());
+    a.o = out.data<T>(), a.d_o = d_out.data<T>(), a.delta = delta.data<T>();
+    a.dq = dq.data<T>(), a.dk = dk.data<T>(), a.dv = dv.data<T>();
+    attn_host::launch(name, "attention_backward_fma kernels launch",
+                      [&] { return lamina::cuda::attention_backward_fma<T>(a, current_stream()); });
+  });
 }
 
 }  // namespace lamina::cuda

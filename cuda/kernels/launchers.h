@@ -200,12 +200,12 @@ void conv2d_backward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, cons
 
 }  // namespace lamina::cuda
 
-// ---- attention.cu: float32 flash attention on FMA, general masks ------------------------------
+// ---- attention.cu: float32 / float64 flash attention on FMA, general masks -------------------
 namespace lamina::cuda {
 
-// A mask as the float32 attention kernels read it (the CPU kernel's description): `values`, bool
-// (false = masked out) or float32 (added to the scores), on the device; element (h, i, j) of
-// the (heads, nq, nk) scores reads values' first element + head_offsets[h] + i * row_stride +
+// A mask as the FMA attention kernels read it (the CPU kernel's description): `values`, bool
+// (false = masked out) or of q's dtype (added to the scores), on the device; element (h, i, j)
+// of the (heads, nq, nk) scores reads values' first element + head_offsets[h] + i * row_stride +
 // j * col_stride (strides may be 0: broadcast). head_offsets: int64 (heads,) on the device.
 // An undefined `values` means no mask.
 struct AttentionMaskView {
@@ -213,14 +213,19 @@ struct AttentionMaskView {
   int64_t row_stride = 0, col_stride = 0;
 };
 
-// q (heads, nq, d), k (heads, nk, d), v (heads, nk, dv), float32, contiguous, 1 <= d, dv <= 128,
-// at most 65535 heads, nq, nk > 0; out (heads, nq, dv) and lse (heads, nq) float32 (+inf for a
-// row that sees no key, whose output is 0). causal is top-left aligned.
-void attention_forward_f32(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+// Whether the FMA kernels take this dtype and these head sizes: float32 with d, dv in 1..128,
+// float64 with d, dv in 1..64 (their tiles must fit 48 KiB of shared memory).
+bool attention_fma_supported(DType dtype, int64_t head_dim, int64_t value_dim);
+
+// q (heads, nq, d), k (heads, nk, d), v (heads, nk, dv), all float32 or all float64,
+// contiguous, attention_fma_supported, at most 65535 heads, nq, nk > 0; out (heads, nq, dv) and
+// lse (heads, nq) of the same dtype (lse = +inf for a row that sees no key, whose output is 0).
+// causal is top-left aligned.
+void attention_forward_fma(const char* name, const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                            const Tensor& v, double scale, bool causal, const AttentionMaskView& mask);
-// dq, dk, dv (float32, contiguous, shaped like q, k, v) from d_out (like out) and the saved out
-// and lse. Deterministic (no atomics).
-void attention_backward_f32(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
+// dq, dk, dv (contiguous, shaped like q, k, v) from d_out (like out) and the saved out and lse.
+// Deterministic (no atomics).
+void attention_backward_fma(const char* name, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& q,
                             const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                             const Tensor& d_out, double scale, bool causal, const AttentionMaskView& mask);
 

@@ -146,8 +146,9 @@ inline void test_attention_preconditions() {
 // Against the same kind of double model, with d != dv, head dimensions 1 to 128, and general
 // masks given as the op gives them: a base array of (Hm, Qm, nk) (or its per-head transpose,
 // (Hm, nk, Qm)) with Hm in {1, heads} and Qm in {1, nq}, read through head offsets and row / column
-// strides. Tolerance 1e-5 as max |got - want| / (1 + |want|): fp32 keeps 24 bits (unit roundoff
-// 6e-8) and each result is a sum of at most a few hundred rounded terms of size <= 1.
+// strides. Tolerance as max |got - want| / (1 + |want|): 1e-5 for float (unit roundoff 6e-8;
+// each result is a sum of at most a few hundred rounded terms of size <= 1), 1e-12 for double
+// (unit roundoff 1.1e-16, the same argument).
 
 enum class AttentionMaskKind { none, keep, additive };
 
@@ -257,10 +258,32 @@ inline AttentionModel attention_fma_model(const AttentionFmaCase& c, const Atten
   return m;
 }
 
-inline void test_attention_fma(const AttentionFmaCase& c, unsigned seed) {
+// check_close for double results: the error of float(got) would hide double rounding errors,
+// so compare in double here.
+inline bool check_close_double(const std::string& name, const std::vector<double>& got, const std::vector<double>& want,
+                               double tolerance) {
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double e = std::fabs(got[i] - want[i]) / (1.0 + std::fabs(want[i]));
+    if (!(e <= worst)) worst = e;
+  }
+  char detail[96];
+  snprintf(detail, sizeof detail, "max rel err %.3g (tolerance %.1g)", worst, tolerance);
+  return check(worst <= tolerance, name, detail);
+}
+
+template <class T>
+bool check_close_t(const std::string& name, const std::vector<T>& got, const std::vector<double>& want) {
+  if constexpr (std::is_same_v<T, float>) return check_close(name, got, want, 1e-5);
+  else return check_close_double(name, got, want, 1e-12);
+}
+
+template <class T>
+void test_attention_fma(const AttentionFmaCase& c, unsigned seed) {
   static const char* const kMaskNames[] = {"", " bool mask", " additive mask"};
   char label[200];
-  snprintf(label, sizeof label, "attention fp32 d=%d dv=%d h%d nq%d nk%d%s%s%s%s%s", c.d, c.dv, c.heads, c.nq, c.nk,
+  snprintf(label, sizeof label, "attention %s d=%d dv=%d h%d nq%d nk%d%s%s%s%s%s",
+           std::is_same_v<T, float> ? "fp32" : "fp64", c.d, c.dv, c.heads, c.nq, c.nk,
            c.causal ? " causal" : "", kMaskNames[int(c.mask)], c.per_head ? " per-head" : "",
            c.per_query ? " per-query" : "", c.transposed ? " transposed" : "");
   const std::string name = label;
@@ -268,16 +291,18 @@ inline void test_attention_fma(const AttentionFmaCase& c, unsigned seed) {
   const std::vector<float> q = random_floats(qn * c.d, seed, -2, 2), k = random_floats(kn * c.d, seed + 1, -2, 2),
                            v = random_floats(kn * c.dv, seed + 2), d_o = random_floats(qn * c.dv, seed + 3);
   const AttentionMaskData mask = attention_mask_data(c, seed + 4);
-  DeviceBuffer<float> d_q(q), d_k(k), d_v(v), d_do(d_o), d_out(qn * c.dv), d_lse(qn), d_delta(qn);
-  DeviceBuffer<float> d_dq(qn * c.d), d_dk(kn * c.d), d_dv(kn * c.dv);
+  auto as_t = [](const std::vector<float>& x) { return std::vector<T>(x.begin(), x.end()); };
+  DeviceBuffer<T> d_q(as_t(q)), d_k(as_t(k)), d_v(as_t(v)), d_do(as_t(d_o)), d_out(qn * c.dv), d_lse(qn),
+      d_delta(qn);
+  DeviceBuffer<T> d_dq(qn * c.d), d_dk(kn * c.d), d_dv(kn * c.dv);
   DeviceBuffer<unsigned char> d_keep(mask.keep.empty() ? std::vector<unsigned char>{0} : mask.keep);
-  DeviceBuffer<float> d_add(mask.add.empty() ? std::vector<float>{0} : mask.add);
+  DeviceBuffer<T> d_add(as_t(mask.add.empty() ? std::vector<float>{0} : mask.add));
   DeviceBuffer<int64_t> d_offsets(mask.head_offset.empty() ? std::vector<int64_t>{0} : mask.head_offset);
 
-  AttentionFmaArgs a;
+  AttentionFmaArgs<T> a;
   a.q = d_q.get(), a.k = d_k.get(), a.v = d_v.get(), a.out = d_out.get(), a.lse = d_lse.get();
   a.heads = c.heads, a.nq = c.nq, a.nk = c.nk, a.head_dim = c.d, a.value_dim = c.dv;
-  a.scale = float(1.0 / std::sqrt(double(c.d)));
+  a.scale = T(1.0 / std::sqrt(double(c.d)));
   a.causal = c.causal;
   if (c.mask != AttentionMaskKind::none) {
     a.bool_mask = c.mask == AttentionMaskKind::keep;
@@ -287,42 +312,46 @@ inline void test_attention_fma(const AttentionFmaCase& c, unsigned seed) {
   }
   if (!launched(name + " forward", attention_forward_fma(a))) return;
   const AttentionModel want = attention_fma_model(c, mask, q, k, v, d_o);
-  check_close(name + " forward o", d_out.download(), want.o, 1e-5);
-  std::vector<float> lse = d_lse.download();
+  check_close_t(name + " forward o", d_out.download(), want.o);
+  std::vector<T> lse = d_lse.download();
   std::vector<double> want_lse = want.lse;
-  for (float& x : lse) x = std::isinf(x) && x > 0 ? 1e30f : x;
-  for (double& x : want_lse) x = std::isinf(x) && x > 0 ? 1e30 : x;
-  check_close(name + " forward lse", lse, want_lse, 1e-5);
+  for (T& x : lse) x = std::isinf(x) && x > 0 ? T(1e30) : x;
+  for (double& x : want_lse) x = std::isinf(x) && x > 0 ? double(T(1e30)) : x;
+  check_close_t(name + " forward lse", lse, want_lse);
 
   a.o = d_out.get(), a.d_o = d_do.get(), a.delta = d_delta.get();
   a.dq = d_dq.get(), a.dk = d_dk.get(), a.dv = d_dv.get();
   if (!launched(name + " backward", attention_backward_fma(a))) return;
-  check_close(name + " backward dq", d_dq.download(), want.dq, 1e-5);
-  check_close(name + " backward dk", d_dk.download(), want.dk, 1e-5);
-  check_close(name + " backward dv", d_dv.download(), want.dv, 1e-5);
+  check_close_t(name + " backward dq", d_dq.download(), want.dq);
+  check_close_t(name + " backward dk", d_dk.download(), want.dk);
+  check_close_t(name + " backward dv", d_dv.download(), want.dv);
 }
 
-inline void test_attention_fma_preconditions() {
-  AttentionFmaArgs a;
-  a.heads = a.nq = a.nk = 1, a.head_dim = 129, a.value_dim = 64;
+template <class T>
+void test_attention_fma_rejects(int head_dim, const char* what) {
+  AttentionFmaArgs<T> a;
+  a.heads = a.nq = a.nk = 1, a.head_dim = head_dim, a.value_dim = 32;
   bool threw = false;
   try {
     attention_forward_fma(a);
   } catch (const std::invalid_argument&) {
     threw = true;
   }
-  check(threw, "attention_forward_fma rejects head dimension 129");
+  check(threw, what);
 }
 
 inline void run_attention_fma_tests() {
   using K = AttentionMaskKind;
-  test_attention_fma({2, 37, 45, 24, 24, false, K::none, false, false, false}, 201);
-  test_attention_fma({1, 19, 70, 1, 5, true, K::none, false, false, false}, 211);
-  test_attention_fma({2, 33, 33, 64, 64, true, K::keep, true, true, false}, 221);
-  test_attention_fma({1, 17, 50, 80, 40, false, K::additive, false, true, true}, 231);
-  test_attention_fma({2, 20, 40, 128, 128, false, K::keep, true, false, false}, 241);
-  test_attention_fma({2, 9, 13, 128, 96, true, K::additive, true, true, false}, 251);
-  test_attention_fma_preconditions();
+  test_attention_fma<float>({2, 37, 45, 24, 24, false, K::none, false, false, false}, 201);
+  test_attention_fma<float>({1, 19, 70, 1, 5, true, K::none, false, false, false}, 211);
+  test_attention_fma<float>({2, 33, 33, 64, 64, true, K::keep, true, true, false}, 221);
+  test_attention_fma<float>({1, 17, 50, 80, 40, false, K::additive, false, true, true}, 231);
+  test_attention_fma<float>({2, 20, 40, 128, 128, false, K::keep, true, false, false}, 241);
+  test_attention_fma<float>({2, 9, 13, 128, 96, true, K::additive, true, true, false}, 251);
+  test_attention_fma<double>({2, 21, 37, 64, 40, true, K::keep, true, true, false}, 261);
+  test_attention_fma<double>({1, 18, 35, 3, 64, false, K::additive, false, true, true}, 271);
+  test_attention_fma_rejects<float>(129, "attention_forward_fma<float> rejects head dimension 129");
+  test_attention_fma_rejects<double>(65, "attention_forward_fma<double> rejects head dimension 65");
 }
 
 inline void run_attention_tests() {

@@ -230,11 +230,14 @@ dynamic_smem() {
     attention_backward_kernel*64*) echo 33024 ;;   # (2*64*72 + 2*32*72 + 64*40) * 2 + 256
     attention_backward_kernel*128*) echo 37632 ;;  # (2*32*136 + 2*32*136 + 32*40) * 2 + 256
     conv2d_*_mma_kernel*) echo 20480 ;;            # 2 stages * 2 operands * 64 * 40 * 2
-    # The float32 attention kernels size shared memory by the head sizes; the largest, at
-    # d = dv = 128 (rows padded to 132 floats):
-    attention_forward_fma_kernel) echo 44288 ;;    # 4 * (16*132 + 32*132 + 32*132 + 16*32)
-    attention_backward_dq_fma_kernel) echo 35840 ;;   # 4 * (16*132 + 16*132 + 32*132 + 16*32)
-    attention_backward_dkv_fma_kernel) echo 37888 ;;  # 4 * (16*132 + 16*132 + 32*132 + 2*16*32)
+    # The FMA attention kernels size shared memory by the head sizes; the largest: float at
+    # d = dv = 128 (rows padded to 132), double at d = dv = 64 (rows padded to 68).
+    attention_forward_fma_kernel\<float\>) echo 44288 ;;       # 4 * (16*132 + 32*132 + 32*132 + 16*32)
+    attention_backward_dq_fma_kernel\<float\>) echo 35840 ;;   # 4 * (16*132 + 16*132 + 32*132 + 16*32)
+    attention_backward_dkv_fma_kernel\<float\>) echo 37888 ;;  # 4 * (16*132 + 16*132 + 32*132 + 2*16*32)
+    attention_forward_fma_kernel\<double\>) echo 47616 ;;      # 8 * (16*68 + 32*68 + 32*68 + 16*32)
+    attention_backward_dq_fma_kernel\<double\>) echo 38912 ;;  # 8 * (16*68 + 16*68 + 32*68 + 16*32)
+    attention_backward_dkv_fma_kernel\<double\>) echo 43008 ;; # 8 * (16*68 + 16*68 + 32*68 + 2*16*32)
     *) echo 0 ;;
   esac
 }
@@ -300,9 +303,11 @@ else
         tensor_path 'HMMA\.16816\.F32 ' "$bwd_f16"
     done
     for kernel in attention_forward_fma_kernel attention_backward_dq_fma_kernel attention_backward_dkv_fma_kernel; do
-      fma=$(sass_in "$sass" "$kernel")
-      check "$arch: $kernel: FFMA on 16-byte shared-memory loads (LDS.128), no tensor cores" \
+      fma=$(sass_in "$sass" "${kernel}IfE")
+      check "$arch: $kernel<float>: FFMA on 16-byte shared-memory loads (LDS.128), no tensor cores" \
         eval 'has "FFMA" "$fma" && has "LDS\.128" "$fma" && ! has "HMMA" "$fma"'
+      dfma=$(sass_in "$sass" "${kernel}IdE")
+      check "$arch: $kernel<double>: DFMA on shared-memory loads" eval 'has "DFMA" "$dfma" && has "LDS" "$dfma"'
     done
     # Every tensor-core conv kernel (forward, dgrad, wgrad; bf16 and f16): HMMA of its type fed
     # by ldmatrix, plus LDGSTS on the cp.async path. dgrad reads w, and wgrad dy and x, with
