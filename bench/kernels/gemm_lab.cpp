@@ -1,6 +1,6 @@
 // GEMM kernel lab: measures lamina::cpu::gemm_f32 against this machine's measured FMA peak.
 //
-//   mkdir -p build && g++ -O3 -std=c++20 -pthread -Icpp bench/kernels/gemm_lab.cpp cpp/core/parallel.cpp cpp/core/scratch.cpp \
+//   mkdir -p build && g++ -O3 -std=c++20 -pthread -Icpp bench/kernels/gemm_lab.cpp cpp/core/parallel.cpp cpp/core/scratch.cpp cpp/core/host_cache.cpp \
 //       cpp/cpu/gemm*.cpp -o build/gemm_lab && build/gemm_lab [--quick]
 //
 // Versions compared (same packing/blocking driver unless noted):

@@ -101,31 +101,11 @@ LAMINA_ALWAYS_INLINE void scale_row(T* __restrict s, int64_t n, T f) {
   for (int64_t j = 0; j < n; ++j) s[j] *= f;
 }
 
-#define LAMINA_ROW_KERNEL(name)                                \
-  template <class... A>                                        \
-  LAMINA_TARGET_AVX2 auto name##_avx2(A... a) {                \
-    return name<float>(a...);                                  \
-  }                                                            \
-  template <class... A>                                        \
-  auto name##_generic(A... a) {                                \
-    return name<float>(a...);                                  \
-  }                                                            \
-  template <class T, class... A>                               \
-  auto name##_run(A... a) {                                    \
-    if constexpr (std::is_same_v<T, float>) {                  \
-      return use_avx2_kernels() ? name##_avx2(a...) : name##_generic(a...); \
-    } else {                                                   \
-      return name<T>(a...);                                    \
-    }                                                          \
-  }
-
-LAMINA_ROW_KERNEL(row_max)
-LAMINA_ROW_KERNEL(exp_shift_sum)
-LAMINA_ROW_KERNEL(dot)
-LAMINA_ROW_KERNEL(softmax_grad_row)
-LAMINA_ROW_KERNEL(scale_row)
-
-#undef LAMINA_ROW_KERNEL
+LAMINA_PER_ISA_KERNEL(row_max)
+LAMINA_PER_ISA_KERNEL(exp_shift_sum)
+LAMINA_PER_ISA_KERNEL(dot)
+LAMINA_PER_ISA_KERNEL(softmax_grad_row)
+LAMINA_PER_ISA_KERNEL(scale_row)
 
 // S[rows, cols] (leading dim kBlockK) = scale * Q[i0:] K[j0:]^T with the mask applied;
 // kt is K[j0 : j0 + cols]^T.

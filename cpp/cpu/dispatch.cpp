@@ -27,6 +27,19 @@ bool use_avx2_kernels() {
   return avx2;
 }
 
+bool use_avx512_kernels() {
+  static const bool avx512 = [] {
+    const char* forced = std::getenv("LAMINA_CPU_ISA");
+    if (forced && (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, "avx2") == 0)) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    return use_avx2_kernels() && __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
+  }();
+  return avx512;
+}
+
 #define LAMINA_DISPATCH(name, params, args) \
   void name params { use_avx2_kernels() ? kernels_avx2::name args : kernels_generic::name args; }
 

@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "core/errors.h"
+#include "core/host_cache.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "cpu/gemm.h"
@@ -323,8 +324,8 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
 const char* gemm_isa() { return f32_kernels().name; }
 
 template <class T>
-void ReusedMatrix<T>::AlignedDelete::operator()(T* p) const {
-  ::operator delete[](p, std::align_val_t(64));
+void ReusedMatrix<T>::ReleaseBuffer::operator()(T* p) const {
+  host_release(p, bytes);
 }
 
 template <class T>
@@ -335,7 +336,10 @@ ReusedMatrix<T>::ReusedMatrix(bool trans_b, int64_t K, int64_t N, const T* B, in
     if (K == 0 || N == 0) return;
     kernels_ = &f32_kernels();
     const size_t elems = size_t(round_up(N, kernels_->nr) * K);
-    packed_.reset(static_cast<float*>(::operator new[](elems * sizeof(float), std::align_val_t(64))));
+    // From the host buffer cache: attention packs every head's keys and values per call.
+    const size_t bytes = elems * sizeof(float);
+    packed_ = std::unique_ptr<T[], ReleaseBuffer>(static_cast<float*>(host_allocate(bytes)), ReleaseBuffer{bytes});
+    if (!packed_) throw MemoryError("ReusedMatrix: cannot allocate " + std::to_string(bytes) + " bytes");
     const Blocks<float> blk(*kernels_, K, 1, N);
     for (int64_t jc = 0; jc < N; jc += blk.nc) {
       const int64_t nc = std::min(blk.nc, N - jc);

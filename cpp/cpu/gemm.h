@@ -45,7 +45,8 @@ class ReusedMatrix {
                 Epilogue epilogue = Epilogue::None, const T* bias = nullptr) const;
 
  private:
-  struct AlignedDelete {
+  struct ReleaseBuffer {  // hands the packed copy back to the host buffer cache
+    size_t bytes = 0;
     void operator()(T* p) const;
   };
   bool trans_;
@@ -53,7 +54,7 @@ class ReusedMatrix {
   const T* B_;
   int64_t ldb_;
   const gemm_detail::Kernels<float>* kernels_ = nullptr;  // the set packed_ is laid out for
-  std::unique_ptr<T[], AlignedDelete> packed_;
+  std::unique_ptr<T[], ReleaseBuffer> packed_;
 };
 
 extern template class ReusedMatrix<float>;

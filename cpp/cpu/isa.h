@@ -27,4 +27,7 @@ namespace lamina::cpu {
 // AVX2 and FMA usable (CPU and OS), checked once; LAMINA_CPU_ISA=generic in the
 // environment forces the baseline kernels (tests use it to check both paths agree).
 bool use_avx2_kernels();
+// AVX-512F usable as well, for the kernels that have an AVX-512 copy (the matrix kernels,
+// and the per-function copies of fast_math.h); LAMINA_CPU_ISA=avx2 or generic turns it off.
+bool use_avx512_kernels();
 }  // namespace lamina::cpu

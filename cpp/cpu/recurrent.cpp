@@ -153,31 +153,10 @@ LAMINA_ALWAYS_INLINE void gru_backward_row(const T* __restrict g, const T* __res
 }
 
 // Each row kernel in an AVX2+FMA build and a baseline build of the float version.
-#define LAMINA_ROW_KERNEL(name)                                                        \
-  template <class... A>                                                                \
-  LAMINA_TARGET_AVX2 void name##_avx2(A... a) {                                        \
-    name<float>(a...);                                                                 \
-  }                                                                                    \
-  template <class... A>                                                                \
-  void name##_generic(A... a) {                                                        \
-    name<float>(a...);                                                                 \
-  }                                                                                    \
-  template <class T, class... A>                                                       \
-  void name##_run(A... a) {                                                            \
-    if constexpr (std::is_same_v<T, float>) {                                          \
-      if (use_avx2_kernels()) name##_avx2(a...);                                       \
-      else name##_generic(a...);                                                       \
-    } else {                                                                           \
-      name<T>(a...);                                                                   \
-    }                                                                                  \
-  }
-
-LAMINA_ROW_KERNEL(lstm_forward_row)
-LAMINA_ROW_KERNEL(lstm_backward_row)
-LAMINA_ROW_KERNEL(gru_forward_row)
-LAMINA_ROW_KERNEL(gru_backward_row)
-
-#undef LAMINA_ROW_KERNEL
+LAMINA_PER_ISA_KERNEL(lstm_forward_row)
+LAMINA_PER_ISA_KERNEL(lstm_backward_row)
+LAMINA_PER_ISA_KERNEL(gru_forward_row)
+LAMINA_PER_ISA_KERNEL(gru_backward_row)
 
 template <class T>
 void copy_row(const T* src, T* dst, int64_t n) {

@@ -8,7 +8,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${GEMM_TEST_BUILD_DIR:-$root/build/tests_cpp}"
 mkdir -p "$out"
 cxx="${CXX:-g++}"
-srcs=("$root/tests/cpp/test_gemm.cpp" "$root/cpp/core/parallel.cpp" "$root/cpp/core/scratch.cpp" "$root"/cpp/cpu/gemm*.cpp)
+srcs=("$root/tests/cpp/test_gemm.cpp" "$root/cpp/core/parallel.cpp" "$root/cpp/core/scratch.cpp"
+      "$root/cpp/core/host_cache.cpp" "$root"/cpp/cpu/gemm*.cpp)
 flags=(-std=c++20 -I"$root/cpp" -Wall -Wextra -Wno-unused-parameter -pthread)
 
 echo "== build (-O2)"
