@@ -45,7 +45,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
   else gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-// ---- row kernels (vectorised; AVX2 build chosen at run time) ------------------------------
+// ---- row kernels (vectorised; AVX-512 / AVX2 / baseline copies chosen at run time) --------
 
 template <class T>
 LAMINA_ALWAYS_INLINE T row_max(const T* __restrict s, int64_t n) {

@@ -18,7 +18,7 @@
 // member sends all of dG_t back through its columns of w_hh (its units of dh_{t-1}). After
 // the loop three large GEMMs give dx, dw_ih and dw_hh (and a column sum gives db). Masked
 // steps (mask == 0) keep the state, output zeros and get dG = 0.
-// The fused row loops are compiled for AVX2+FMA and for the baseline, chosen at run time.
+// The fused row loops are compiled for AVX-512, AVX2+FMA and the baseline, chosen at run time.
 #include "cpu/recurrent.h"
 
 #include <algorithm>
@@ -152,7 +152,7 @@ LAMINA_ALWAYS_INLINE void gru_backward_row(const T* __restrict g, const T* __res
   }
 }
 
-// Each row kernel in an AVX2+FMA build and a baseline build of the float version.
+// Each row kernel in AVX-512, AVX2+FMA and baseline builds of the float version.
 LAMINA_PER_ISA_KERNEL(lstm_forward_row)
 LAMINA_PER_ISA_KERNEL(lstm_backward_row)
 LAMINA_PER_ISA_KERNEL(gru_forward_row)
