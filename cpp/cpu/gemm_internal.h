@@ -66,6 +66,7 @@ struct Kernels {
   MicroKernel<T> micro;
   void (*direct)(const Direct<T>&);
   PackFn<T> pack_a, pack_b;
+  int64_t parallel_macs;  // from this many multiply-adds a second thread pays off
 };
 
 void microkernel_f32_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
