@@ -1,5 +1,5 @@
-"""conv2d forward and forward+backward: lamina vs PyTorch CPU, same inputs, same thread
-count. Run: PYTHONPATH=python python bench/conv.py"""
+"""conv2d and max_pool2d, forward and forward+backward: lamina vs PyTorch CPU, same inputs,
+same thread count. Run: PYTHONPATH=python python bench/conv.py"""
 
 from __future__ import annotations
 
@@ -74,6 +74,27 @@ def main():
     print_table(f"conv2d forward, {threads} threads", fwd_rows, cols, anchor="lamina", unit="ms", scale=1e3)
     print_table(f"conv2d forward+backward, {threads} threads", train_rows, cols, anchor="lamina", unit="ms",
                 scale=1e3)
+    pool_rows = pooling_rows(torch)
+    print_table(f"max_pool2d 2x2, {threads} threads", pool_rows, cols, anchor="lamina", unit="ms", scale=1e3)
+
+
+def pooling_rows(torch):
+    """max_pool2d 2x2 / stride 2 on the CNN benchmark's two pooled activations."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for shape in [(64, 32, 28, 28), (64, 64, 14, 14)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        lx = lm.tensor(x, requires_grad=True)
+        fwd = {"case": f"fwd {shape}", "lamina": time_call(lambda: lm.max_pool2d(lx, 2))}
+        train = {"case": f"fwd+bwd {shape}",
+                 "lamina": time_call(lambda: lm.grad(lm.sum(lm.max_pool2d(lx, 2)), [lx]))}
+        if torch is not None:
+            tx = torch.tensor(x, requires_grad=True)
+            F = torch.nn.functional
+            fwd["torch"] = time_call(lambda: F.max_pool2d(tx.detach(), 2))
+            train["torch"] = time_call(lambda: torch.autograd.grad(F.max_pool2d(tx, 2).sum(), [tx]))
+        rows += [fwd, train]
+    return rows
 
 
 if __name__ == "__main__":

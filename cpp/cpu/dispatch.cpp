@@ -1,6 +1,4 @@
 // One dispatcher per dual-compiled kernel (see cpu/isa.h): a table line each.
-#include <cstdlib>
-#include <cstring>
 
 #include "cpu/binary.h"
 #include "cpu/isa.h"
@@ -15,8 +13,7 @@ namespace lamina::cpu {
 
 bool use_avx2_kernels() {
   static const bool avx2 = [] {
-    const char* forced = std::getenv("LAMINA_CPU_ISA");
-    if (forced && std::strcmp(forced, "generic") == 0) return false;
+    if (isa_cap_from_environment() < 1) return false;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -29,8 +26,7 @@ bool use_avx2_kernels() {
 
 bool use_avx512_kernels() {
   static const bool avx512 = [] {
-    const char* forced = std::getenv("LAMINA_CPU_ISA");
-    if (forced && (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, "avx2") == 0)) return false;
+    if (isa_cap_from_environment() < 2) return false;
 #if defined(__x86_64__) || defined(__i386__)
     return use_avx2_kernels() && __builtin_cpu_supports("avx512f");
 #else

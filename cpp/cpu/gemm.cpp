@@ -26,6 +26,7 @@
 #include "core/scratch.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_internal.h"
+#include "cpu/isa.h"
 
 namespace lamina::cpu {
 
@@ -65,10 +66,9 @@ std::atomic<Isa> g_isa{Isa::Auto};
 // The widest set the CPU has, capped by LAMINA_CPU_ISA (read once).
 Isa best_isa() {
   static const Isa best = [] {
-    const char* forced = std::getenv("LAMINA_CPU_ISA");
-    const std::string cap = forced ? forced : "";
-    if (cap == "generic" || !cpu_has_avx2_fma()) return Isa::Generic;
-    if (cap == "avx2" || !cpu_has_avx512()) return Isa::Avx2;
+    const int cap = isa_cap_from_environment();
+    if (cap < 1 || !cpu_has_avx2_fma()) return Isa::Generic;
+    if (cap < 2 || !cpu_has_avx512()) return Isa::Avx2;
     return Isa::Avx512;
   }();
   return best;

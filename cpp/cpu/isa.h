@@ -23,7 +23,20 @@
   namespace kernels_generic { void name params; } \
   namespace kernels_avx2 { void name params; }
 
+#include <cstdlib>
+#include <cstring>
+
 namespace lamina::cpu {
+// The widest instruction set LAMINA_CPU_ISA (generic|avx2, read by the caller once) allows:
+// 0 = baseline, 1 = AVX2+FMA, 2 = no cap. The one reader of the variable, inline so that the
+// standalone GEMM test, which builds without dispatch.cpp, shares it.
+inline int isa_cap_from_environment() {
+  const char* cap = std::getenv("LAMINA_CPU_ISA");
+  if (cap && std::strcmp(cap, "generic") == 0) return 0;
+  if (cap && std::strcmp(cap, "avx2") == 0) return 1;
+  return 2;
+}
+
 // AVX2 and FMA usable (CPU and OS), checked once; LAMINA_CPU_ISA=generic in the
 // environment forces the baseline kernels (tests use it to check both paths agree).
 bool use_avx2_kernels();
