@@ -8,6 +8,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <utility>
+
+#include "core/errors.h"
 
 namespace lamina {
 
@@ -24,5 +28,35 @@ void host_release(void* ptr, size_t nbytes) noexcept;
 // Frees every cached buffer.
 void host_empty_cache();
 HostCacheStats host_cache_stats();
+
+// An uninitialised array of `count` T from the cache (kernels' large scratch buffers), handed
+// back when destroyed. Throws MemoryError.
+template <class T>
+class HostArray {
+ public:
+  HostArray() = default;
+  explicit HostArray(size_t count) : bytes_(count * sizeof(T)) {
+    if (count == 0) return;
+    data_ = static_cast<T*>(host_allocate(bytes_));
+    if (!data_) throw MemoryError("cannot allocate " + std::to_string(bytes_) + " bytes of host memory");
+  }
+  HostArray(HostArray&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+  HostArray& operator=(HostArray&& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  HostArray(const HostArray&) = delete;
+  HostArray& operator=(const HostArray&) = delete;
+  ~HostArray() {
+    if (data_) host_release(data_, bytes_);
+  }
+  T* data() const { return data_; }
+
+ private:
+  T* data_ = nullptr;
+  size_t bytes_ = 0;
+};
 
 }  // namespace lamina

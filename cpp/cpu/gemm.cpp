@@ -337,35 +337,26 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
 const char* gemm_isa() { return f32_kernels().name; }
 
 template <class T>
-void ReusedMatrix<T>::ReleaseBuffer::operator()(T* p) const {
-  host_release(p, bytes);
-}
-
-template <class T>
 ReusedMatrix<T>::ReusedMatrix(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb)
     : trans_(trans_b), K_(K), N_(N), B_(B), ldb_(ldb) {
   check_args("ReusedMatrix", 1, N, K, K, ldb, N, false, trans_b);
   if constexpr (std::is_same_v<T, float>) {
     if (K == 0 || N == 0) return;
     kernels_ = &f32_kernels();
-    const size_t elems = size_t(round_up(N, kernels_->nr) * K);
-    // From the host buffer cache: attention packs every head's keys and values per call.
-    const size_t bytes = elems * sizeof(float);
-    packed_ = std::unique_ptr<T[], ReleaseBuffer>(static_cast<float*>(host_allocate(bytes)), ReleaseBuffer{bytes});
-    if (!packed_) throw MemoryError("ReusedMatrix: cannot allocate " + std::to_string(bytes) + " bytes");
+    packed_ = HostArray<float>(size_t(round_up(N, kernels_->nr) * K));
     const Blocks<float> blk(*kernels_, K, 1, N);
     for (int64_t jc = 0; jc < N; jc += blk.nc) {
       const int64_t nc = std::min(blk.nc, N - jc);
       for (int64_t pc = 0; pc < K; pc += blk.kc)
         kernels_->pack_b(trans_b, trans_b ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, std::min(blk.kc, K - pc),
-                         nc, packed_.get() + packed_block_offset(K, pc, jc, nc, kernels_->nr));
+                         nc, packed_.data() + packed_block_offset(K, pc, jc, nc, kernels_->nr));
     }
   }
 }
 
 template <class T>
 void ReusedMatrix<T>::reserve(int64_t M) const {
-  if (packed_) scratch(size_t(Blocks<float>(*kernels_, K_, std::max<int64_t>(M, 1), N_).a_elems()) * sizeof(float));
+  if (packed_.data()) scratch(size_t(Blocks<float>(*kernels_, K_, std::max<int64_t>(M, 1), N_).a_elems()) * sizeof(float));
 }
 
 template <class T>
@@ -383,7 +374,7 @@ void ReusedMatrix<T>::multiply(bool trans_a, int64_t M, T alpha, const T* A, int
       return;
     }
     const int64_t slot = Blocks<float>(*kernels_, K_, M, N_).a_elems();
-    gemm_blocked(p, 0, M, 0, N_, static_cast<float*>(scratch(size_t(slot) * sizeof(float))), packed_.get());
+    gemm_blocked(p, 0, M, 0, N_, static_cast<float*>(scratch(size_t(slot) * sizeof(float))), packed_.data());
   } else {
     check<ValueError>(epilogue == Epilogue::None || epilogue == Epilogue::Bias,
                       "ReusedMatrix<double>::multiply: only the bias epilogue");

@@ -2,7 +2,8 @@
 // im2col, and the recurrent input projections) call. Layouts are BLAS-like but row-major.
 #pragma once
 #include <cstdint>
-#include <memory>
+
+#include "core/host_cache.h"
 
 namespace lamina::cpu {
 
@@ -45,16 +46,12 @@ class ReusedMatrix {
                 Epilogue epilogue = Epilogue::None, const T* bias = nullptr) const;
 
  private:
-  struct ReleaseBuffer {  // hands the packed copy back to the host buffer cache
-    size_t bytes = 0;
-    void operator()(T* p) const;
-  };
   bool trans_;
   int64_t K_, N_;
   const T* B_;
   int64_t ldb_;
   const gemm_detail::Kernels<float>* kernels_ = nullptr;  // the set packed_ is laid out for
-  std::unique_ptr<T[], ReleaseBuffer> packed_;
+  HostArray<T> packed_;  // from the host buffer cache: attention packs every head per call
 };
 
 extern template class ReusedMatrix<float>;

@@ -1,24 +1,31 @@
-// Whole-sequence LSTM and GRU on the CPU, forward and backward through time.
+// Whole-sequence LSTM and GRU on the CPU, forward and backward through time, on time-major
+// buffers (a step's B rows are one contiguous block; batch-first, one step's rows lie T*G
+// floats apart, 512 KB in the benchmark, all in the same cache sets).
 //
-// Forward, per sequence (B batch rows, T steps, I inputs, H hidden, G = 4H or 3H gates):
-//   1. one GEMM projects every step's input: gates[B*T, G] = x[B*T, I] @ w_ih^T + b
-//      (B*T*I*G multiply-adds, e.g. 64*128*128*1024 = 1.07 G for the benchmark LSTM);
-//   2. the time loop runs on a team of threads (core/parallel.h), each owning a slice of the
-//      hidden units and the rows of w_hh that feed them, packed once for all steps. Per
-//      step a member multiplies h_{t-1} by its rows into a private (B, 4 * units) buffer
-//      (B*H*G multiply-adds in all, e.g. 16.8 M), then runs the fused loop for its units:
-//      adds the input term, applies sigmoid/tanh and the cell update, writes h_t, c_t and
-//      the activated gates (kept for backward). One barrier per step: the next product
-//      reads every unit of h_t. A parallel_for per step instead cost two fork-joins and a
-//      repacking of w_hh per step. The recurrent term is not accumulated into `gates` in
-//      place: a step's rows there lie T*G floats apart (512 KB in the benchmark), all in
-//      the same cache sets, and that product ran 1.7x slower per gate.
-// Backward walks the steps in reverse on the same team: the fused loop turns dh, dc into
-// pre-activation gate gradients dG (B,T,G) for the member's units; after a barrier each
-// member sends all of dG_t back through its columns of w_hh (its units of dh_{t-1}). After
-// the loop three large GEMMs give dx, dw_ih and dw_hh (and a column sum gives db). Masked
-// steps (mask == 0) keep the state, output zeros and get dG = 0.
-// The fused row loops are compiled for AVX-512, AVX2+FMA and the baseline, chosen at run time.
+// Both run their time loop on a team of threads (core/parallel.h): each member owns a slice
+// of the hidden units, packs the weight rows that feed them once for all steps, and meets
+// the others at one barrier per step (the next step's product reads every unit of h_t). A
+// parallel_for per step instead cost two fork-joins and a repacking per step.
+//
+// LSTM (B batch rows, T steps, I inputs, H hidden, G = 4H gates): the saved xh (T, B, I + H)
+// holds each step's input beside the state it starts from, so a member's step product
+// [x_t | h_{t-1}] @ [w_ih | w_hh]^T + b over its gate rows (B*(I+H)*G multiply-adds per step
+// in all) gives the pre-activations in a private buffer, and the fused loop turns them into
+// the activated gates (kept for backward), c_t and h_t. Before, one GEMM projected all steps'
+// inputs into a (T*B, G) array that the step loop then read back: 32 MB written and re-read
+// from memory for the benchmark LSTM instead of 128 KB per step that stays in cache.
+// Backward walks the steps in reverse: the fused loop turns dh, dc into pre-activation
+// gradients dG (T, B, G) for the member's units and sums its units of db; after a barrier one
+// product per member sends all of dG_t back through the columns of w_hh for its units
+// (dh_{t-1}) and of w_ih for its slice of the inputs (dx_t, written batch-first). One GEMM
+// after the loop gives dw = dG^T @ xh, split into dw_ih and dw_hh.
+//
+// GRU (G = 3H): its candidate gate needs the input and recurrent terms apart, so one GEMM
+// projects every step's input (gates[T*B, G] = x[T*B, I] @ w_ih^T + b_ih) and the step
+// product is h_{t-1} @ w_hh^T + b_hh alone; backward sends dG_t through w_hh per step, and
+// three GEMMs after the loop give dx, dw_ih and dw_hh. Masked steps (mask == 0) keep the
+// state, output zeros and get dG = 0. The fused row loops are compiled for AVX-512,
+// AVX2+FMA and the baseline, chosen at run time.
 #include "cpu/recurrent.h"
 
 #include <algorithm>
@@ -30,6 +37,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/host_cache.h"
 #include "core/parallel.h"
 #include "cpu/fast_math.h"
 #include "cpu/gemm.h"
@@ -73,15 +81,15 @@ void column_sums(const T* a, int64_t rows, int64_t cols, T* out) {
 // Each works on `n` hidden units of one batch row. Gate q of unit j sits at q * H + j in the
 // (B,T,G) arrays (g, dg) and at q * ghs + j in a member's private product buffer (gh).
 
-// g + gh: pre-activations (i, f, g, o), input and recurrent terms; the activations replace
-// g. c, h: the new state.
+// pre: pre-activations (i, f, g, o), gate q at q * ps; their activations go to g. c, h: the
+// new state.
 template <class T>
-LAMINA_ALWAYS_INLINE void lstm_forward_row(T* __restrict g, const T* __restrict gh, int64_t ghs,
+LAMINA_ALWAYS_INLINE void lstm_forward_row(const T* __restrict pre, int64_t ps, T* __restrict g,
                                            const T* __restrict cprev, T* __restrict c, T* __restrict h,
                                            int64_t n, int64_t H) {
   for (int64_t j = 0; j < n; ++j) {
-    const T i = fast_sigmoid(g[j] + gh[j]), f = fast_sigmoid(g[H + j] + gh[ghs + j]);
-    const T gg = fast_tanh(g[2 * H + j] + gh[2 * ghs + j]), o = fast_sigmoid(g[3 * H + j] + gh[3 * ghs + j]);
+    const T i = fast_sigmoid(pre[j]), f = fast_sigmoid(pre[ps + j]);
+    const T gg = fast_tanh(pre[2 * ps + j]), o = fast_sigmoid(pre[3 * ps + j]);
     const T cn = f * cprev[j] + i * gg;
     c[j] = cn;
     h[j] = o * fast_tanh(cn);
@@ -110,6 +118,21 @@ LAMINA_ALWAYS_INLINE void lstm_backward_row(const T* __restrict g, const T* __re
     dg[3 * H + j] = dht * tc * o * (T(1) - o);
     dc[j] = dct * f;
   }
+}
+
+// sum += a, n values.
+template <class T>
+LAMINA_ALWAYS_INLINE void add_row(const T* __restrict a, T* __restrict sum, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) sum[j] += a[j];
+}
+
+// sum += dg for `gates` gates of n units (q * H apart in dg, q * n in sum). A separate loop:
+// folded into the row loop above, the extra streams stopped GCC vectorizing it.
+template <class T>
+LAMINA_ALWAYS_INLINE void add_gate_rows(const T* __restrict dg, T* __restrict sum, int64_t gates, int64_t n,
+                                        int64_t H) {
+  for (int64_t q = 0; q < gates; ++q)
+    for (int64_t j = 0; j < n; ++j) sum[q * n + j] += dg[q * H + j];
 }
 
 // g: (input part of r, z, n) -> (r, z, n); gh: W_hh h + b_hh for this row.
@@ -155,6 +178,8 @@ LAMINA_ALWAYS_INLINE void gru_backward_row(const T* __restrict g, const T* __res
 // Each row kernel in AVX-512, AVX2+FMA and baseline builds of the float version.
 LAMINA_PER_ISA_KERNEL(lstm_forward_row)
 LAMINA_PER_ISA_KERNEL(lstm_backward_row)
+LAMINA_PER_ISA_KERNEL(add_gate_rows)
+LAMINA_PER_ISA_KERNEL(add_row)
 LAMINA_PER_ISA_KERNEL(gru_forward_row)
 LAMINA_PER_ISA_KERNEL(gru_backward_row)
 
@@ -209,25 +234,44 @@ struct StepWeight {
   ReusedMatrix<T> matrix;
 };
 
-// For the forward product: rows q * H + [lo, hi) of w (G x H), gate by gate, as one
-// (gates * units, H) matrix.
+// For the forward product: rows q * H + [lo, hi) of [w_ih | w_hh] (G x (I + H); I may be 0
+// and w_ih null), gate by gate, as one (gates * units, I + H) matrix.
 template <class T>
-std::vector<T> gate_rows(const T* w, int64_t gates, int64_t H, Units u) {
-  std::vector<T> out(size_t(gates * u.count() * H));
+std::vector<T> gate_rows(const T* w_ih, int64_t I, const T* w_hh, int64_t H, int64_t gates, Units u) {
+  const int64_t K = I + H;
+  std::vector<T> out(size_t(gates * u.count() * K));
   for (int64_t q = 0; q < gates; ++q)
-    for (int64_t j = u.lo; j < u.hi; ++j) copy_row(w + (q * H + j) * H, out.data() + (q * u.count() + j - u.lo) * H, H);
+    for (int64_t j = u.lo; j < u.hi; ++j) {
+      T* row = out.data() + (q * u.count() + j - u.lo) * K;
+      if (I > 0) copy_row(w_ih + (q * H + j) * I, row, I);
+      copy_row(w_hh + (q * H + j) * H, row + I, H);
+    }
   return out;
 }
 
-// For the backward product: columns [lo, hi) of w (G x H) as a (G, units) matrix.
+// Entries q * H + [lo, hi) of b (G), gate by gate.
 template <class T>
-std::vector<T> unit_columns(const T* w, int64_t G, int64_t H, Units u) {
-  std::vector<T> out(size_t(G * u.count()));
-  for (int64_t k = 0; k < G; ++k) copy_row(w + k * H + u.lo, out.data() + k * u.count(), u.count());
+std::vector<T> gate_bias(const T* b, int64_t gates, int64_t H, Units u) {
+  std::vector<T> out(size_t(gates * u.count()));
+  for (int64_t q = 0; q < gates; ++q) copy_row(b + q * H + u.lo, out.data() + q * u.count(), u.count());
   return out;
 }
 
-// Runs body(units, state, barrier) on every member of a team. prepare(units) builds a
+// For the backward products: columns [lo, hi) of w (G x K) as a (G, units) matrix.
+template <class T>
+std::vector<T> unit_columns(const T* w, int64_t G, int64_t K, Units u) {
+  std::vector<T> out(size_t(G * u.count()));
+  for (int64_t k = 0; k < G; ++k) copy_row(w + k * K + u.lo, out.data() + k * u.count(), u.count());
+  return out;
+}
+
+// One member of a time loop's team and the hidden units it owns.
+struct Member {
+  int rank, size;
+  Units units;
+};
+
+// Runs body(member, state, barrier) on every member of a team. prepare(member) builds a
 // member's state and may throw (it allocates); the body must not. When any member's
 // prepare fails, every member skips its body (they all decide after the same barrier, so
 // none is left waiting) and the first error is rethrown here.
@@ -237,39 +281,35 @@ void run_time_loop(int max_members, int64_t H, const Prepare& prepare, const Bod
   std::exception_ptr error;
   std::mutex error_mutex;
   parallel_team(max_members, [&](int rank, int size, TeamBarrier& barrier) {
-    const Units units = unit_slice(H, rank, size);
-    std::optional<decltype(prepare(units))> state;
+    const Member member{rank, size, unit_slice(H, rank, size)};
+    std::optional<decltype(prepare(member))> state;
     try {
-      state.emplace(prepare(units));
+      state.emplace(prepare(member));
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!error) error = std::current_exception();
       failed.store(true);
     }
     barrier.wait();
-    if (!failed.load()) body(units, *state, barrier);
+    if (!failed.load()) body(member, *state, barrier);
   });
   if (error) std::rethrow_exception(error);
 }
 
+// A member's forward product: rows of [w_ih | w_hh] (LSTM; I = 0 and w_hh alone for the
+// GRU) for its units and their biases, and the step's result, (B, gates * units).
 template <class T>
 struct ForwardState {
   StepWeight<T> weight;
-  std::vector<T> gh;  // this step's recurrent term for the member's units, (B, gates * units)
-  const T* bias;      // b_hh for the member's units, gate by gate (GRU), else null
-  std::vector<T> bias_rows;
+  std::vector<T> bias;
+  std::vector<T> product;
 };
 
 template <class T>
-ForwardState<T> forward_state(const T* w_hh, const T* b_hh, int64_t gates, int64_t B, int64_t H, Units u) {
-  ForwardState<T> s{StepWeight<T>(gate_rows(w_hh, gates, H, u), true, H, gates * u.count(), B),
-                    std::vector<T>(size_t(B * gates * u.count())), nullptr, {}};
-  if (b_hh) {
-    s.bias_rows.resize(size_t(gates * u.count()));
-    for (int64_t q = 0; q < gates; ++q) copy_row(b_hh + q * H + u.lo, s.bias_rows.data() + q * u.count(), u.count());
-    s.bias = s.bias_rows.data();
-  }
-  return s;
+ForwardState<T> forward_state(const T* w_ih, int64_t I, const T* w_hh, const T* b, int64_t gates, int64_t B,
+                              int64_t H, Units u) {
+  return {StepWeight<T>(gate_rows(w_ih, I, w_hh, H, gates, u), true, I + H, gates * u.count(), B),
+          gate_bias(b, gates, H, u), std::vector<T>(size_t(B * gates * u.count()))};
 }
 
 template <class T>
@@ -283,28 +323,31 @@ StepWeight<T> backward_weight(const T* w_hh, int64_t gates, int64_t B, int64_t H
 
 template <class T>
 void lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                  const T* b, const uint8_t* mask, T* gates, T* hprev, T* cells, T* out) {
-  const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 4 * H;
-  project<T>(B * S, G, I, x, I, w_ih, b, gates, G);
-  for (int64_t bi = 0; bi < B; ++bi) copy_row(h0 + bi * H, hprev + bi * S * H, H);
-  auto prepare = [&](Units u) { return forward_state<T>(w_hh, nullptr, 4, B, H, u); };
-  run_time_loop(team_members(B * H * G, H), H, prepare, [&](Units u, ForwardState<T>& s, TeamBarrier& barrier) {
-    const int64_t n = u.count(), ghs = 4 * n;
+                  const T* b, const uint8_t* mask, T* gates, T* xh, T* cells, T* out) {
+  const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 4 * H, K = I + H;
+  parallel_for(0, S * B, 256, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) copy_row(x + ((r % B) * S + r / B) * I, xh + r * K, I);
+  });
+  for (int64_t bi = 0; bi < B; ++bi) copy_row(h0 + bi * H, xh + bi * K + I, H);
+  auto prepare = [&](const Member& m) { return forward_state<T>(w_ih, I, w_hh, b, 4, B, H, m.units); };
+  run_time_loop(team_members(B * K * G, H), H, prepare, [&](const Member& m, ForwardState<T>& s, TeamBarrier& barrier) {
+    const Units u = m.units;
+    const int64_t n = u.count(), row = 4 * n;
     for (int64_t t = 0; t < S; ++t) {
-      s.weight.multiply(B, hprev + t * H, S * H, T(0), s.gh.data(), ghs);
+      s.weight.multiply(B, xh + t * B * K, K, T(0), s.product.data(), row, s.bias.data());
       for (int64_t bi = 0; bi < B; ++bi) {
-        const int64_t r = bi * S + t;
-        const T* cp = (t > 0 ? cells + (r - 1) * H : c0 + bi * H) + u.lo;
+        const int64_t r = t * B + bi;
+        const T* cp = (t > 0 ? cells + (r - B) * H : c0 + bi * H) + u.lo;
         T* c = cells + r * H + u.lo;
         T* o = out + (bi * (S + 2) + t) * H + u.lo;
-        T* next = (t + 1 < S ? hprev + (r + 1) * H : out + (bi * (S + 2) + S) * H) + u.lo;
+        T* next = (t + 1 < S ? xh + (r + B) * K + I : out + (bi * (S + 2) + S) * H) + u.lo;
         if (!mask || mask[r]) {
-          lstm_forward_row_run<T>(gates + r * G + u.lo, s.gh.data() + bi * ghs, n, cp, c, o, n, H);
+          lstm_forward_row_run<T>(s.product.data() + bi * row, n, gates + r * G + u.lo, cp, c, o, n, H);
           copy_row(o, next, n);
         } else {
           copy_row(cp, c, n);
           zero_row(o, n);
-          copy_row(hprev + r * H + u.lo, next, n);
+          copy_row(xh + r * K + I + u.lo, next, n);
         }
         if (t + 1 == S) copy_row(c, out + (bi * (S + 2) + S + 1) * H + u.lo, n);
       }
@@ -313,29 +356,87 @@ void lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const 
   });
 }
 
+namespace {
+
+// A member's backward state. Its step product sends dG_t back through the columns of w_hh
+// for its units (dh_{t-1}) and of w_ih for its slice of the inputs (dx_t): one (G, units +
+// inputs) matrix, so dG_t is packed once per step.
 template <class T>
-void lstm_backward(const RnnDims& d, const T* dout, const T* x, const T* c0, const T* w_ih, const T* w_hh,
-                   const uint8_t* mask, const T* gates, const T* hprev, const T* cells, T* dx, T* dh0, T* dc0,
-                   T* dw_ih, T* dw_hh, T* db) {
+struct LstmBackwardState {
+  Units inputs;
+  StepWeight<T> columns;
+  std::vector<T> product;  // (B, units + inputs)
+  std::vector<T> db;       // the member's units of db, gate by gate
+};
+
+// Columns [lo, hi) of w_hh (G x H) beside columns [lo, hi) of w_ih (G x I).
+template <class T>
+std::vector<T> joined_columns(const T* w_hh, int64_t H, Units units, const T* w_ih, int64_t I, Units inputs,
+                              int64_t G) {
+  const int64_t n = units.count(), nx = inputs.count(), width = n + nx;
+  std::vector<T> out(size_t(G * width));
+  for (int64_t k = 0; k < G; ++k) {
+    copy_row(w_hh + k * H + units.lo, out.data() + k * width, n);
+    copy_row(w_ih + k * I + inputs.lo, out.data() + k * width + n, nx);
+  }
+  return out;
+}
+
+// dw_ih and dw_hh from the gate gradients dg (rows, G) and the saved [x | h] rows, in one
+// pass over dg when both are wanted.
+template <class T>
+void lstm_weight_grads(int64_t rows, int64_t G, int64_t I, int64_t H, const T* dg, const T* xh, T* dw_ih,
+                       T* dw_hh) {
+  const int64_t K = I + H;
+  if (dw_ih && dw_hh) {
+    HostArray<T> dw(size_t(G * K));
+    gemm<T>(true, false, G, K, rows, T(1), dg, G, xh, K, T(0), dw.data(), K);
+    for (int64_t k = 0; k < G; ++k) {
+      copy_row(dw.data() + k * K, dw_ih + k * I, I);
+      copy_row(dw.data() + k * K + I, dw_hh + k * H, H);
+    }
+  } else if (dw_ih) {
+    gemm<T>(true, false, G, I, rows, T(1), dg, G, xh, K, T(0), dw_ih, I);
+  } else if (dw_hh) {
+    gemm<T>(true, false, G, H, rows, T(1), dg, G, xh + I, K, T(0), dw_hh, H);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void lstm_backward(const RnnDims& d, const T* dout, const T* xh, const T* c0, const T* w_ih, const T* w_hh,
+                   const uint8_t* mask, const T* gates, const T* cells, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
+                   T* db) {
   const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 4 * H;
-  std::vector<T> dg(size_t(B * S * G)), dh_a(size_t(B * H)), dc(size_t(B * H)), dh_b(size_t(B * H));
+  HostArray<T> dg(size_t(S * B * G));
+  std::vector<T> dh_a(size_t(B * H)), dc(size_t(B * H)), dh_b(size_t(B * H));
   for (int64_t bi = 0; bi < B; ++bi) {
     copy_row(dout + (bi * (S + 2) + S) * H, dh_a.data() + bi * H, H);
     copy_row(dout + (bi * (S + 2) + S + 1) * H, dc.data() + bi * H, H);
   }
-  auto prepare = [&](Units u) { return backward_weight<T>(w_hh, 4, B, H, u); };
-  run_time_loop(team_members(B * H * G, H), H, prepare, [&](Units u, StepWeight<T>& w, TeamBarrier& barrier) {
+  auto prepare = [&](const Member& m) {
+    const Units inputs = dx ? unit_slice(I, m.rank, m.size) : Units{0, 0};
+    const int64_t width = m.units.count() + inputs.count();
+    return LstmBackwardState<T>{inputs,
+                                StepWeight<T>(joined_columns(w_hh, H, m.units, w_ih, I, inputs, G), false, G, width, B),
+                                std::vector<T>(size_t(B * width)), std::vector<T>(size_t(4 * m.units.count()))};
+  };
+  run_time_loop(team_members(B * (I + H) * G, H), H, prepare,
+                [&](const Member& m, LstmBackwardState<T>& s, TeamBarrier& barrier) {
+    const Units u = m.units;
     const int64_t n = u.count();
     T* dh = dh_a.data();
     T* dh_next = dh_b.data();
     for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t bi = 0; bi < B; ++bi) {
-        const int64_t r = bi * S + t, at = bi * H + u.lo;
+        const int64_t r = t * B + bi, at = bi * H + u.lo;
         if (!mask || mask[r]) {
-          const T* cp = t > 0 ? cells + (r - 1) * H : c0 + bi * H;
+          const T* cp = t > 0 ? cells + (r - B) * H : c0 + bi * H;
           lstm_backward_row_run<T>(gates + r * G + u.lo, cp + u.lo, cells + r * H + u.lo, dh + at,
                                    dout + (bi * (S + 2) + t) * H + u.lo, dc.data() + at, dg.data() + r * G + u.lo,
                                    n, H);
+          add_gate_rows_run<T>(dg.data() + r * G + u.lo, s.db.data(), int64_t(4), n, H);
           zero_row(dh_next + at, n);
         } else {
           zero_gates(dg.data() + r * G + u.lo, 4, n, H);
@@ -343,36 +444,42 @@ void lstm_backward(const RnnDims& d, const T* dout, const T* x, const T* c0, con
         }
       }
       barrier.wait();
-      w.multiply(B, dg.data() + t * G, S * G, T(1), dh_next + u.lo, H);
+      const int64_t nx = s.inputs.count(), width = n + nx;
+      s.columns.multiply(B, dg.data() + t * B * G, G, T(0), s.product.data(), width);
+      for (int64_t bi = 0; bi < B; ++bi) {
+        const T* p = s.product.data() + bi * width;
+        add_row_run<T>(p, dh_next + bi * H + u.lo, n);
+        if (nx > 0) copy_row(p + n, dx + (bi * S + t) * I + s.inputs.lo, nx);
+      }
       std::swap(dh, dh_next);
     }
+    if (db)
+      for (int64_t q = 0; q < 4; ++q) copy_row(s.db.data() + q * n, db + q * H + u.lo, n);
   });
   const T* dh_first = S % 2 ? dh_b.data() : dh_a.data();
   if (dh0) copy_row(dh_first, dh0, B * H);
   if (dc0) copy_row(dc.data(), dc0, B * H);
-  if (dx) gemm<T>(false, false, B * S, I, G, T(1), dg.data(), G, w_ih, I, T(0), dx, I);
-  if (dw_ih) gemm<T>(true, false, G, I, B * S, T(1), dg.data(), G, x, I, T(0), dw_ih, I);
-  if (dw_hh) gemm<T>(true, false, G, H, B * S, T(1), dg.data(), G, hprev, H, T(0), dw_hh, H);
-  if (db) column_sums(dg.data(), B * S, G, db);
+  lstm_weight_grads<T>(S * B, G, I, H, dg.data(), xh, dw_ih, dw_hh);
 }
 
 template <class T>
 void gru_forward(const RnnDims& d, const T* x, const T* h0, const T* w_ih, const T* w_hh, const T* b_ih,
                  const T* b_hh, const uint8_t* mask, T* gates, T* hn, T* hprev, T* out) {
   const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 3 * H;
-  project<T>(B * S, G, I, x, I, w_ih, b_ih, gates, G);
-  for (int64_t bi = 0; bi < B; ++bi) copy_row(h0 + bi * H, hprev + bi * S * H, H);
-  auto prepare = [&](Units u) { return forward_state<T>(w_hh, b_hh, 3, B, H, u); };
-  run_time_loop(team_members(B * H * G, H), H, prepare, [&](Units u, ForwardState<T>& s, TeamBarrier& barrier) {
+  project<T>(S * B, G, I, x, I, w_ih, b_ih, gates, G);
+  copy_row(h0, hprev, B * H);
+  auto prepare = [&](const Member& m) { return forward_state<T>(nullptr, 0, w_hh, b_hh, 3, B, H, m.units); };
+  run_time_loop(team_members(B * H * G, H), H, prepare, [&](const Member& m, ForwardState<T>& s, TeamBarrier& barrier) {
+    const Units u = m.units;
     const int64_t n = u.count(), ghs = 3 * n;
     for (int64_t t = 0; t < S; ++t) {
-      s.weight.multiply(B, hprev + t * H, S * H, T(0), s.gh.data(), ghs, s.bias);
+      s.weight.multiply(B, hprev + t * B * H, H, T(0), s.product.data(), ghs, s.bias.data());
       for (int64_t bi = 0; bi < B; ++bi) {
-        const int64_t r = bi * S + t;
+        const int64_t r = t * B + bi;
         T* o = out + (bi * (S + 1) + t) * H + u.lo;
-        T* next = (t + 1 < S ? hprev + (r + 1) * H : out + (bi * (S + 1) + S) * H) + u.lo;
+        T* next = (t + 1 < S ? hprev + (r + B) * H : out + (bi * (S + 1) + S) * H) + u.lo;
         if (!mask || mask[r]) {
-          gru_forward_row_run<T>(gates + r * G + u.lo, s.gh.data() + bi * ghs, n, hprev + r * H + u.lo,
+          gru_forward_row_run<T>(gates + r * G + u.lo, s.product.data() + bi * ghs, n, hprev + r * H + u.lo,
                                  hn + r * H + u.lo, o, n, H);
           copy_row(o, next, n);
         } else {
@@ -390,16 +497,18 @@ void gru_backward(const RnnDims& d, const T* dout, const T* x, const T* w_ih, co
                   const T* gates, const T* hn, const T* hprev, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih,
                   T* db_hh) {
   const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 3 * H;
-  std::vector<T> dgi(size_t(B * S * G)), dgh(size_t(B * S * G)), dh_a(size_t(B * H)), dh_b(size_t(B * H));
+  HostArray<T> dgi(size_t(S * B * G)), dgh(size_t(S * B * G));
+  std::vector<T> dh_a(size_t(B * H)), dh_b(size_t(B * H));
   for (int64_t bi = 0; bi < B; ++bi) copy_row(dout + (bi * (S + 1) + S) * H, dh_a.data() + bi * H, H);
-  auto prepare = [&](Units u) { return backward_weight<T>(w_hh, 3, B, H, u); };
-  run_time_loop(team_members(B * H * G, H), H, prepare, [&](Units u, StepWeight<T>& w, TeamBarrier& barrier) {
+  auto prepare = [&](const Member& m) { return backward_weight<T>(w_hh, 3, B, H, m.units); };
+  run_time_loop(team_members(B * H * G, H), H, prepare, [&](const Member& m, StepWeight<T>& w, TeamBarrier& barrier) {
+    const Units u = m.units;
     const int64_t n = u.count();
     T* dh = dh_a.data();
     T* dh_next = dh_b.data();
     for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t bi = 0; bi < B; ++bi) {
-        const int64_t r = bi * S + t, at = bi * H + u.lo;
+        const int64_t r = t * B + bi, at = bi * H + u.lo;
         if (!mask || mask[r]) {
           gru_backward_row_run<T>(gates + r * G + u.lo, hn + r * H + u.lo, hprev + r * H + u.lo, dh + at,
                                   dout + (bi * (S + 1) + t) * H + u.lo, dgi.data() + r * G + u.lo,
@@ -411,7 +520,7 @@ void gru_backward(const RnnDims& d, const T* dout, const T* x, const T* w_ih, co
         }
       }
       barrier.wait();
-      w.multiply(B, dgh.data() + t * G, S * G, T(1), dh_next + u.lo, H);
+      w.multiply(B, dgh.data() + t * B * G, G, T(1), dh_next + u.lo, H);
       std::swap(dh, dh_next);
     }
   });
@@ -428,7 +537,7 @@ void gru_backward(const RnnDims& d, const T* dout, const T* x, const T* w_ih, co
   template void lstm_forward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const T*, const T*,      \
                                 const uint8_t*, T*, T*, T*, T*);                                                 \
   template void lstm_backward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const T*,               \
-                                 const uint8_t*, const T*, const T*, const T*, T*, T*, T*, T*, T*, T*);          \
+                                 const uint8_t*, const T*, const T*, T*, T*, T*, T*, T*, T*);                    \
   template void gru_forward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const T*, const T*,       \
                                const uint8_t*, T*, T*, T*, T*);                                                  \
   template void gru_backward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const uint8_t*,          \

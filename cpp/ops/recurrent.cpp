@@ -77,9 +77,12 @@ Tensor state_or_zeros(const Tensor& s, const RnnArgs& a, const Device& device) {
   return s.defined() ? prepare(s, a.kernel) : zeros({a.dims.batch, a.dims.hidden}, a.kernel, device);
 }
 
-Tensor mask_bytes(const Tensor& mask) {
+// The kernels (CPU and device) run on time-major buffers: (B, T, ...) <-> (T, B, ...).
+Tensor swap_batch_and_time(const Tensor& t) { return contiguous(transpose(t, 0, 1)); }
+
+Tensor time_major_mask(const Tensor& mask) {
   if (!mask.defined()) return {};
-  return contiguous(astype(mask.detach(), DType::Bool));
+  return swap_batch_and_time(astype(mask.detach(), DType::Bool));
 }
 
 const uint8_t* bytes(const Tensor& m) { return m.defined() ? m.data<uint8_t>() : nullptr; }
@@ -152,9 +155,8 @@ bool step_kernels_cover(const RnnArgs& a) { return a.kernel == DType::Float32 &&
 DeviceRnn device_setup(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& mask) {
   const cpu::RnnDims d = a.dims;
   DeviceRnn r;
-  r.x_tm = contiguous(permute(x, {1, 0, 2}));
-  if (mask.defined())
-    r.mask_tm = contiguous(astype(to_device(permute(mask.detach(), {1, 0}), x.device()), DType::Bool));
+  r.x_tm = swap_batch_and_time(x.detach());
+  if (mask.defined()) r.mask_tm = time_major_mask(to_device(mask.detach(), x.device()));
   r.hs = Tensor::empty({d.steps + 1, d.batch, d.hidden}, DType::Float32, x.device());
   cuda::copy_cast(a.op, select(r.hs, 0, 0), h0);
   return r;
@@ -179,11 +181,11 @@ Tensor pack_outputs(const DeviceRnn& r, const Tensor& cs) {
 }
 
 // Gradients of a packed output (B, S + k, H): each step's output (S, B, H), then h_T (and c_T).
-Tensor steps_grad(const Tensor& dout, int64_t S) { return contiguous(permute(slice(dout, 1, 0, S), {1, 0, 2})); }
+Tensor steps_grad(const Tensor& dout, int64_t S) { return swap_batch_and_time(slice(dout, 1, 0, S)); }
 
 // dx (B, S, I) and dW_ih from the gradient of the input projection dgx (S * B, G*H).
 Tensor input_grad(const Tensor& dgx, const Tensor& w_ih, int64_t S, int64_t B) {
-  return contiguous(permute(reshape(matmul(dgx, w_ih), {S, B, w_ih.shape()[1]}), {1, 0, 2}));
+  return swap_batch_and_time(reshape(matmul(dgx, w_ih), {S, B, w_ih.shape()[1]}));
 }
 
 std::vector<Tensor> device_lstm(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0,
@@ -279,20 +281,20 @@ std::vector<Tensor> lstm(const Tensor& x_in, const Tensor& h0_in, const Tensor& 
   Tensor x = prepare(x_in, kd), w_ih = prepare(w_ih_in, kd), w_hh = prepare(w_hh_in, kd), b = prepare(b_in, kd);
   Tensor h0 = state_or_zeros(h0_in, a, x.device()), c0 = state_or_zeros(c0_in, a, x.device());
   if (is_cuda(x.device())) LAMINA_CUDA_BRANCH("lstm", return cast_back(device_lstm(a, x, h0, c0, w_ih, w_hh, b, mask_in), a));
-  Tensor mask = mask_bytes(mask_in);
+  const Tensor mask = time_major_mask(mask_in);
 
-  Tensor gates = Tensor::empty({B, S, 4 * H}, kd), hprev = Tensor::empty({B, S, H}, kd);
-  Tensor cells = Tensor::empty({B, S, H}, kd), packed = Tensor::empty({B, S + 2, H}, kd);
+  Tensor gates = Tensor::empty({S, B, 4 * H}, kd), xh = Tensor::empty({S, B, d.input + H}, kd);
+  Tensor cells = Tensor::empty({S, B, H}, kd), packed = Tensor::empty({B, S + 2, H}, kd);
   auto run_forward = [&](auto tag) {
     using T = decltype(tag);
     cpu::lstm_forward<T>(d, x.data<T>(), h0.data<T>(), c0.data<T>(), w_ih.data<T>(), w_hh.data<T>(), b.data<T>(),
-                         bytes(mask), gates.data<T>(), hprev.data<T>(), cells.data<T>(), packed.data<T>());
+                         bytes(mask), gates.data<T>(), xh.data<T>(), cells.data<T>(), packed.data<T>());
   };
   if (kd == DType::Float32) run_forward(float{});
   else run_forward(double{});
 
   if (needs_grad({&x, &h0, &c0, &w_ih, &w_hh, &b})) {
-    SavedTensor sx(x), sc0(c0), sw_ih(w_ih), sw_hh(w_hh);
+    SavedTensor sc0(c0), sw_ih(w_ih), sw_hh(w_hh);
     const bool want[6] = {x.requires_grad(), h0.requires_grad(), c0.requires_grad(),
                           w_ih.requires_grad(), w_hh.requires_grad(), b.requires_grad()};
     record("lstm", {x, h0, c0, w_ih, w_hh, b}, packed,
@@ -306,9 +308,9 @@ std::vector<Tensor> lstm(const Tensor& x_in, const Tensor& h0_in, const Tensor& 
                     dw_hh = empty_if(want[4], {4 * H, H}, kd), db = empty_if(want[5], {4 * H}, kd);
              auto run_backward = [&](auto tag) {
                using T = decltype(tag);
-               cpu::lstm_backward<T>(d, dout.data<T>(), sx.get().data<T>(), sc0.get().data<T>(),
+               cpu::lstm_backward<T>(d, dout.data<T>(), xh.data<T>(), sc0.get().data<T>(),
                                      sw_ih.get().data<T>(), sw_hh.get().data<T>(), bytes(mask),
-                                     gates.data<T>(), hprev.data<T>(), cells.data<T>(), ptr_if<T>(dx),
+                                     gates.data<T>(), cells.data<T>(), ptr_if<T>(dx),
                                      ptr_if<T>(dh0), ptr_if<T>(dc0), ptr_if<T>(dw_ih), ptr_if<T>(dw_hh),
                                      ptr_if<T>(db));
              };
@@ -331,13 +333,13 @@ std::vector<Tensor> gru(const Tensor& x_in, const Tensor& h0_in, const Tensor& w
   Tensor b_ih = prepare(b_ih_in, kd), b_hh = prepare(b_hh_in, kd);
   Tensor h0 = state_or_zeros(h0_in, a, x.device());
   if (is_cuda(x.device())) LAMINA_CUDA_BRANCH("gru", return cast_back(device_gru(a, x, h0, w_ih, w_hh, b_ih, b_hh, mask_in), a));
-  Tensor mask = mask_bytes(mask_in);
+  const Tensor mask = time_major_mask(mask_in), x_tm = swap_batch_and_time(x.detach());
 
-  Tensor gates = Tensor::empty({B, S, 3 * H}, kd), hn = Tensor::empty({B, S, H}, kd);
-  Tensor hprev = Tensor::empty({B, S, H}, kd), packed = Tensor::empty({B, S + 1, H}, kd);
+  Tensor gates = Tensor::empty({S, B, 3 * H}, kd), hn = Tensor::empty({S, B, H}, kd);
+  Tensor hprev = Tensor::empty({S, B, H}, kd), packed = Tensor::empty({B, S + 1, H}, kd);
   auto run_forward = [&](auto tag) {
     using T = decltype(tag);
-    cpu::gru_forward<T>(d, x.data<T>(), h0.data<T>(), w_ih.data<T>(), w_hh.data<T>(), b_ih.data<T>(),
+    cpu::gru_forward<T>(d, x_tm.data<T>(), h0.data<T>(), w_ih.data<T>(), w_hh.data<T>(), b_ih.data<T>(),
                         b_hh.data<T>(), bytes(mask), gates.data<T>(), hn.data<T>(), hprev.data<T>(),
                         packed.data<T>());
   };
@@ -345,7 +347,7 @@ std::vector<Tensor> gru(const Tensor& x_in, const Tensor& h0_in, const Tensor& w
   else run_forward(double{});
 
   if (needs_grad({&x, &h0, &w_ih, &w_hh, &b_ih, &b_hh})) {
-    SavedTensor sx(x), sw_ih(w_ih), sw_hh(w_hh);
+    SavedTensor sx(x_tm), sw_ih(w_ih), sw_hh(w_hh);
     const bool want[6] = {x.requires_grad(),    h0.requires_grad(),   w_ih.requires_grad(),
                           w_hh.requires_grad(), b_ih.requires_grad(), b_hh.requires_grad()};
     record("gru", {x, h0, w_ih, w_hh, b_ih, b_hh}, packed,
@@ -354,7 +356,7 @@ std::vector<Tensor> gru(const Tensor& x_in, const Tensor& h0_in, const Tensor& w
              GradModeGuard no_grad(false);
              Tensor dout = contiguous(astype(g, kd));
              const int64_t I = d.input;
-             Tensor dx = empty_if(want[0], {B, S, I}, kd), dh0 = empty_if(want[1], {B, H}, kd),
+             Tensor dx = empty_if(want[0], {S, B, I}, kd), dh0 = empty_if(want[1], {B, H}, kd),
                     dw_ih = empty_if(want[2], {3 * H, I}, kd), dw_hh = empty_if(want[3], {3 * H, H}, kd),
                     db_ih = empty_if(want[4], {3 * H}, kd), db_hh = empty_if(want[5], {3 * H}, kd);
              auto run_backward = [&](auto tag) {
@@ -366,7 +368,7 @@ std::vector<Tensor> gru(const Tensor& x_in, const Tensor& h0_in, const Tensor& w
              };
              if (kd == DType::Float32) run_backward(float{});
              else run_backward(double{});
-             return {dx, dh0, dw_ih, dw_hh, db_ih, db_hh};
+             return {want[0] ? swap_batch_and_time(dx) : dx, dh0, dw_ih, dw_hh, db_ih, db_hh};
            });
   }
   return cast_back({slice(packed, 1, 0, S), select(packed, 1, S)}, a);
