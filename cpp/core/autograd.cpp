@@ -7,6 +7,7 @@
 #include "ops/arith.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
+#include "ops/elementwise.h"
 
 namespace lamina {
 
@@ -97,7 +98,25 @@ void retain_grad(const Tensor& t) {
 
 namespace {
 
+// Nothing but this handle sees the tensor or its memory, so it may be changed in place.
+bool exclusively_owned(const Tensor& t) {
+  return t.is_contiguous() && t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1 && t.offset() == 0;
+}
+
 Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? add(acc, g) : g; }
+
+// A gradient sum in the engine's buffers: in place when nothing else sees the running sum
+// and no graph of the backward pass is being built.
+void accumulate_into(Tensor& acc, const Tensor& g, bool create_graph) {
+  if (!acc.defined()) {
+    acc = g;
+  } else if (!create_graph && exclusively_owned(acc) && acc.dtype() == g.dtype() && acc.shape() == g.shape() &&
+             acc.device() == g.device()) {
+    add_into(acc, g);
+  } else {
+    acc = add(acc, g);
+  }
+}
 
 // Makes a gradient fit the input it flows into: same dtype, and its own memory when it
 // becomes a leaf's .grad (so later in-place updates of .grad touch nothing else).
@@ -109,11 +128,16 @@ Tensor conform(const Tensor& g, const InputMeta& meta, const char* node_name) {
   return g.dtype() == meta.dtype ? g : astype(g, meta.dtype);
 }
 
-Tensor own(const Tensor& g) {
-  if (g.is_contiguous() && g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 &&
-      g.offset() == 0)
-    return g;
-  return clone(g);
+Tensor own(const Tensor& g) { return exclusively_owned(g) ? g : clone(g); }
+
+// Adds a view's gradient g into that view of its input's gradient buffer `acc` (zeros when
+// nothing has arrived yet): one zero fill and a copy per view, where embedding each view's
+// gradient in its own zeros and summing cost a fill, a copy and a full add per view.
+void add_to_view(Tensor& acc, const InputMeta& meta, const std::function<Tensor(const Tensor&)>& view,
+                 const Tensor& g) {
+  if (!acc.defined()) acc = zeros(meta.shape, meta.dtype, g.device());
+  else if (!exclusively_owned(acc)) acc = clone(acc);
+  add_into(view(acc), g);
 }
 
 struct Engine {
@@ -159,7 +183,7 @@ struct Engine {
         continue;
       }
       Node* n = r.grad_fn().get();
-      buffer[n] = accumulate(buffer[n], g);
+      accumulate_into(buffer[n], g, create_graph);
       if (seen.insert(n).second) stack.push_back(n);
     }
     std::vector<Node*> order = stack;
@@ -198,10 +222,14 @@ struct Engine {
           throw RuntimeError(detail::concat(
               "backward of ", n->name, ": trying to backward through the graph a second time; "
               "pass retain_graph=True the first time"));
-        try {
-          input_grads = n->vjp(g);
-        } catch (const RuntimeError& e) {
-          throw RuntimeError(detail::concat("backward of ", n->name, ": ", e.what()));
+        if (n->input_view && !create_graph && n->next.size() == 1 && n->next[0].node) {
+          add_to_view(buffer[n->next[0].node.get()], n->inputs[0], n->input_view, g);
+        } else {
+          try {
+            input_grads = n->vjp(g);
+          } catch (const RuntimeError& e) {
+            throw RuntimeError(detail::concat("backward of ", n->name, ": ", e.what()));
+          }
         }
         if (!retain_graph) {
           n->vjp = nullptr;
@@ -214,7 +242,7 @@ struct Engine {
         Tensor gi = i < input_grads.size() ? std::move(input_grads[i]) : Tensor();
         if (gi.defined() && e.valid()) gi = conform(gi, n->inputs[i], n->name);
         if (e.node) {
-          if (gi.defined()) buffer[e.node.get()] = accumulate(buffer[e.node.get()], gi);
+          if (gi.defined()) accumulate_into(buffer[e.node.get()], gi, create_graph);
           if (--deps[e.node.get()] == 0) ready.push_back(e.node.get());
         } else if (e.leaf && gi.defined()) {
           deliver_leaf(e.leaf, gi);

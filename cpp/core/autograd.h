@@ -59,6 +59,10 @@ struct Node {
   std::vector<InputMeta> inputs;  // what each input gradient must look like
   VjpFn vjp;                      // returns one gradient per input (undefined = zero)
   std::weak_ptr<TensorImpl> retained_output;  // set by Tensor.retain_grad()
+  // Set for a view that picks part of its one input (select, slice): the same view of the
+  // input's gradient. The engine adds the view's gradient into that region of the input's
+  // gradient buffer instead of running vjp, which embeds it in a fresh zero tensor.
+  std::function<Tensor(const Tensor&)> input_view;
   bool released = false;
   ~Node();
 };

@@ -39,6 +39,21 @@ Tensor run_binary(cpu::BinaryOp op, const char* name, const Tensor& a_in, const 
   return (returns_bool || kd == compute) ? out : astype(out, compute);
 }
 
+void add_into(const Tensor& dst, const Tensor& src) {
+  check<ValueError>(dst.shape() == src.shape(), "add_into: shapes ", shape_str(dst.shape()), " and ",
+                    shape_str(src.shape()), " differ");
+  check_same_device("add_into", dst, src);
+  GradModeGuard no_grad(false);
+  if (kernel_dtype(dst.dtype()) != dst.dtype()) {
+    copy_(dst, run_binary(cpu::BinaryOp::Add, "add", dst, src, dst.dtype()));
+    return;
+  }
+  // Elementwise with out aliasing a: each element is read before it is written.
+  const Tensor s = astype(src, dst.dtype());
+  if (is_cuda(dst.device())) LAMINA_CUDA_BRANCH("add", cuda::binary("add", cpu::BinaryOp::Add, dst, dst, s));
+  else cpu::binary(cpu::BinaryOp::Add, dst, dst, s);
+}
+
 Tensor run_unary(cpu::UnaryOp op, const char* name, const Tensor& a, DType compute, double param,
                  bool returns_bool) {
   GradModeGuard no_grad(false);

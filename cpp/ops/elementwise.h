@@ -21,6 +21,10 @@ void unify_devices(const char* op, Tensor& a, Tensor& b);
 // Comparisons/logical ops return bool; the rest return `compute`.
 Tensor run_binary(cpu::BinaryOp op, const char* name, const Tensor& a, const Tensor& b, DType compute,
                   bool returns_bool = false);
+// dst += src in place, in dst's dtype, without recording: the backward engine sums
+// gradients with it into buffers nothing else can see. Same shape and device.
+void add_into(const Tensor& dst, const Tensor& src);
+
 // out = op(a) computed in `compute`; returns `compute` (or bool).
 Tensor run_unary(cpu::UnaryOp op, const char* name, const Tensor& a, DType compute, double param = 0.0,
                  bool returns_bool = false);

@@ -223,6 +223,16 @@ Tensor embed_in_zeros(const Tensor& g, const Shape& in_shape, std::function<Tens
   return out;
 }
 
+// Records a view that picks part of `a`: its backward embeds the gradient in zeros, and the
+// engine may instead add it into the matching region of a's gradient (Node::input_view).
+void record_view(const char* name, const Tensor& a, Tensor& out, std::function<Tensor(const Tensor&)> same_view) {
+  Shape in_shape = a.shape();
+  record(name, {a}, out, [in_shape, same_view](const Tensor& g) -> std::vector<Tensor> {
+    return {embed_in_zeros(g, in_shape, same_view)};
+  });
+  out.grad_fn()->input_view = std::move(same_view);
+}
+
 }  // namespace
 
 Tensor slice(const Tensor& a, int64_t axis, std::optional<int64_t> start_in, std::optional<int64_t> stop_in,
@@ -248,10 +258,10 @@ Tensor slice(const Tensor& a, int64_t axis, std::optional<int64_t> start_in, std
   int64_t offset = a.offset() + (len > 0 ? start * a.strides()[size_t(d)] : 0);
   Tensor out = Tensor::view_of(a, shape, strides, offset);
   if (needs_grad({&a})) {
-    Shape in_shape = a.shape();
-    record("slice", {a}, out, [in_shape, d, start_in, stop_in, step](const Tensor& g) -> std::vector<Tensor> {
-      return {embed_in_zeros(g, in_shape, [=](const Tensor& z) { return slice(z, d, start_in, stop_in, step); })};
-    });
+    if (step == 1 && start == 0 && len == n)  // the whole axis (t[:]): the gradient passes through
+      record("slice", {a}, out, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
+    else
+      record_view("slice", a, out, [=](const Tensor& z) { return slice(z, d, start_in, stop_in, step); });
   }
   return out;
 }
@@ -267,12 +277,7 @@ Tensor select(const Tensor& a, int64_t axis, int64_t index) {
   shape.erase(shape.begin() + d);
   strides.erase(strides.begin() + d);
   Tensor out = Tensor::view_of(a, shape, strides, offset);
-  if (needs_grad({&a})) {
-    Shape in_shape = a.shape();
-    record("select", {a}, out, [in_shape, d, index](const Tensor& g) -> std::vector<Tensor> {
-      return {embed_in_zeros(g, in_shape, [=](const Tensor& z) { return select(z, d, index); })};
-    });
-  }
+  if (needs_grad({&a})) record_view("select", a, out, [=](const Tensor& z) { return select(z, d, index); });
   return out;
 }
 
