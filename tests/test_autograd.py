@@ -43,6 +43,59 @@ def test_grads_summed_over_broadcast_axes():
     assert s.shape == () and s.grad.item() == 3 * 4 + 3 * sum(range(4))
 
 
+def view_sum_loss(x):
+    """Selections and slices of one non-leaf tensor, overlapping and repeated, plus a direct
+    use of it: the engine adds each view's gradient into its region of y's gradient."""
+    y = x * 2.0
+    if y.requires_grad:
+        y.retain_grad()
+    loss = lm.sum(y[0] * 3.0) + lm.sum(y[1:3] * y[1:3]) + lm.sum(y[:, 1]) + lm.sum(y[0:2, ::2] * 5.0) + lm.sum(y[:])
+    return y, loss
+
+
+def view_sum_reference(x):
+    y = 2.0 * x
+    dy = np.ones_like(y)  # y[:]
+    dy[0] += 3.0
+    dy[1:3] += 2.0 * y[1:3]
+    dy[:, 1] += 1.0
+    dy[0:2, ::2] += 5.0
+    return dy
+
+
+def test_gradients_of_views_of_one_tensor_sum_into_its_regions():
+    values = np.random.default_rng(0).standard_normal((4, 5))
+    x = f64(values)
+    y, loss = view_sum_loss(x)
+    loss.backward()
+    dy = view_sum_reference(values)
+    np.testing.assert_allclose(y.grad.numpy(), dy, rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), 2.0 * dy, rtol=1e-12)
+    # The same sums with the views' gradients kept differentiable (the embedding path).
+    x2 = f64(values)
+    _, loss2 = view_sum_loss(x2)
+    (gx,) = lm.grad(loss2, [x2], create_graph=True)
+    np.testing.assert_allclose(gx.numpy(), 2.0 * dy, rtol=1e-12)
+    lm.sum(gx).backward()  # d/dx of sum(2 dy): only the y[1:3]**2 term has curvature
+    expected = np.zeros_like(values)
+    expected[1:3] = 2.0 * 2.0 * 2.0
+    np.testing.assert_allclose(x2.grad.numpy(), expected, rtol=1e-12)
+    check_grad("views of one tensor", lambda t: view_sum_loss(t)[1], [values])
+
+
+def test_view_gradient_does_not_write_into_a_gradient_held_elsewhere():
+    x = f64([[1.0, 2.0], [3.0, 4.0]])
+    y = x * 1.0
+    y.retain_grad()
+    z = y * 1.0
+    z.retain_grad()
+    # z's gradient (ones, then a view's share) is both z.grad and the start of y's sum.
+    lm.sum(lm.sum(z) + lm.sum(z[0] * 10.0)).backward()
+    np.testing.assert_array_equal(z.grad.numpy(), [[11.0, 11.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(y.grad.numpy(), [[11.0, 11.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(x.grad.numpy(), [[11.0, 11.0], [1.0, 1.0]])
+
+
 def test_backward_needs_gradient_for_non_scalars():
     x = f64([1.0, 2.0])
     check_errors(lambda: (x * 2).backward(), [((), RuntimeError, "only for scalar outputs, got shape (2,)")])

@@ -108,19 +108,22 @@ def test_gru_matches_composite(shape, masked):
     compare_to_reference(fused_gru, gru_reference, gru_params(*shape), mask)
 
 
-# A step of 9 x 100 x 400 (LSTM) or 9 x 100 x 300 (GRU) multiply-adds is large enough for the time loop to be split over
-# a team of threads, each owning a slice of the hidden units (cut at multiples of 8: with 3
-# threads the slices are 32, 32 and 36 units wide).
-TEAM_SHAPE = (9, 4, 3, 100)
+# (batch, steps, inputs, hidden) with steps large enough (at least 64^3 multiply-adds) for
+# the time loop to be split over a team of threads. Each member owns a slice of the hidden
+# units cut at multiples of 8 (with 3 threads, 32, 32 and 36 of 100 units) and, in the
+# LSTM's backward, a slice of the inputs: the second shape gives the members empty and
+# non-empty input slices (0, 8 and 12 of 20) and the GRU one member.
+TEAM_SHAPES = [(9, 4, 3, 100), (16, 3, 20, 56)]
 
 
+@pytest.mark.parametrize("shape", TEAM_SHAPES)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_time_loop_split_over_threads(kind, threads):
+def test_time_loop_split_over_threads(kind, threads, shape):
     fused, reference, params = {"lstm": (fused_lstm, lstm_reference, lstm_params),
                                 "gru": (fused_gru, gru_reference, gru_params)}[kind]
-    arrays = [a * 0.3 for a in params(*TEAM_SHAPE)]
-    mask = random_mask(*TEAM_SHAPE[:2])
+    arrays = [a * 0.3 for a in params(*shape)]
+    mask = random_mask(*shape[:2])
     previous = lm.get_num_threads()
     lm.set_num_threads(threads)
     try:

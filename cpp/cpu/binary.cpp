@@ -3,8 +3,10 @@
 #include <cmath>
 #include <type_traits>
 
+#include "core/errors.h"
 #include "cpu/loops.h"
 #include "cpu/scalar_rules.h"
+#include "cpu/vmath.h"
 #include "cpu/wrapping.h"
 
 namespace lamina::cpu::LAMINA_KERNELS {
@@ -57,6 +59,13 @@ void dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
     case BinaryOp::Minimum: return run<T, T>(out, a, b, [](T x, T y) { return nan_min(x, y); });
     case BinaryOp::Atan2:
       return run<T, T>(out, a, b, [](T x, T y) -> T { return T(std::atan2(double(x), double(y))); });
+    case BinaryOp::GeluErfBackward:
+      if constexpr (std::is_floating_point_v<T>)
+        return run<T, T>(out, a, b, [](T g, T x) -> T {
+          const T cdf = T(0.5) * (T(1) + fast_erf(x * T(M_SQRT1_2)));
+          return g * (cdf + x * T(0.3989422804014327) * fast_exp(T(-0.5) * x * x));  // pdf = e^(-x^2/2) / sqrt(2 pi)
+        });
+      else throw TypeError("gelu backward: floating-point operands only");
     case BinaryOp::Eq: return run<T, bool>(out, a, b, [](T x, T y) { return x == y; });
     case BinaryOp::Ne: return run<T, bool>(out, a, b, [](T x, T y) { return x != y; });
     case BinaryOp::Lt: return run<T, bool>(out, a, b, [](T x, T y) { return x < y; });

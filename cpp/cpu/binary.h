@@ -7,6 +7,7 @@ namespace lamina::cpu {
 // One line per op in binary.cpp's table: the functor that computes it.
 enum class BinaryOp {
   Add, Sub, Mul, Div, FloorDiv, Mod, Pow, Maximum, Minimum, Atan2,
+  GeluErfBackward,  // a * gelu'(b), floating types only: gelu's backward in one pass
   Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd, LogicalOr, LogicalXor,
 };
 

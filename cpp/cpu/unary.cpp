@@ -46,11 +46,6 @@ void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
       });
     case UnaryOp::GeluErf:
       return run<T>(out, a, [](T x) { return T(0.5) * x * (T(1) + fast_erf(x * T(M_SQRT1_2))); });
-    case UnaryOp::GeluErfGrad:
-      return run<T>(out, a, [](T x) {
-        const T cdf = T(0.5) * (T(1) + fast_erf(x * T(M_SQRT1_2)));
-        return cdf + x * T(0.3989422804014327) * fast_exp(T(-0.5) * x * x);  // pdf = e^(-x^2/2) / sqrt(2 pi)
-      });
     case UnaryOp::GeluTanh:
       return run<T>(out, a, [](T x) {
         const T c = T(0.7978845608028654);  // sqrt(2 / pi)

@@ -10,7 +10,6 @@ enum class UnaryOp {
   Neg, Abs, Sign, Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu,
   LeakyRelu, Elu, Selu, GeluErf, GeluTanh, Silu, Softplus, Erf, Square, Reciprocal,
   Floor, Ceil, Round, LogicalNot, IsNan, IsInf, IsFinite,
-  GeluErfGrad,  // d gelu / dx: the gelu backward in one pass
 };
 
 // out = op(a); a has the compute dtype; IsNan/IsInf/IsFinite/LogicalNot write bool.

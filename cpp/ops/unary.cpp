@@ -179,12 +179,15 @@ Tensor gelu(const Tensor& a, bool tanh_approximation) {
     return out;
   }
   Tensor out = apply(UnaryOp::GeluErf, "gelu", a, float_dtype(a));
-  record_pointwise("gelu", a, out, [](const Tensor& x) {
-    // One fused pass; when differentiating again, the composite so that the graph continues.
-    if (!GradMode::is_enabled()) return apply(UnaryOp::GeluErfGrad, "gelu", x, float_dtype(x));
+  if (!needs_grad({&a})) return out;
+  SavedTensor sa(a);
+  record("gelu", {a}, out, [sa](const Tensor& g) -> std::vector<Tensor> {
+    const Tensor& x = sa.get();
+    // g * gelu'(x) in one pass; when differentiating again, the composite so that the graph continues.
+    if (!GradMode::is_enabled()) return {run_binary(cpu::BinaryOp::GeluErfBackward, "gelu", g, x, float_dtype(x))};
     Tensor cdf = mul(add(erf(mul(x, M_SQRT1_2)), 1.0), 0.5);
     Tensor pdf = mul(exp(mul(square(x), -0.5)), 0.3989422804014327);
-    return add(cdf, mul(x, pdf));
+    return {mul(g, add(cdf, mul(x, pdf)))};
   });
   return out;
 }

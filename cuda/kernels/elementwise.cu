@@ -60,8 +60,6 @@ __device__ __forceinline__ T unary_value(UnaryOp op, T x, double param) {
       case UnaryOp::Selu:
         return T(1.0507009873554805) * (x > 0 ? x : T(1.6732632423543772) * expm1(x));
       case UnaryOp::GeluErf: return T(0.5) * x * (T(1) + erf(x * T(0.7071067811865476)));
-      case UnaryOp::GeluErfGrad:
-        return T(0.5) * (T(1) + erf(x * T(0.7071067811865476))) + x * T(0.3989422804014327) * exp(T(-0.5) * x * x);
       case UnaryOp::GeluTanh:
         return T(0.5) * x * (T(1) + tanh(T(0.7978845608028654) * (x + T(0.044715) * x * x * x)));
       case UnaryOp::Silu: return x * sigmoid(x);
@@ -136,6 +134,10 @@ __device__ __forceinline__ T binary_value(BinaryOp op, T x, T y) {
         if (x != x || y != y) return x + y;
       }
       return x < y ? x : y;
+    case BinaryOp::GeluErfBackward:  // x * gelu'(y)
+      if constexpr (std::is_floating_point_v<T>)
+        return x * (T(0.5) * (T(1) + erf(y * T(0.7071067811865476))) + y * T(0.3989422804014327) * exp(T(-0.5) * y * y));
+      else return T(0);
     default: return T(atan2(double(x), double(y)));  // Atan2
   }
 }
