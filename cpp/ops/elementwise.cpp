@@ -44,7 +44,9 @@ void add_into(const Tensor& dst, const Tensor& src) {
                     shape_str(src.shape()), " differ");
   check_same_device("add_into", dst, src);
   GradModeGuard no_grad(false);
-  if (kernel_dtype(dst.dtype()) != dst.dtype()) {
+  // The CUDA binary kernel writes contiguous outputs only; a region of a gradient buffer is
+  // a strided view there, so it takes the sum and a strided copy.
+  if (kernel_dtype(dst.dtype()) != dst.dtype() || (is_cuda(dst.device()) && !dst.is_contiguous())) {
     copy_(dst, run_binary(cpu::BinaryOp::Add, "add", dst, src, dst.dtype()));
     return;
   }
