@@ -32,6 +32,7 @@ CASES = [  # (lead, lq, lk, d, dv, mask kind, causal) -- sizes cross the 64 x 12
     ((1, 3), 70, 130, 8, 5, None, False),
     ((2, 1), 70, 70, 8, 8, None, True),
     ((1, 2), 130, 150, 4, 4, None, True),
+    ((1, 2), 40, 200, 4, 4, None, True),  # causal: the second key block sees no query at all
     ((2, 2), 9, 140, 4, 4, "bool", False),
     ((2, 2), 66, 20, 4, 4, "bool-broadcast", True),
     ((2, 2), 33, 40, 4, 4, "float", False),

@@ -25,6 +25,14 @@ def test_accumulates_into_leaf_grad():
     y.retain_grad()
     lm.sum(y * y).backward()
     assert y.grad.tolist() == [4.0, 8.0, 12.0] and x.grad.tolist() == [9.0, 17.0, 25.0]
+    x.grad = None
+    lm.sum(x).backward()
+    held = x.grad  # a gradient someone holds is not summed into in place
+    lm.sum(x).backward()
+    assert held.tolist() == [1.0, 1.0, 1.0] and x.grad.tolist() == [2.0, 2.0, 2.0]
+    del held
+    lm.sum(x).backward()  # the leaf alone holds it now: summed in place
+    assert x.grad.tolist() == [3.0, 3.0, 3.0]
 
 
 def test_used_twice_in_graph_sums_both_paths():

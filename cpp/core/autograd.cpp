@@ -103,6 +103,13 @@ bool exclusively_owned(const Tensor& t) {
   return t.is_contiguous() && t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1 && t.offset() == 0;
 }
 
+// acc += g may run in place: acc is held by `handles` handles (all the caller's), owns its
+// memory alone, and g matches it.
+bool summable_in_place(const Tensor& acc, const Tensor& g, long handles) {
+  return acc.is_contiguous() && acc.impl_ptr().use_count() == handles && acc.storage().use_count() == 1 &&
+         acc.offset() == 0 && acc.dtype() == g.dtype() && acc.shape() == g.shape() && acc.device() == g.device();
+}
+
 Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? add(acc, g) : g; }
 
 // A gradient sum in the engine's buffers: in place when nothing else sees the running sum
@@ -110,8 +117,7 @@ Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? a
 void accumulate_into(Tensor& acc, const Tensor& g, bool create_graph) {
   if (!acc.defined()) {
     acc = g;
-  } else if (!create_graph && exclusively_owned(acc) && acc.dtype() == g.dtype() && acc.shape() == g.shape() &&
-             acc.device() == g.device()) {
+  } else if (!create_graph && summable_in_place(acc, g, 1)) {
     add_into(acc, g);
   } else {
     acc = add(acc, g);
@@ -156,7 +162,13 @@ struct Engine {
     }
     if (!capture_leaf.empty() || !capture_node.empty()) return;
     if (!leaf->requires_grad) return;
+    // Nothing but the leaf holds its .grad (no Python handle, no graph): sum in place, as
+    // PyTorch does, instead of allocating a new gradient per backward.
     Tensor prev(leaf->grad);
+    if (prev.defined() && !create_graph && !prev.requires_grad() && summable_in_place(prev, g, 2)) {
+      add_into(prev, g);
+      return;
+    }
     Tensor next = prev.defined() ? add(prev, g) : (create_graph ? g : own(g));
     if (!create_graph) next = next.detach();
     leaf->grad = next.impl_ptr();

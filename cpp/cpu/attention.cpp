@@ -234,9 +234,8 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
       T* dQ = dq + h * a.lq * a.d;
       T* dK = dk + h * a.lk * a.d;
       T* dV = dv + h * a.lk * a.dv;
-      std::fill(dQ, dQ + a.lq * a.d, T(0));
-      std::fill(dK, dK + a.lk * a.d, T(0));
-      std::fill(dV, dV + a.lk * a.dv, T(0));
+      // Each block's first product writes it (beta 0); zeros only where no product lands.
+      if (a.lk == 0) std::fill(dQ, dQ + a.lq * a.d, T(0));
       const PackedBlocks<T> q_blocks(q + h * a.lq * a.d, a.lq, a.d, kBlockQ, false);
       const PackedBlocks<T> dO_blocks(dO, a.lq, a.dv, kBlockQ, false);
       for (int64_t j0 = 0; j0 < a.lk; j0 += kBlockK) {
@@ -245,7 +244,12 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
         const T* Vj = v + (h * a.lk + j0) * a.dv;
         const ReusedMatrix<T> kj(false, cols, a.d, Kj, a.d), kjt(true, a.d, cols, Kj, a.d);
         const ReusedMatrix<T> vjt(true, a.dv, cols, Vj, a.dv);
-        for (int64_t i0 = a.causal ? (j0 / kBlockQ) * kBlockQ : 0; i0 < a.lq; i0 += kBlockQ) {
+        const int64_t i_first = a.causal ? (j0 / kBlockQ) * kBlockQ : 0;
+        if (i_first >= a.lq) {
+          std::fill(dK + j0 * a.d, dK + (j0 + cols) * a.d, T(0));
+          std::fill(dV + j0 * a.dv, dV + (j0 + cols) * a.dv, T(0));
+        }
+        for (int64_t i0 = i_first; i0 < a.lq; i0 += kBlockQ) {
           const int64_t rows = std::min(kBlockQ, a.lq - i0);
           const T* dOi = dO + i0 * a.dv;
           score_tile(a, h, i0, rows, j0, cols, q, kjt, S.data());
@@ -263,9 +267,10 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
             }
             softmax_grad_row_run<T>(s_row, dp_row, cols, row_lse, Di[size_t(i0 + r)]);
           }
-          dO_blocks[i0 / kBlockQ].multiply(true, cols, T(1), S.data(), kBlockK, T(1), dV + j0 * a.dv, a.dv);
-          kj.multiply(false, rows, a.scale, dP.data(), kBlockK, T(1), dQ + i0 * a.d, a.d);
-          q_blocks[i0 / kBlockQ].multiply(true, cols, a.scale, dP.data(), kBlockK, T(1), dK + j0 * a.d, a.d);
+          const T kv_beta = i0 == i_first ? T(0) : T(1), q_beta = j0 == 0 ? T(0) : T(1);
+          dO_blocks[i0 / kBlockQ].multiply(true, cols, T(1), S.data(), kBlockK, kv_beta, dV + j0 * a.dv, a.dv);
+          kj.multiply(false, rows, a.scale, dP.data(), kBlockK, q_beta, dQ + i0 * a.d, a.d);
+          q_blocks[i0 / kBlockQ].multiply(true, cols, a.scale, dP.data(), kBlockK, kv_beta, dK + j0 * a.d, a.d);
         }
       }
     }
