@@ -27,7 +27,7 @@ def qkv(lead, lq, lk, d, dv=None):
     return [RNG.standard_normal(s) for s in [(*lead, lq, d), (*lead, lk, d), (*lead, lk, dv)]]
 
 
-CASES = [  # (lead, lq, lk, d, dv, mask kind, causal) -- sizes cross the 64 x 128 tile edges
+CASES = [  # (lead, lq, lk, d, dv, mask kind, causal) -- sizes cross the 128 x 128 tile edges
     ((2, 2), 5, 7, 4, 4, None, False),
     ((1, 3), 70, 130, 8, 5, None, False),
     ((2, 1), 70, 70, 8, 8, None, True),
