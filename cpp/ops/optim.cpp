@@ -1,7 +1,10 @@
 #include "ops/optim.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "core/autograd.h"
 #include "core/backend.h"
@@ -59,6 +62,69 @@ void bump(std::initializer_list<const Tensor*> ts) {
     if (t->defined()) t->bump_version();
 }
 
+// The fusable CUDA parameters of one step, gathered per (device, dtype): each group is
+// updated by one multi-tensor launch (`launch(lists)`, lists[0] the parameters, lists[1] their
+// gradients, then their states, undefined where absent) once the whole list is seen. A
+// parameter whose written storage is already in its group (the same tensor listed twice)
+// launches the group first, so that repeated updates keep their order.
+template <size_t K, class Launch>
+class CudaGroups {
+ public:
+  explicit CudaGroups(Launch launch) : launch_(std::move(launch)) {}
+
+  void add(std::array<Tensor, K> tensors) {
+    const Device& device = tensors[0].device();
+    const DType dtype = tensors[0].dtype();
+    auto it = std::find_if(groups_.begin(), groups_.end(),
+                           [&](const Group& g) { return g.device == device && g.dtype == dtype; });
+    if (it == groups_.end()) it = groups_.insert(groups_.end(), Group{device, dtype, {}, {}});
+    for (size_t k = 0; k < K; ++k) {
+      if (k == 1 || !tensors[k].defined()) continue;
+      const Storage* written = tensors[k].storage().get();
+      if (std::find(it->written.begin(), it->written.end(), written) != it->written.end()) {
+        flush(*it);
+        break;
+      }
+    }
+    for (size_t k = 0; k < K; ++k) {
+      if (k != 1 && tensors[k].defined()) it->written.push_back(tensors[k].storage().get());
+      it->lists[k].push_back(std::move(tensors[k]));
+    }
+  }
+
+  void finish() {
+    for (Group& g : groups_) flush(g);
+  }
+
+ private:
+  struct Group {
+    Device device;
+    DType dtype;
+    std::array<TensorList, K> lists;
+    std::vector<const Storage*> written;
+  };
+
+  void flush(Group& g) {
+    if (g.lists[0].empty()) return;
+    launch_(g.lists);
+    for (size_t k = 0; k < K; ++k) {
+      if (k != 1)
+        for (const Tensor& t : g.lists[k])
+          if (t.defined()) t.bump_version();
+      g.lists[k].clear();
+    }
+    g.written.clear();
+  }
+
+  Launch launch_;
+  std::vector<Group> groups_;
+};
+
+template <size_t K, class Launch>
+CudaGroups<K, Launch> cuda_groups(Launch launch) {
+  return CudaGroups<K, Launch>(std::move(launch));
+}
+
 // Composite building blocks: dst = value (dst keeps its storage), as `dst op= ...` would.
 void set(const Tensor& dst, const Tensor& value) { copy_(dst, value); }
 
@@ -83,13 +149,22 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
   GradModeGuard no_grad(false);
   const cpu::SgdArgs args{o.lr, o.momentum, o.weight_decay, o.nesterov, o.decoupled};
   for (size_t i = 0; i < params.size(); ++i) {
-    Tensor p = params[i].detach(), g = grads[i].detach(), b = o.momentum ? at(bufs, i) : Tensor();
+    const Tensor p = params[i].detach(), g = grads[i].detach(), b = o.momentum ? at(bufs, i) : Tensor();
     check_group(op, i, p, g, {&b});
     check<ValueError>(!o.momentum || b.defined(), op, ": momentum needs a buffer for parameter ", i);
+  }
+  auto on_cuda = cuda_groups<3>([&]([[maybe_unused]] const auto& l) {
+    LAMINA_CUDA_BRANCH(op, cuda::sgd_update_multi(op, l[0], l[1], l[2], args));
+  });
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor p = params[i].detach(), g = grads[i].detach(), b = o.momentum ? at(bufs, i) : Tensor();
     if (!reference && fusable({&p, &b})) {
-      const Tensor gc = contiguous(astype(g, p.dtype()));
-      if (is_cuda(p.device())) LAMINA_CUDA_BRANCH(op, cuda::sgd_update(op, p, gc, b, args));
-      else cpu::sgd_update(p, gc, b, args);
+      Tensor gc = contiguous(astype(g, p.dtype()));
+      if (is_cuda(p.device())) {
+        on_cuda.add({p, std::move(gc), b});
+        continue;
+      }
+      cpu::sgd_update(p, gc, b, args);
       bump({&p, &b});
       continue;
     }
@@ -103,6 +178,7 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
     if (o.nesterov) set(p, add(p, sub(mul(b, o.momentum), mul(gp, o.lr))));
     else set(p, add(p, b));
   }
+  on_cuda.finish();
 }
 
 void adam_step(const TensorList& params, const TensorList& grads, const TensorList& m, const TensorList& v,
@@ -118,12 +194,22 @@ void adam_step(const TensorList& params, const TensorList& grads, const TensorLi
   const double step_size = o.lr * std::sqrt(1.0 - std::pow(o.beta2, t)) / (1.0 - std::pow(o.beta1, t));
   const cpu::AdamArgs args{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, step_size, o.decoupled};
   for (size_t i = 0; i < params.size(); ++i) {
-    Tensor p = params[i].detach(), g = grads[i].detach(), mi = m[i].detach(), vi = v[i].detach(), vm = at(v_max, i);
+    const Tensor p = params[i].detach(), g = grads[i].detach(), mi = m[i].detach(), vi = v[i].detach(),
+                 vm = at(v_max, i);
     check_group(op, i, p, g, {&mi, &vi, &vm});
+  }
+  auto on_cuda = cuda_groups<5>([&]([[maybe_unused]] const auto& l) {
+    LAMINA_CUDA_BRANCH(op, cuda::adam_update_multi(op, l[0], l[1], l[2], l[3], l[4], args));
+  });
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor p = params[i].detach(), g = grads[i].detach(), mi = m[i].detach(), vi = v[i].detach(), vm = at(v_max, i);
     if (!reference && fusable({&p, &mi, &vi, &vm})) {
-      const Tensor gc = contiguous(astype(g, p.dtype()));
-      if (is_cuda(p.device())) LAMINA_CUDA_BRANCH(op, cuda::adam_update(op, p, gc, mi, vi, vm, args));
-      else cpu::adam_update(p, gc, mi, vi, vm, args);
+      Tensor gc = contiguous(astype(g, p.dtype()));
+      if (is_cuda(p.device())) {
+        on_cuda.add({p, std::move(gc), mi, vi, vm});
+        continue;
+      }
+      cpu::adam_update(p, gc, mi, vi, vm, args);
       bump({&p, &mi, &vi, &vm});
       continue;
     }
@@ -139,6 +225,7 @@ void adam_step(const TensorList& params, const TensorList& grads, const TensorLi
     }
     set(p, sub(p, div(mul(mi, step_size), add(sqrt(second), o.eps))));
   }
+  on_cuda.finish();
 }
 
 void rmsprop_step(const TensorList& params, const TensorList& grads, const TensorList& avg_sq,
@@ -151,13 +238,23 @@ void rmsprop_step(const TensorList& params, const TensorList& grads, const Tenso
   GradModeGuard no_grad(false);
   const cpu::RmspropArgs args{o.lr, o.rho, o.momentum, o.eps, o.weight_decay, !avg_grads.empty(), o.decoupled};
   for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor p = params[i].detach(), g = grads[i].detach(), s = avg_sq[i].detach(), a = at(avg_grads, i);
+    const Tensor b = o.momentum ? at(bufs, i) : Tensor();
+    check_group(op, i, p, g, {&s, &a, &b});
+  }
+  auto on_cuda = cuda_groups<5>([&]([[maybe_unused]] const auto& l) {
+    LAMINA_CUDA_BRANCH(op, cuda::rmsprop_update_multi(op, l[0], l[1], l[2], l[3], l[4], args));
+  });
+  for (size_t i = 0; i < params.size(); ++i) {
     Tensor p = params[i].detach(), g = grads[i].detach(), s = avg_sq[i].detach(), a = at(avg_grads, i);
     Tensor b = o.momentum ? at(bufs, i) : Tensor();
-    check_group(op, i, p, g, {&s, &a, &b});
     if (!reference && fusable({&p, &s, &a, &b})) {
-      const Tensor gc = contiguous(astype(g, p.dtype()));
-      if (is_cuda(p.device())) LAMINA_CUDA_BRANCH(op, cuda::rmsprop_update(op, p, gc, s, a, b, args));
-      else cpu::rmsprop_update(p, gc, s, a, b, args);
+      Tensor gc = contiguous(astype(g, p.dtype()));
+      if (is_cuda(p.device())) {
+        on_cuda.add({p, std::move(gc), s, a, b});
+        continue;
+      }
+      cpu::rmsprop_update(p, gc, s, a, b, args);
       bump({&p, &s, &a, &b});
       continue;
     }
@@ -179,6 +276,7 @@ void rmsprop_step(const TensorList& params, const TensorList& grads, const Tenso
       set(p, sub(p, inc));
     }
   }
+  on_cuda.finish();
 }
 
 void adagrad_step(const TensorList& params, const TensorList& grads, const TensorList& acc, const AdagradOptions& o,
@@ -189,12 +287,21 @@ void adagrad_step(const TensorList& params, const TensorList& grads, const Tenso
   GradModeGuard no_grad(false);
   const cpu::AdagradArgs args{o.lr, o.eps, o.weight_decay, o.decoupled};
   for (size_t i = 0; i < params.size(); ++i) {
-    Tensor p = params[i].detach(), g = grads[i].detach(), a = acc[i].detach();
+    const Tensor p = params[i].detach(), g = grads[i].detach(), a = acc[i].detach();
     check_group(op, i, p, g, {&a});
+  }
+  auto on_cuda = cuda_groups<3>([&]([[maybe_unused]] const auto& l) {
+    LAMINA_CUDA_BRANCH(op, cuda::adagrad_update_multi(op, l[0], l[1], l[2], args));
+  });
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor p = params[i].detach(), g = grads[i].detach(), a = acc[i].detach();
     if (!reference && fusable({&p, &a})) {
-      const Tensor gc = contiguous(astype(g, p.dtype()));
-      if (is_cuda(p.device())) LAMINA_CUDA_BRANCH(op, cuda::adagrad_update(op, p, gc, a, args));
-      else cpu::adagrad_update(p, gc, a, args);
+      Tensor gc = contiguous(astype(g, p.dtype()));
+      if (is_cuda(p.device())) {
+        on_cuda.add({p, std::move(gc), a});
+        continue;
+      }
+      cpu::adagrad_update(p, gc, a, args);
       bump({&p, &a});
       continue;
     }
@@ -202,6 +309,7 @@ void adagrad_step(const TensorList& params, const TensorList& grads, const Tenso
     set(a, add(a, mul(gp, gp)));
     set(p, sub(p, div(mul(gp, o.lr), sqrt(add(a, o.eps)))));
   }
+  on_cuda.finish();
 }
 
 }  // namespace lamina

@@ -230,3 +230,25 @@ void attention_backward_fma(const char* name, const Tensor& dq, const Tensor& dk
                             const Tensor& d_out, double scale, bool causal, const AttentionMaskView& mask);
 
 }  // namespace lamina::cuda
+
+// ---- optim.cu: multi-tensor optimizer updates ----------------------------------------------
+namespace lamina::cuda {
+
+// The updates of sgd_update, adam_update, ... for a list of parameters of one device and one
+// dtype, each bit-for-bit equal to its per-parameter update. One launch covers up to ~70
+// (Adam, RMSprop) or ~100 (SGD, Adagrad) tensors: their pointers travel in the kernel's
+// parameter block. Longer lists take one launch per that many; a list of one takes the
+// per-parameter kernel. Every list has one entry per parameter (an undefined tensor where a
+// parameter has no such state); no two parameters may share storage.
+void sgd_update_multi(const char* name, const std::vector<Tensor>& p, const std::vector<Tensor>& g,
+                      const std::vector<Tensor>& buf, const cpu::SgdArgs& a);
+void adam_update_multi(const char* name, const std::vector<Tensor>& p, const std::vector<Tensor>& g,
+                       const std::vector<Tensor>& m, const std::vector<Tensor>& v, const std::vector<Tensor>& v_max,
+                       const cpu::AdamArgs& a);
+void rmsprop_update_multi(const char* name, const std::vector<Tensor>& p, const std::vector<Tensor>& g,
+                          const std::vector<Tensor>& avg_sq, const std::vector<Tensor>& avg_g,
+                          const std::vector<Tensor>& buf, const cpu::RmspropArgs& a);
+void adagrad_update_multi(const char* name, const std::vector<Tensor>& p, const std::vector<Tensor>& g,
+                          const std::vector<Tensor>& acc, const cpu::AdagradArgs& a);
+
+}  // namespace lamina::cuda

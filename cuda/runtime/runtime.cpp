@@ -7,6 +7,7 @@
 #include "runtime/allocator.h"
 #include "runtime/api.h"
 #include "runtime/runtime.h"
+#include "simt/launch_count.h"
 
 namespace lamina::cuda {
 
@@ -36,6 +37,8 @@ int device_count() {
 }
 
 cudaStream_t current_stream() { return nullptr; }
+
+int64_t kernel_launches() { return simt::launch_count.load(std::memory_order_relaxed); }
 
 void synchronize_device() { synchronize("synchronize"); }
 

@@ -24,4 +24,7 @@ MemoryStats memory_stats();
 // Returns cached, unused blocks to the device.
 void empty_cache();
 
+// Kernels launched so far in this process (every launch, successful or not).
+int64_t kernel_launches();
+
 }  // namespace lamina::cuda

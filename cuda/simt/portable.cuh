@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "launch_count.h"
+
 #if defined(__CUDACC__)
 
 #include <cuda_bf16.h>
@@ -32,6 +34,7 @@
 template <class... KArgs, class... Args>
 inline cudaError_t simt_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
                                cudaStream_t stream, Args... args) {
+  lamina::simt::launch_count.fetch_add(1, std::memory_order_relaxed);
   kernel<<<grid, block, smem, stream>>>(args...);
   return cudaGetLastError();
 }
@@ -149,6 +152,7 @@ __device__ __forceinline__ void mma_m16n8k8_tf32(float (&d)[4], const uint32_t (
 template <class... KArgs, class... Args>
 inline cudaError_t simt_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
                                cudaStream_t, Args... args) {
+  lamina::simt::launch_count.fetch_add(1, std::memory_order_relaxed);
   return lamina::simt::launch(kernel, grid, block, smem, args...);
 }
 

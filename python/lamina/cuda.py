@@ -45,6 +45,15 @@ def empty_cache():
     _cuda.empty_cache()
 
 
+def kernel_launches():
+    """Returns how many kernels Lamina has launched in this process.
+
+    Counts every launch (the emulator's too); the difference around a call says how many
+    launches it made, e.g. one per dtype for a fused optimizer step.
+    """
+    return _cuda.kernel_launches()
+
+
 def set_float32_matmul_precision(precision):
     """Sets what float32 matmuls (and ``linear``) on CUDA devices may use.
 

@@ -54,6 +54,8 @@ void init_cuda(nb::module_& root) {
       "the peak, and how many cudaMalloc / cudaFree calls and cache hits there were.");
   m.def("empty_cache", &cuda::empty_cache, nb::sig("def empty_cache() -> None"),
         "Returns cached, unused device blocks to the device.");
+  m.def("kernel_launches", &cuda::kernel_launches, nb::sig("def kernel_launches() -> int"),
+        "How many kernels Lamina has launched in this process (a counter for tests and profiling).");
 #else
   m.attr("built") = false;
   m.attr("emulated") = false;
@@ -63,6 +65,8 @@ void init_cuda(nb::module_& root) {
   m.def("synchronize", [] { throw_no_cuda("synchronize"); }, nb::sig("def synchronize() -> None"));
   m.def("memory_stats", []() -> nb::dict { throw_no_cuda("memory_stats"); }, nb::sig("def memory_stats() -> dict[str, int]"));
   m.def("empty_cache", [] { throw_no_cuda("empty_cache"); }, nb::sig("def empty_cache() -> None"));
+  m.def("kernel_launches", []() -> int64_t { throw_no_cuda("kernel_launches"); },
+        nb::sig("def kernel_launches() -> int"));
 #endif
   // A setting, so it works in every build: it only changes what CUDA float32 matmuls run.
   m.def(
