@@ -213,3 +213,9 @@ def seed_workload():
 def test_multi_tensor_updates_under_thread_order_seeds(seed):
     stdout = run_seeded("test_cuda_emulated_optim_multi", "seed_workload", seed)
     assert stdout.split("mismatches")[-1].strip() == "0", stdout
+
+
+@pytest.mark.skipif(lm.cuda.built, reason="the backend is built")
+def test_kernel_launches_without_backend_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="no CUDA support"):
+        lm.cuda.kernel_launches()
