@@ -192,6 +192,44 @@ def test_seeded_training_is_bitwise_reproducible_across_processes():
     assert len(a) == 24 and a == b
 
 
+FORK_RUN = textwrap.dedent("""
+    import os, sys, threading, numpy as np, lamina as lm
+    lm.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    x = lm.tensor(rng.standard_normal((64, 6, 32)).astype(np.float32))
+    w_ih, w_hh = (lm.tensor(rng.standard_normal(s).astype(np.float32) * 0.1) for s in [(512, 32), (512, 128)])
+    b = lm.tensor(np.zeros(512, np.float32))
+    a = lm.tensor(rng.standard_normal((384, 384)).astype(np.float32))
+    want = lm.lstm(x, None, None, w_ih, w_hh, b)[0].numpy()
+    stop = False
+
+    def busy():  # parallel jobs and large allocations on another thread while we fork
+        while not stop:
+            lm.sum(lm.exp(lm.matmul(a, a) * 1e-3))
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    codes = []
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:  # the child: the pool's workers were not copied
+            ok = np.array_equal(lm.lstm(x, None, None, w_ih, w_hh, b)[0].numpy(), want)
+            lm.matmul(a, a)
+            os._exit(0 if ok and lm.get_num_threads() == 2 else 3)
+        codes.append(os.waitpid(pid, 0)[1])
+    stop = True
+    worker.join()
+    print(codes)
+""")
+
+
+def test_forked_child_runs_parallel_ops():
+    # Before the fork handlers, the child's LSTM waited forever at its team's barrier.
+    done = subprocess.run([sys.executable, "-c", FORK_RUN], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 0, 0, 0]"
+
+
 # ----------------------------------------------------------------------------- NaN detection
 def test_detect_anomaly_names_the_first_bad_op():
     x = lm.tensor([1.0, -1.0, 4.0])

@@ -5,6 +5,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <pthread.h>
+
 namespace lamina {
 
 namespace {
@@ -33,8 +35,19 @@ struct Cache {
   HostCacheStats stats;
 };
 
+Cache& cache();
+
+// Held across fork(), so the child's copy of the mutex is not left locked by a thread that
+// was not copied.
+void lock_cache() { cache().mutex.lock(); }
+void unlock_cache() { cache().mutex.unlock(); }
+
 Cache& cache() {
-  static Cache* c = new Cache;  // outlives every tensor, including those freed at exit
+  static Cache* c = [] {
+    Cache* made = new Cache;  // outlives every tensor, including those freed at exit
+    pthread_atfork(lock_cache, unlock_cache, unlock_cache);
+    return made;
+  }();
   return *c;
 }
 

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+
 #include "core/errors.h"
 
 namespace lamina {
@@ -32,6 +34,10 @@ class Pool {
   ~Pool() { stop_workers(); }
 
   int size() const { return int(workers_.size()) + 1; }
+
+  // Held across fork() so that no job runs while the process is copied.
+  void lock_jobs() { run_mutex_.lock(); }
+  void unlock_jobs() { run_mutex_.unlock(); }
 
   void resize(int threads) {
     std::lock_guard<std::mutex> busy(run_mutex_);
@@ -142,9 +148,35 @@ class Pool {
   std::exception_ptr error_;
 };
 
+// fork(): the child has only the forking thread, none of the pool's workers, and copies of
+// the pool's mutexes and condition variable in whatever state the workers left them. So the
+// prepare handler waits until no job runs, and the child drops the pool (without destroying
+// it: that would join threads that do not exist there) for a fresh one of one thread, grown
+// back to the parent's size on the child's first parallel call (not in the handler, where
+// starting threads is unsafe). Before this, a child's first LSTM waited forever at its
+// team's barrier for a worker that was never copied.
+Pool* current_pool = nullptr;  // never destroyed: workers may outlive static teardown
+std::atomic<int> child_threads{0};
+
+void lock_pool_for_fork() { current_pool->lock_jobs(); }
+void unlock_pool_in_parent() { current_pool->unlock_jobs(); }
+void fresh_pool_in_child() {
+  child_threads.store(current_pool->size());
+  current_pool = new Pool(1);
+}
+
 Pool& pool() {
-  static Pool* p = new Pool(default_threads());  // never destroyed: workers may outlive static teardown
-  return *p;
+  static const bool installed = [] {
+    current_pool = new Pool(default_threads());
+    pthread_atfork(lock_pool_for_fork, unlock_pool_in_parent, fresh_pool_in_child);
+    return true;
+  }();
+  (void)installed;
+  if (child_threads.load(std::memory_order_relaxed) != 0) {
+    const int n = child_threads.exchange(0);
+    if (n > 1) current_pool->resize(n);
+  }
+  return *current_pool;
 }
 
 }  // namespace

@@ -3,12 +3,19 @@
 #include <cmath>
 #include <mutex>
 
+#include <pthread.h>
+
 #include "core/philox.h"
 
 namespace lamina {
 
 namespace {
 std::mutex generator_mutex;
+
+// Held across fork(), so the child's copy is not left locked by a thread that was not copied.
+void lock_generator() { generator_mutex.lock(); }
+void unlock_generator() { generator_mutex.unlock(); }
+const int fork_handlers_installed = pthread_atfork(lock_generator, unlock_generator, unlock_generator);
 }
 
 std::array<uint32_t, 4> Philox::block(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {
