@@ -203,9 +203,10 @@ FORK_RUN = textwrap.dedent("""
     want = lm.lstm(x, None, None, w_ih, w_hh, b)[0].numpy()
     stop = False
 
-    def busy():  # parallel jobs and large allocations on another thread while we fork
+    def busy():  # parallel jobs, some allocating inside their workers, while we fork
         while not stop:
             lm.sum(lm.exp(lm.matmul(a, a) * 1e-3))
+            lm.lstm(x, None, None, w_ih, w_hh, b)
 
     worker = threading.Thread(target=busy)
     worker.start()
