@@ -268,6 +268,26 @@ def test_custom_function():
     assert not Cube.apply(lm.ones(2)).requires_grad  # nothing to differentiate: no node
 
 
+def test_grad_runs_only_the_part_of_the_graph_that_reaches_its_inputs():
+    calls = []
+
+    class Counted(Cube):
+        @staticmethod
+        def backward(ctx, g):
+            calls.append(1)
+            return Cube.backward(ctx, g)
+
+    x = f64([1.0, -2.0])
+    mid = Counted.apply(x) * 2.0  # Counted lies behind mid: grad w.r.t. mid never needs it
+    out = lm.sum(mid * mid) + lm.sum(Counted.apply(mid))
+    (g,) = lm.grad(out, [mid], retain_graph=True)
+    m = mid.numpy()
+    np.testing.assert_allclose(g.numpy(), 2.0 * m + 3.0 * m * m)
+    assert len(calls) == 1  # only the Counted node between out and mid
+    lm.sum(out).backward()  # and a full backward afterwards runs through every node
+    np.testing.assert_allclose(x.grad.numpy(), (2.0 * m + 3.0 * m * m) * 2.0 * 3.0 * x.numpy() ** 2)
+
+
 def test_custom_function_errors():
     class Bad(lm.Function):
         @staticmethod

@@ -157,16 +157,31 @@ def test_half_types_outside_the_half_kernel_run_the_float32_kernel(name, lead, n
     _compare(attend, _qkv(lead, nq, nk, d, dv, 11), dtype, 2 * EPS[dtype], what=name)
 
 
-@needs_cuda
-def test_float32_kernel_is_used_and_refuses_double_backward():
-    # Only the fused kernels refuse double backward; the composite would allow it.
-    q = lm.tensor(uniform((2, 5, 24), 1), device="cuda").detach()
+def _double_backward(q_np, device, dtype, mask=None, **kw):
+    """The fused op's node name, and d/dq of sum(gq * gq) where gq = d sum(out * out) / dq
+    (create_graph: the fused node differentiates the composite), as float64 numpy."""
+    q = lm.tensor(q_np, device=device).astype(dtype).detach()
     q.requires_grad = True
-    keep = lm.tensor(np.random.default_rng(2).random((5, 5)) < 0.7, device="cuda")
+    if mask is not None:
+        kw["mask"] = lm.tensor(mask, device=device)
+    out = lm.scaled_dot_product_attention(q, q, q, **kw)
+    (gq,) = lm.autograd.grad(lm.sum((out * out).astype("float32")), [q], create_graph=True)
+    lm.sum((gq * gq).astype("float32")).backward()
+    return str(out.grad_fn), [t.cpu().astype("float64").numpy() for t in (gq, q.grad)]
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype,rtol", [("float32", RTOL), ("float64", RTOL64)])
+def test_fused_kernel_is_used_and_double_backward_matches_cpu(dtype, rtol):
+    q = uniform((2, 5, 24), 1)
+    keep = np.random.default_rng(2).random((5, 5)) < 0.7
+    keep[:, 0] = True
     for kw in ({}, {"mask": keep, "causal": True}):
-        with pytest.raises(RuntimeError, match="scaled_dot_product_attention_reference"):
-            (gq,) = lm.autograd.grad(lm.sum(lm.scaled_dot_product_attention(q, q, q, **kw)), [q], create_graph=True)
-            lm.sum(gq).backward()
+        name, dev = _double_backward(q, "cuda", dtype, **kw)
+        assert name == "scaled_dot_product_attention"  # the fused node, not the composite's matmul
+        _, cpu = _double_backward(q, "cpu", dtype, **kw)
+        for i, (d, c) in enumerate(zip(dev, cpu)):
+            _close(d, c, rtol, f"{dtype} double backward {kw and 'masked'} {i}")
 
 
 FLOAT64 = [
@@ -187,11 +202,6 @@ def test_float64_flash_attention_matches_cpu(name, lead, nq, nk, d, dv, kw):
 
     arrays = _qkv(lead, nq, nk, d, dv, 23)
     _compare(attend, arrays, "float64", RTOL64, what=name)
-    q, k, v = (lm.tensor(a, device="cuda").astype("float64").detach() for a in arrays)
-    q.requires_grad = True
-    with pytest.raises(RuntimeError, match="scaled_dot_product_attention_reference"):  # the fused kernels ran
-        (gq,) = lm.autograd.grad(lm.sum(attend(q, k, v)), [q], create_graph=True)
-        lm.sum(gq).backward()
 
 
 @needs_cuda

@@ -151,28 +151,28 @@ def test_flash_attention_non_prefix_masks_run_the_float32_kernel(dtype):
                  arrays, dtype, rtols=[2 * EPS[dtype]] * 4, what=name)
 
 
-@needs_cuda
-def test_flash_attention_is_used_and_refuses_double_backward():
-    q = lm.tensor(_data((1, 5, 64), 1), device="cuda").astype("bfloat16").detach()
+def _flash_double_backward(q_np, device, mask=None):
+    """The fused op's node name and, through create_graph (the fused node differentiates the
+    composite), d/dq of sum(gq^2) with gq = d sum(out) / dq: float64 numpy."""
+    q = lm.tensor(q_np, device=device).astype("bfloat16").detach()
     q.requires_grad = True
-    out = lm.scaled_dot_product_attention(q, q, q)
-    assert out.dtype == "bfloat16" and out.device == "cuda:0"
-    with pytest.raises(RuntimeError, match="scaled_dot_product_attention_reference"):
-        y = lm.sum(lm.scaled_dot_product_attention(q, q, q).astype("float32"))
-        (gq,) = lm.autograd.grad(y, [q], create_graph=True)
-        lm.sum(gq.astype("float32")).backward()
+    out = lm.scaled_dot_product_attention(q, q, q, mask=None if mask is None else lm.tensor(mask, device=device))
+    (gq,) = lm.autograd.grad(lm.sum(out.astype("float32") ** 2), [q], create_graph=True)
+    lm.sum(gq.astype("float32") ** 2).backward()
+    return str(out.grad_fn), out.dtype, q.grad.cpu().astype("float64").numpy()
 
 
 @needs_cuda
-def test_flash_attention_is_used_for_key_padding():
-    q = lm.tensor(_data((2, 1, 5, 64), 1), device="cuda").astype("float16").detach()
-    q.requires_grad = True
-    mask = lm.tensor(_prefix_mask((5, 3), 5)[:, None, None, :], device="cuda")
-    # Only the flash kernels refuse double backward; the composite would allow it.
-    with pytest.raises(RuntimeError, match="scaled_dot_product_attention_reference"):
-        y = lm.sum(lm.scaled_dot_product_attention(q, q, q, mask=mask).astype("float32"))
-        (gq,) = lm.autograd.grad(y, [q], create_graph=True)
-        lm.sum(gq.astype("float32")).backward()
+@pytest.mark.parametrize("padded", [False, True])
+def test_flash_attention_is_used_and_double_backward_runs(padded):
+    q = _data((2, 1, 5, 64), 1)
+    mask = _prefix_mask((5, 3), 5)[:, None, None, :] if padded else None
+    name, dtype, dev = _flash_double_backward(q, "cuda", mask)
+    assert name == "scaled_dot_product_attention" and dtype == "bfloat16"
+    _, _, cpu = _flash_double_backward(q, "cpu", mask)
+    # bfloat16 inputs: both sides compute the composite's second derivative in float32 from
+    # the same rounded values; the gradients round to bfloat16 (8 bits) at the end.
+    close(dev, cpu, 2.0**-6, "flash double backward", elementwise=False)
 
 
 # ---- recurrent ---------------------------------------------------------------------------------

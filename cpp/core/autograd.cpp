@@ -51,10 +51,22 @@ Node::~Node() {
   for (Edge& e : next) release_node(std::move(e.node));
 }
 
-void refuse_double_backward(const char* op, const char* alternative) {
-  if (GradMode::is_enabled())
-    throw RuntimeError(detail::concat(op, ": differentiating its gradient (create_graph=True) is not supported by "
-                                      "the fused kernel; use ", alternative, " for higher-order gradients"));
+std::vector<Tensor> composite_vjp(const std::vector<Tensor>& inputs, const Tensor& grad_output,
+                                  const std::function<Tensor()>& composite) {
+  std::vector<Tensor> wanted, result(inputs.size());
+  std::vector<size_t> where;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined() && inputs[i].requires_grad()) {
+      wanted.push_back(inputs[i]);
+      where.push_back(i);
+    }
+  if (wanted.empty()) return result;
+  GradModeGuard record(true);
+  const Tensor out = composite();
+  // Only the composite's graph is walked: grad() skips what lies beyond the inputs.
+  std::vector<Tensor> grads = grad({out}, wanted, {grad_output}, true, true, true);
+  for (size_t k = 0; k < where.size(); ++k) result[where[k]] = std::move(grads[k]);
+  return result;
 }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
@@ -174,6 +186,49 @@ struct Engine {
     leaf->grad = next.impl_ptr();
   }
 
+  // grad() mode: the nodes no captured input can be reached from. Their gradients are never
+  // computed (a gradient with respect to a layer's input need not run the layers before it).
+  std::unordered_set<Node*> irrelevant;
+  bool pruned(Node* n) const { return irrelevant.count(n) != 0; }
+  // Whether n's input gradients can reach anything: always in backward(); in grad() mode only
+  // through a kept node or a captured leaf.
+  bool feeds_anything(Node* n) const {
+    if (capture_leaf.empty() && capture_node.empty()) return true;
+    for (const Edge& e : n->next)
+      if ((e.node && !pruned(e.node.get())) || (e.leaf && capture_leaf.count(e.leaf.get()))) return true;
+    return false;
+  }
+
+  // Marks the nodes of `order`'s graph from which no captured node or leaf is reachable and
+  // recounts `deps` over the rest. Iterative (graphs can be 100,000 nodes deep): a topological
+  // order from the roots, then relevance decided children first.
+  void keep_paths_to_captured(const std::vector<Node*>& roots, std::unordered_map<Node*, int>& deps) {
+    std::unordered_map<Node*, int> left = deps;
+    std::vector<Node*> topo, ready;
+    for (Node* n : roots)
+      if (left[n] == 0) ready.push_back(n);
+    while (!ready.empty()) {
+      Node* n = ready.back();
+      ready.pop_back();
+      topo.push_back(n);
+      for (const Edge& e : n->next)
+        if (e.node && --left[e.node.get()] == 0) ready.push_back(e.node.get());
+    }
+    std::unordered_set<Node*> relevant;
+    for (auto it = topo.rbegin(); it != topo.rend(); ++it) {
+      Node* n = *it;
+      bool reaches = capture_node.count(n) != 0;
+      for (const Edge& e : n->next)
+        reaches = reaches || (e.node && relevant.count(e.node.get())) || (e.leaf && capture_leaf.count(e.leaf.get()));
+      if (reaches) relevant.insert(n);
+      else irrelevant.insert(n);
+    }
+    for (auto& [n, count] : deps) count = 0;
+    for (Node* n : relevant)
+      for (const Edge& e : n->next)
+        if (e.node && relevant.count(e.node.get())) ++deps[e.node.get()];
+  }
+
   void run(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads) {
     check<ValueError>(roots.size() == grads.size(), "backward: got ", roots.size(), " tensors but ",
                       grads.size(), " gradients");
@@ -208,9 +263,10 @@ struct Engine {
         if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
       }
     }
+    if (!capture_leaf.empty() || !capture_node.empty()) keep_paths_to_captured(order, deps);
     std::vector<Node*> ready;
     for (Node* n : order)
-      if (deps[n] == 0) ready.push_back(n);
+      if (!pruned(n) && deps[n] == 0) ready.push_back(n);
 
     GradModeGuard mode(create_graph);
     while (!ready.empty()) {
@@ -234,7 +290,9 @@ struct Engine {
           throw RuntimeError(detail::concat(
               "backward of ", n->name, ": trying to backward through the graph a second time; "
               "pass retain_graph=True the first time"));
-        if (n->input_view && !create_graph && n->next.size() == 1 && n->next[0].node) {
+        if (!feeds_anything(n)) {
+          // grad() mode: a captured node whose inputs lead to nothing captured.
+        } else if (n->input_view && !create_graph && n->next.size() == 1 && n->next[0].node) {
           add_to_view(buffer[n->next[0].node.get()], n->inputs[0], n->input_view, g);
         } else {
           try {
@@ -250,6 +308,7 @@ struct Engine {
       }
       for (size_t i = 0; i < n->next.size(); ++i) {
         const Edge& e = n->next[i];
+        if (e.node && pruned(e.node.get())) continue;
         // Moved out, so a gradient nothing else holds reaches a leaf without a copy (own()).
         Tensor gi = i < input_grads.size() ? std::move(input_grads[i]) : Tensor();
         if (gi.defined() && e.valid()) gi = conform(gi, n->inputs[i], n->name);
@@ -279,14 +338,14 @@ std::vector<Tensor> ones_like_all(const std::vector<Tensor>& roots, const std::v
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
               bool create_graph) {
-  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}};
+  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}, {}};
   engine.run(roots, ones_like_all(roots, grads));
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& roots, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grads, bool retain_graph, bool create_graph,
                          bool allow_unused) {
-  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}};
+  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}, {}};
   engine.captured.resize(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];

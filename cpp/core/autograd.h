@@ -73,10 +73,13 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 // Records `out`'s history: a node named `name` over `inputs` with the given vjp.
 void record(const char* name, const std::vector<Tensor>& inputs, Tensor& out, VjpFn vjp);
 
-// For fused ops whose backward runs native kernels without recording: called first in
-// their vjp, it raises instead of silently returning a gradient that cannot be
-// differentiated again (create_graph=True).
-void refuse_double_backward(const char* op, const char* alternative);
+// For fused ops whose backward runs native kernels: when the gradient must itself be
+// differentiable (create_graph=True), `composite()` recomputes the op's output from the same
+// `inputs` with plain ops, under grad mode, and that is differentiated instead: exact
+// higher-order gradients at the composite's cost. Returns one gradient per input (undefined
+// where the input does not require grad or the output does not depend on it).
+std::vector<Tensor> composite_vjp(const std::vector<Tensor>& inputs, const Tensor& grad_output,
+                                  const std::function<Tensor()>& composite);
 
 // Accumulates d(roots)/d(leaves) into each leaf's .grad.
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,

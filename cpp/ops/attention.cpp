@@ -240,7 +240,11 @@ Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, c
     const bool want[3] = {q_in.requires_grad(), k_in.requires_grad(), v_in.requires_grad()};
     const Shape qs = q_in.shape(), ks = k_in.shape(), vs = v_in.shape();
     record(kOp, {q_in, k_in, v_in}, result, [=](const Tensor& g) -> std::vector<Tensor> {
-      refuse_double_backward(kOp, "scaled_dot_product_attention_reference");
+      if (GradMode::is_enabled())  // the composite in float32, as the CPU computes half types
+        return composite_vjp({q_in, k_in, v_in}, g, [&] {
+          auto wide = [](const Tensor& x) { return astype(x, DType::Float32); };
+          return astype(attention_composite(d, wide(q_in), wide(k_in), wide(v_in), mask, causal, 0.0, s, true), t);
+        });
       GradModeGuard no_grad(false);
       Tensor d_out = aligned_contiguous(reshape(astype(g, t), {d.heads, d.lq, d.d}));
       Tensor dq = Tensor::empty(q.shape(), t, q.device()), dk = Tensor::empty(k.shape(), t, q.device()),
@@ -324,7 +328,10 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
     Tensor out_saved = out.detach();  // a detached output avoids a node -> output -> node cycle
     const bool want[3] = {q.requires_grad(), k.requires_grad(), v.requires_grad()};
     record(kOp, {q, k, v}, out, [=](const Tensor& g) -> std::vector<Tensor> {
-      refuse_double_backward(kOp, "scaled_dot_product_attention_reference");
+      if (GradMode::is_enabled()) {
+        const std::vector<Tensor> in{sq.get(), sk.get(), sv.get()};
+        return composite_vjp(in, g, [&] { return attention_composite(d, in[0], in[1], in[2], mask, causal, 0.0, s, true); });
+      }
       GradModeGuard no_grad(false);
       Tensor dout = contiguous(astype(g, kd));
       Tensor dq = Tensor::empty(sq.get().shape(), kd, dev), dk = Tensor::empty(sk.get().shape(), kd, dev),

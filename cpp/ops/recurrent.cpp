@@ -101,26 +101,13 @@ std::vector<Tensor> cast_back(std::vector<Tensor> outs, const RnnArgs& a) {
   return outs;
 }
 
-}  // namespace
-
-#if defined(LAMINA_HAVE_CUDA)
-namespace {
-
-// The device path: time-major buffers, the input projection of all steps as one GEMM, one
-// fused kernel per step, and backward through time with the step kernels; the weight and
-// input gradients are GEMMs over all steps' gate gradients.
-struct DeviceRnn {
-  Tensor x_tm;     // (S, B, I)
-  Tensor mask_tm;  // (S, B) bool, or undefined
-  Tensor hs;       // (S + 1, B, H): the initial state, then each step's state
-};
-
-// What the fp32 step kernels do not cover (float64, an empty batch) runs as a loop of the
-// cell composites on the device, with the CPU's masking: a padded step keeps the state and
-// outputs zeros. c0 and the returned c_T are undefined for a GRU.
-std::vector<Tensor> device_cell_loop(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0,
-                                     const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
-                                     const Tensor& mask) {
+// The sequence as a loop of the cell composites, with the fused kernels' masking: a padded
+// step keeps the state and outputs zeros. c0 and the returned c_T are undefined for a GRU.
+// It runs what the device's fp32 step kernels do not cover (float64, an empty batch), and it
+// is what a fused op's gradient differentiates when that gradient must be differentiable.
+std::vector<Tensor> cell_loop(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0,
+                              const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
+                              const Tensor& mask) {
   const bool is_lstm = a.gates == 4;
   const Tensor m = mask.defined() ? to_device(astype(mask.detach(), DType::Bool), x.device()) : Tensor();
   const Tensor zero = scalar_tensor(0.0, x.dtype());
@@ -149,6 +136,29 @@ std::vector<Tensor> device_cell_loop(const RnnArgs& a, const Tensor& x, const Te
   if (is_lstm) return {out, h, c};
   return {out, h};
 }
+
+// cell_loop's results packed as the fused ops pack theirs: outputs, then h_T (and c_T).
+Tensor packed_cell_loop(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
+                        const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh, const Tensor& mask) {
+  std::vector<Tensor> outs = cell_loop(a, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask);
+  for (size_t i = 1; i < outs.size(); ++i) outs[i] = unsqueeze(outs[i], 1);
+  return concatenate(outs, 1);
+}
+
+}  // namespace
+
+#if defined(LAMINA_HAVE_CUDA)
+namespace {
+
+// The device path: time-major buffers, the input projection of all steps as one GEMM, one
+// fused kernel per step, and backward through time with the step kernels; the weight and
+// input gradients are GEMMs over all steps' gate gradients.
+struct DeviceRnn {
+  Tensor x_tm;     // (S, B, I)
+  Tensor mask_tm;  // (S, B) bool, or undefined
+  Tensor hs;       // (S + 1, B, H): the initial state, then each step's state
+};
+
 
 bool step_kernels_cover(const RnnArgs& a) { return a.kernel == DType::Float32 && a.dims.batch > 0; }
 
@@ -190,7 +200,7 @@ Tensor input_grad(const Tensor& dgx, const Tensor& w_ih, int64_t S, int64_t B) {
 
 std::vector<Tensor> device_lstm(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& c0,
                                 const Tensor& w_ih, const Tensor& w_hh, const Tensor& b, const Tensor& mask) {
-  if (!step_kernels_cover(a)) return device_cell_loop(a, x, h0, c0, w_ih, w_hh, b, Tensor(), mask);
+  if (!step_kernels_cover(a)) return cell_loop(a, x, h0, c0, w_ih, w_hh, b, Tensor(), mask);
   const int64_t B = a.dims.batch, S = a.dims.steps, H = a.dims.hidden, I = a.dims.input;
   DeviceRnn r;
   Tensor cs, gates, packed;
@@ -208,7 +218,9 @@ std::vector<Tensor> device_lstm(const RnnArgs& a, const Tensor& x, const Tensor&
     const bool want[6] = {x.requires_grad(),    h0.requires_grad(),   c0.requires_grad(),
                           w_ih.requires_grad(), w_hh.requires_grad(), b.requires_grad()};
     record("lstm", {x, h0, c0, w_ih, w_hh, b}, packed, [=](const Tensor& g) -> std::vector<Tensor> {
-      refuse_double_backward("lstm", "a loop of lstm_cell");
+      if (GradMode::is_enabled())
+        return composite_vjp({x, h0, c0, w_ih, w_hh, b}, g,
+                             [&] { return packed_cell_loop(a, x, h0, c0, w_ih, w_hh, b, Tensor(), mask); });
       GradModeGuard no_grad(false);
       Tensor dout = contiguous(astype(g, DType::Float32));
       Tensor dgates = Tensor::empty({S, B, 4 * H}, DType::Float32, dout.device());
@@ -232,7 +244,7 @@ std::vector<Tensor> device_lstm(const RnnArgs& a, const Tensor& x, const Tensor&
 
 std::vector<Tensor> device_gru(const RnnArgs& a, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
                                const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh, const Tensor& mask) {
-  if (!step_kernels_cover(a)) return device_cell_loop(a, x, h0, Tensor(), w_ih, w_hh, b_ih, b_hh, mask);
+  if (!step_kernels_cover(a)) return cell_loop(a, x, h0, Tensor(), w_ih, w_hh, b_ih, b_hh, mask);
   const int64_t B = a.dims.batch, S = a.dims.steps, H = a.dims.hidden, I = a.dims.input;
   DeviceRnn r;
   Tensor saved, packed;
@@ -248,7 +260,9 @@ std::vector<Tensor> device_gru(const RnnArgs& a, const Tensor& x, const Tensor& 
     const bool want[6] = {x.requires_grad(),    h0.requires_grad(),   w_ih.requires_grad(),
                           w_hh.requires_grad(), b_ih.requires_grad(), b_hh.requires_grad()};
     record("gru", {x, h0, w_ih, w_hh, b_ih, b_hh}, packed, [=](const Tensor& g) -> std::vector<Tensor> {
-      refuse_double_backward("gru", "a loop of gru_cell");
+      if (GradMode::is_enabled())
+        return composite_vjp({x, h0, w_ih, w_hh, b_ih, b_hh}, g,
+                             [&] { return packed_cell_loop(a, x, h0, Tensor(), w_ih, w_hh, b_ih, b_hh, mask); });
       GradModeGuard no_grad(false);
       Tensor dout = contiguous(astype(g, DType::Float32));
       Tensor dgx = Tensor::empty({S, B, 3 * H}, DType::Float32, dout.device());
@@ -294,12 +308,17 @@ std::vector<Tensor> lstm(const Tensor& x_in, const Tensor& h0_in, const Tensor& 
   else run_forward(double{});
 
   if (needs_grad({&x, &h0, &c0, &w_ih, &w_hh, &b})) {
-    SavedTensor sc0(c0), sw_ih(w_ih), sw_hh(w_hh);
+    SavedTensor sx(x), sh0(h0), sc0(c0), sw_ih(w_ih), sw_hh(w_hh), sb(b);
     const bool want[6] = {x.requires_grad(), h0.requires_grad(), c0.requires_grad(),
                           w_ih.requires_grad(), w_hh.requires_grad(), b.requires_grad()};
     record("lstm", {x, h0, c0, w_ih, w_hh, b}, packed,
            [=](const Tensor& g) -> std::vector<Tensor> {
-             refuse_double_backward("lstm", "a loop of lstm_cell");
+             if (GradMode::is_enabled()) {
+               const std::vector<Tensor> in{sx.get(), sh0.get(), sc0.get(), sw_ih.get(), sw_hh.get(), sb.get()};
+               return composite_vjp(in, g, [&] {
+                 return packed_cell_loop(a, in[0], in[1], in[2], in[3], in[4], in[5], Tensor(), mask_in);
+               });
+             }
              GradModeGuard no_grad(false);
              Tensor dout = contiguous(astype(g, kd));
              const int64_t I = d.input;
@@ -347,12 +366,17 @@ std::vector<Tensor> gru(const Tensor& x_in, const Tensor& h0_in, const Tensor& w
   else run_forward(double{});
 
   if (needs_grad({&x, &h0, &w_ih, &w_hh, &b_ih, &b_hh})) {
-    SavedTensor sx(x_tm), sw_ih(w_ih), sw_hh(w_hh);
+    SavedTensor sx(x_tm), sw_ih(w_ih), sw_hh(w_hh), sx_in(x), sh0(h0), sb_ih(b_ih), sb_hh(b_hh);
     const bool want[6] = {x.requires_grad(),    h0.requires_grad(),   w_ih.requires_grad(),
                           w_hh.requires_grad(), b_ih.requires_grad(), b_hh.requires_grad()};
     record("gru", {x, h0, w_ih, w_hh, b_ih, b_hh}, packed,
            [=](const Tensor& g) -> std::vector<Tensor> {
-             refuse_double_backward("gru", "a loop of gru_cell");
+             if (GradMode::is_enabled()) {
+               const std::vector<Tensor> in{sx_in.get(), sh0.get(), sw_ih.get(), sw_hh.get(), sb_ih.get(), sb_hh.get()};
+               return composite_vjp(in, g, [&] {
+                 return packed_cell_loop(a, in[0], in[1], Tensor(), in[2], in[3], in[4], in[5], mask_in);
+               });
+             }
              GradModeGuard no_grad(false);
              Tensor dout = contiguous(astype(g, kd));
              const int64_t I = d.input;
