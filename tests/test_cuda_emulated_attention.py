@@ -170,17 +170,24 @@ def _double_backward(q_np, device, dtype, mask=None, **kw):
     return str(out.grad_fn), [t.cpu().astype("float64").numpy() for t in (gq, q.grad)]
 
 
+# A second derivative through softmax in float32 is only good to ~1e-5 of its largest value:
+# the CPU's own float32 result is 1.0-1.3e-5 off the float64 one here. So float32 is held to
+# the float64 truth within 1e-4, and float64 to the CPU's float64 within RTOL64.
+DOUBLE_BACKWARD_RTOL32 = 1e-4
+
+
 @needs_cuda
-@pytest.mark.parametrize("dtype,rtol", [("float32", RTOL), ("float64", RTOL64)])
-def test_fused_kernel_is_used_and_double_backward_matches_cpu(dtype, rtol):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_kernel_is_used_and_double_backward_matches_cpu(dtype):
     q = uniform((2, 5, 24), 1)
     keep = np.random.default_rng(2).random((5, 5)) < 0.7
     keep[:, 0] = True
     for kw in ({}, {"mask": keep, "causal": True}):
         name, dev = _double_backward(q, "cuda", dtype, **kw)
         assert name == "scaled_dot_product_attention"  # the fused node, not the composite's matmul
-        _, cpu = _double_backward(q, "cpu", dtype, **kw)
-        for i, (d, c) in enumerate(zip(dev, cpu)):
+        _, truth = _double_backward(q, "cpu", "float64", **kw)
+        rtol = DOUBLE_BACKWARD_RTOL32 if dtype == "float32" else RTOL64
+        for i, (d, c) in enumerate(zip(dev, truth)):
             _close(d, c, rtol, f"{dtype} double backward {kw and 'masked'} {i}")
 
 
