@@ -37,7 +37,8 @@ void init_sequence(nb::module_& m) {
                 "mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]"),
         "LSTM over a whole sequence, one fused op. x (batch, T, I); gates (i, f, g, o): w_ih (4H, I),\n"
         "w_hh (4H, H), b (4H). mask (batch, T) bool: masked steps keep the state and output zeros.\n"
-        "Returns (outputs (batch, T, H), h_T, c_T).");
+        "Returns (outputs (batch, T, H), h_T, c_T). With create_graph=True its gradient\n"
+        "differentiates the lstm_cell loop instead (higher-order gradients, the loop's cost).");
   m.def("gru", [](nb::handle x, nb::handle h0, nb::handle w_ih, nb::handle w_hh, nb::handle b_ih, nb::handle b_hh,
                   nb::handle mask) {
     Tensor args[7] = {as_tensor(x), optional_tensor(h0), as_tensor(w_ih), as_tensor(w_hh), as_tensor(b_ih),
@@ -53,7 +54,8 @@ void init_sequence(nb::module_& m) {
         nb::sig("def gru(x: Tensor, h0: Tensor | None, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, "
                 "mask: Tensor | None = None) -> tuple[Tensor, Tensor]"),
         "GRU over a whole sequence, one fused op (PyTorch formulation, gates (r, z, n);\n"
-        "n = tanh(W_in x + b_in + r * (W_hn h + b_hn))). Returns (outputs (batch, T, H), h_T).");
+        "n = tanh(W_in x + b_in + r * (W_hn h + b_hn))). Returns (outputs (batch, T, H), h_T).\n"
+        "With create_graph=True its gradient differentiates the gru_cell loop instead.");
   m.def("lstm_cell", [](nb::handle x, nb::handle h, nb::handle c, nb::handle w_ih, nb::handle w_hh, nb::handle b) {
     return as_tuple(lstm_cell(as_tensor(x), as_tensor(h), as_tensor(c), as_tensor(w_ih), as_tensor(w_hh),
                               as_tensor(b)));
@@ -69,7 +71,8 @@ void init_sequence(nb::module_& m) {
   auto sdpa_doc =
       "softmax(q k^T * scale + mask) v. q (..., Lq, D), k (..., Lk, D), v (..., Lk, Dv). mask: bool\n"
       "(True = attend) or additive float, broadcast to (..., Lq, Lk). causal: query i sees keys j <= i.\n"
-      "scale defaults to 1/sqrt(D). Fused and tiled on the CPU; dropout > 0 uses the composite path.";
+      "scale defaults to 1/sqrt(D). Fused and tiled on the CPU; dropout > 0 uses the composite path,\n"
+      "and with create_graph=True the gradient differentiates the composite.";
   m.def("scaled_dot_product_attention", [](nb::handle q, nb::handle k, nb::handle v, nb::handle mask, bool causal,
                                            double dropout, std::optional<double> scale) {
     Tensor args[4] = {as_tensor(q), as_tensor(k), as_tensor(v), optional_tensor(mask)};
