@@ -512,9 +512,11 @@ __global__ void __launch_bounds__(conv::kDwThreads)
   }
 }
 
-// grid.x: (channel tile, tap chunk) pairs, the chunk fastest; grid.y: the pixel slice.
+// grid.x: (channel tile, tap chunk) pairs, the chunk fastest; grid.y: the pixel slice. The
+// minimum of 2 CTAs per SM lets the double version hold its 9 accumulators and their tap offsets
+// without spilling (with the thread count alone ptxas kept it to 64 registers and spilled).
 template <class T, class O, class Acc>
-__global__ void __launch_bounds__(conv::kDwThreads)
+__global__ void __launch_bounds__(conv::kDwThreads, 2)
     conv2d_depthwise_weight_kernel(conv::Geometry g, const T* __restrict__ dy, const T* __restrict__ x,
                                    O* __restrict__ dw, Acc* __restrict__ partial, conv::DepthwiseSplit split) {
   using namespace conv;
