@@ -26,7 +26,7 @@ RTOL = 1e-5
 RTOL64 = 1e-10
 EPS = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
 
-# name, x shape, w shape, kwargs; every one depthwise (w's second axis is 1, groups = C_in).
+# name, x shape, w shape, kwargs; every one depthwise (w's second axis is 1, groups = C_in > 1).
 DEPTHWISE = [
     ("k1_3x3", (2, 5, 7, 9), (5, 1, 3, 3), {"groups": 5, "padding": 1}),
     ("k2_5x3", (2, 5, 7, 9), (10, 1, 5, 3), {"groups": 5, "padding": (2, 1)}),
@@ -37,7 +37,6 @@ DEPTHWISE = [
     ("k1_asymmetric_padding", (2, 5, 7, 9), (5, 1, 3, 3), {"groups": 5, "padding": ((0, 2), (1, 0))}),
     ("k2_same_even_kernel", (2, 3, 7, 6), (6, 1, 4, 2), {"groups": 3, "padding": "same"}),
     ("k1_same_stride2", (1, 5, 9, 7), (5, 1, 5, 3), {"groups": 5, "stride": 2, "padding": "same"}),
-    ("k3_one_channel", (2, 1, 6, 5), (3, 1, 3, 3), {"padding": 1}),
     ("k1_1x1", (2, 6, 4, 5), (6, 1, 1, 1), {"groups": 6}),
     # More than 9 taps: the weight gradient takes its taps in chunks of 9 (here 2 chunks).
     ("k1_7x2_taps_in_two_chunks", (1, 3, 9, 6), (3, 1, 7, 2), {"groups": 3, "padding": (3, 1)}),
@@ -125,12 +124,31 @@ def test_depthwise_conv1d_and_gradient_ops():
 
 
 @needs_cuda
-def test_grouped_conv_with_several_channels_per_group_keeps_the_implicit_gemm():
-    # Two input channels per group is not depthwise: same op, the GEMM path, and it still matches.
-    arrays = [_data((2, 6, 7, 9), 1), _data((6, 2, 3, 3), 2), _data((6,), 3)]
-    taken = _paths_taken(lambda: _compare(lambda x, w, b: lm.conv2d(x, w, b, groups=3, padding=1), arrays,
-                                          what="groups of 2 channels"))
+@pytest.mark.parametrize("name,xs,ws,kw", [
+    # Two input channels per group is not depthwise.
+    ("groups_of_two_channels", (2, 6, 7, 9), (6, 2, 3, 3), {"groups": 3, "padding": 1}),
+    # One input channel but one group: the CPU op takes its GEMM path too (padding taps are
+    # multiplied as zeros there, so a non-finite weight gives NaN), and the device follows it.
+    ("one_channel_one_group", (2, 1, 6, 5), (3, 1, 3, 3), {"padding": 1}),
+])
+def test_other_convs_keep_the_implicit_gemm(name, xs, ws, kw):
+    arrays = [_data(xs, 1), _data(ws, 2), _data((ws[0],), 3)]
+    taken = _paths_taken(lambda: _compare(lambda x, w, b: lm.conv2d(x, w, b, **kw), arrays, what=name))
     assert taken == {"depthwise": 0, "implicit_gemm": 2}
+
+
+@needs_cuda
+def test_depthwise_padding_taps_are_skipped_like_the_cpu():
+    # An infinite weight whose tap reads only padding for the first output row: the CPU's
+    # depthwise loops skip that tap there (finite outputs, inf below), and so must the device.
+    x, w = _data((1, 3, 5, 6), 1), _data((3, 1, 3, 3), 2)
+    w[1, 0, 0, 0] = np.inf
+    cpu = lm.conv2d(lm.tensor(x), lm.tensor(w), groups=3, padding=1).numpy()
+    dev = lm.conv2d(lm.tensor(x, device="cuda"), lm.tensor(w, device="cuda"), groups=3, padding=1).cpu().numpy()
+    assert np.isfinite(cpu[0, 1, 0]).all() and not np.isfinite(cpu[0, 1, 1:, 1:]).any()
+    np.testing.assert_array_equal(np.isfinite(dev), np.isfinite(cpu))
+    finite = np.isfinite(cpu)
+    close(dev[finite], cpu[finite], RTOL, "finite outputs", elementwise=False)
 
 
 @needs_cuda
@@ -145,9 +163,10 @@ def test_depthwise_device_errors_are_clear():
 
 
 def seed_workload():
-    """A depthwise forward and backward (split weight gradient, stride, dilation, K = 2);
-    prints the largest relative error against the CPU and a digest of the device results."""
-    arrays = [_data((2, 4, 14, 13), 11), _data((8, 1, 3, 3), 12), _data((8,), 13)]
+    """A depthwise forward and backward (stride, dilation, K = 2; the weight gradient splits its
+    3 x 13 x 7 = 273 output pixels in 2 slices); prints the largest relative error against the
+    CPU and a digest of the device results."""
+    arrays = [_data((3, 4, 14, 13), 11), _data((8, 1, 3, 3), 12), _data((8,), 13)]
     fn = lambda x, w, b: lm.conv2d(x, w, b, groups=4, stride=(1, 2), dilation=(2, 1), padding=((2, 1), 1))  # noqa: E731
     cpu = _run(fn, arrays, "cpu")
     dev = _run(fn, arrays, "cuda")

@@ -402,10 +402,11 @@ __global__ void __launch_bounds__(conv::kFThreads)
 
 
 // ==== direct depthwise conv ===================================================================
-// Used when every group has one input channel (C = 1 per group, so G = the input channels; K
-// filters per group, K >= 1): the implicit GEMM would have N = K (1/64 of a tile) and a
-// reduction of R S, so its tile machinery is almost all overhead. These kernels compute each
-// sum directly. Layouts as above with C = 1: x [N, H, W, G], w [G K, R, S] (filter oc = g K + k
+// Used when there are several groups of one input channel each (C = 1 per group, G = the input
+// channels > 1; K filters per group, K >= 1): the implicit GEMM would have N = K (1/64 of a
+// tile) and a reduction of R S, so its tile machinery is almost all overhead. These kernels
+// compute each sum directly, over the taps that fall inside the input (padding taps are skipped,
+// not added as 0 * w, as in the CPU op's depthwise loops). Layouts as above with C = 1: x [N, H, W, G], w [G K, R, S] (filter oc = g K + k
 // reads input channel g = oc / K), y [N, P, Q, G K].
 //
 //   conv2d_depthwise_forward_kernel: one thread per y element, oc fastest, so a warp reads 32
@@ -761,9 +762,11 @@ inline cudaError_t conv2d_backward(const Conv2dShape& s, const T* x, const T* w,
 
 namespace conv_host {
 
-// Every group has one input channel: the direct kernels take it (any K, taps, stride, dilation,
-// padding).
-inline bool depthwise(const Conv2dShape& s) { return s.c == 1; }
+// Several groups of one input channel each (groups == C_in > 1): the direct kernels take it (any
+// K, taps, stride, dilation, padding). The CPU op draws the same line (cpu::is_depthwise): its
+// depthwise loops skip padding taps, its GEMM path multiplies them as zeros (0 * inf = NaN), and
+// the device follows each.
+inline bool depthwise(const Conv2dShape& s) { return s.c == 1 && s.groups > 1; }
 
 template <class T>
 using DepthwiseAcc = std::conditional_t<std::is_same_v<T, double>, double, float>;

@@ -255,7 +255,8 @@ void adagrad_update_multi(const char* name, const std::vector<Tensor>& p, const 
 
 // ---- conv.cu: the direct depthwise kernels ---------------------------------------------------
 // conv2d_forward_nhwc / conv2d_backward_nhwc and their _mma_nhwc twins run the direct depthwise
-// kernels when every group has one input channel (groups == C_in), the implicit GEMMs otherwise.
+// kernels when there are several groups of one input channel each (groups == C_in > 1), the
+// implicit GEMMs otherwise.
 namespace lamina::cuda {
 
 // How many conv passes (one forward, or one backward for dx and/or dw) each path has run in
