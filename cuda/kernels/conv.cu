@@ -42,6 +42,8 @@
 //       <float> / <double>: FFMA / DFMA implicit GEMMs over the same Problems, one shared body:
 //       64 x 64 tile per 256 threads, 4 x 4 outputs per thread, Kg in steps of 16 through
 //       shared memory (exact fp32, no TF32; fp64 for float64 tensors).
+//   conv2d_depthwise_*_kernel: direct kernels for groups == C_in > 1 (one input channel per
+//       group), which the launchers choose instead of the GEMMs: see their section below.
 // FLOPs: 2 N P Q G K R S C for each of the three. Bytes (ideal): forward reads x once and w
 // once per M tile, ~(N H W G C + ceil(M / 64) G K R S C) * sizeof(T), writes N P Q G K * 4;
 // the loaders re-read each x element up to R S times from L1/L2 (the im2col duplication).
@@ -452,6 +454,12 @@ __device__ __forceinline__ auto widen(T v) {
   else return v;
 }
 
+// CTAs per SM the weight-gradient kernel must fit: 4 (64 registers, half the SM's threads:
+// enough loads in flight for a streaming kernel) for float sums; 2 for double, whose 9
+// accumulators and tap offsets spill at 64 registers.
+template <class Acc>
+constexpr int kDwWeightMinBlocks = sizeof(Acc) == 8 ? 2 : 4;
+
 // The weight gradient's split of its N P Q pixels over grid.y: slices of `per` pixels.
 struct DepthwiseSplit {
   int splits, per;
@@ -513,11 +521,9 @@ __global__ void __launch_bounds__(conv::kDwThreads)
   }
 }
 
-// grid.x: (channel tile, tap chunk) pairs, the chunk fastest; grid.y: the pixel slice. The
-// minimum of 2 CTAs per SM lets the double version hold its 9 accumulators and their tap offsets
-// without spilling (with the thread count alone ptxas kept it to 64 registers and spilled).
+// grid.x: (channel tile, tap chunk) pairs, the chunk fastest; grid.y: the pixel slice.
 template <class T, class O, class Acc>
-__global__ void __launch_bounds__(conv::kDwThreads, 2)
+__global__ void __launch_bounds__(conv::kDwThreads, conv::kDwWeightMinBlocks<Acc>)
     conv2d_depthwise_weight_kernel(conv::Geometry g, const T* __restrict__ dy, const T* __restrict__ x,
                                    O* __restrict__ dw, Acc* __restrict__ partial, conv::DepthwiseSplit split) {
   using namespace conv;
