@@ -42,6 +42,8 @@
 //       <float> / <double>: FFMA / DFMA implicit GEMMs over the same Problems, one shared body:
 //       64 x 64 tile per 256 threads, 4 x 4 outputs per thread, Kg in steps of 16 through
 //       shared memory (exact fp32, no TF32; fp64 for float64 tensors).
+//   conv2d_depthwise_*_kernel: direct kernels for groups == C_in > 1 (one input channel per
+//       group), which the launchers choose instead of the GEMMs: see their section below.
 // FLOPs: 2 N P Q G K R S C for each of the three. Bytes (ideal): forward reads x once and w
 // once per M tile, ~(N H W G C + ceil(M / 64) G K R S C) * sizeof(T), writes N P Q G K * 4;
 // the loaders re-read each x element up to R S times from L1/L2 (the im2col duplication).
@@ -400,6 +402,179 @@ __global__ void __launch_bounds__(conv::kFThreads)
   conv::implicit_gemm_fma<T>(problem.with_group(blockIdx.z));
 }
 
+
+// ==== direct depthwise conv ===================================================================
+// Used when there are several groups of one input channel each (C = 1 per group, G = the input
+// channels > 1; K filters per group, K >= 1): the implicit GEMM would have N = K (1/64 of a
+// tile) and a reduction of R S, so its tile machinery is almost all overhead. These kernels
+// compute each sum directly, over the taps that fall inside the input (padding taps are skipped,
+// not added as 0 * w, as in the CPU op's depthwise loops). Layouts as above with C = 1: x [N, H, W, G], w [G K, R, S] (filter oc = g K + k
+// reads input channel g = oc / K), y [N, P, Q, G K].
+//
+//   conv2d_depthwise_forward_kernel: one thread per y element, oc fastest, so a warp reads 32
+//       consecutive channels of one x pixel per tap (a coalesced 128-byte row for float, K = 1)
+//       and neighbouring taps hit L1. The R S weights of a filter come from L1/L2 (w is tiny).
+//   conv2d_depthwise_input_kernel: one thread per dx element (n, h, w, g), the gather form: for
+//       each tap (r, s) the output pixel that read it is p = (h + ph - r dh) / sh when that
+//       divides (likewise q), summed over the group's K filters. No atomics: deterministic.
+//   conv2d_depthwise_weight_kernel: dw[oc, tap] = sum over the N P Q output pixels of
+//       dy[pixel, oc] x[input pixel of (pixel, tap), g]. A CTA is 32 channels (lanes: coalesced)
+//       x 8 pixel rows, and covers up to kDwTaps taps at once (one dy load feeds kDwTaps FMAs;
+//       more taps take more CTAs on grid.x). grid.y splits N P Q into `splits` fixed slices;
+//       each thread sums its pixels of the slice in order, the 8 rows are added in a fixed
+//       order through shared memory, and the slice's sums go to dw (one slice) or to a
+//       workspace [splits][G K][R S] that conv2d_depthwise_split_sum_kernel adds up in slice
+//       order. Deterministic: no float atomics, no order that depends on scheduling.
+// T is the operand type, O the output type, and sums run in Acc: T for float and double; for
+// bf16 / fp16 operands Acc = O = float (the tensor-core launchers' contract: the op rounds to
+// 16 bits once, afterwards).
+//
+// FLOPs (forward; dgrad and wgrad the same): 2 N P Q G K R S. Bytes, each operand once from
+// HBM (the tap reuse stays in L1/L2): forward x N H W G + y N P Q G K elements (+ w, tiny);
+// dgrad dy + dx; wgrad dy + x (+ the workspace, splits G K R S floats, written and read once).
+// At 2 R S FLOPs per ~8 bytes (float, K = 1) that is ~2 FLOP/B, far below an H100's ridge
+// (~60 TFLOP/s fp32 / 3.35 TB/s ~ 18 FLOP/B): these kernels are memory-bound.
+// Predicted (H100 SXM5, ~3.35 TB/s HBM3, ~2.8-3.0 TB/s sustained by a streaming kernel) for a
+// MobileNet-like layer, N = 64, C = 256, 56 x 56, 3 x 3, stride 1, K = 1, float32: x and y are
+// 64 * 56 * 56 * 256 * 4 B = 205.5 MB each, 411 MB per pass for 0.92 GFLOP, so ~140 us
+// (~145-170 us with tails and the L1 misses of the halo rows) per forward, the same for dgrad
+// and for wgrad (which reads dy and x once: each CTA takes the 9 taps of one dy load). That is
+// ~6 TFLOP/s, ~10 % of the fp32 FMA peak, and at the HBM roofline; the implicit GEMM spends
+// ~64x its FLOPs on the N tile's padding. Not in these figures: the op's NCHW <-> NHWC copies
+// (each reads and writes the operand once more, ~3x the kernel's bytes over a pass).
+
+namespace conv {
+
+constexpr int kDwThreads = 256, kDwLanes = 32, kDwRows = kDwThreads / kDwLanes, kDwTaps = 9;
+
+template <class T>
+__device__ __forceinline__ auto widen(T v) {
+  if constexpr (std::is_same_v<T, __half>) return __half2float(v);
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
+  else return v;
+}
+
+// CTAs per SM the weight-gradient kernel must fit: 4 (64 registers, half the SM's threads:
+// enough loads in flight for a streaming kernel) for float sums; 2 for double, whose 9
+// accumulators and tap offsets spill at 64 registers.
+template <class Acc>
+constexpr int kDwWeightMinBlocks = sizeof(Acc) == 8 ? 2 : 4;
+
+// The weight gradient's split of its N P Q pixels over grid.y: slices of `per` pixels.
+struct DepthwiseSplit {
+  int splits, per;
+};
+
+}  // namespace conv
+
+template <class T, class O, class Acc>
+__global__ void __launch_bounds__(conv::kDwThreads)
+    conv2d_depthwise_forward_kernel(conv::Geometry g, const T* __restrict__ x, const T* __restrict__ w,
+                                    O* __restrict__ y) {
+  const int64_t total = int64_t(g.n) * g.p * g.q * g.yl;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int oc = int(i % g.yl), pixel = int(i / g.yl);
+    const int q = pixel % g.q, p = pixel / g.q % g.p, n = pixel / (g.q * g.p);
+    const T* const filter = w + size_t(oc) * g.r * g.s;
+    const T* const image = x + size_t(n) * g.h * g.w * g.xl + oc / g.k;
+    Acc sum = 0;
+    for (int r = 0; r < g.r; ++r) {
+      const int ih = p * g.sh - g.ph + r * g.dh;
+      if (ih < 0 || ih >= g.h) continue;
+      for (int s = 0; s < g.s; ++s) {
+        const int iw = q * g.sw - g.pw + s * g.dw;
+        if (iw < 0 || iw >= g.w) continue;
+        sum += Acc(conv::widen(image[(size_t(ih) * g.w + iw) * g.xl])) * Acc(conv::widen(filter[r * g.s + s]));
+      }
+    }
+    y[i] = O(sum);
+  }
+}
+
+template <class T, class O, class Acc>
+__global__ void __launch_bounds__(conv::kDwThreads)
+    conv2d_depthwise_input_kernel(conv::Geometry g, const T* __restrict__ dy, const T* __restrict__ w,
+                                  O* __restrict__ dx) {
+  const int64_t total = int64_t(g.n) * g.h * g.w * g.xl;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % g.xl), pixel = int(i / g.xl);
+    const int iw = pixel % g.w, ih = pixel / g.w % g.h, n = pixel / (g.w * g.h);
+    const T* const grads = dy + size_t(n) * g.p * g.q * g.yl + size_t(c) * g.k;
+    const T* const filters = w + size_t(c) * g.k * g.r * g.s;
+    Acc sum = 0;
+    for (int r = 0; r < g.r; ++r) {
+      const int ph = ih + g.ph - r * g.dh;
+      if (ph < 0 || ph % g.sh) continue;
+      const int p = ph / g.sh;
+      if (p >= g.p) continue;
+      for (int s = 0; s < g.s; ++s) {
+        const int pw = iw + g.pw - s * g.dw;
+        if (pw < 0 || pw % g.sw) continue;
+        const int q = pw / g.sw;
+        if (q >= g.q) continue;
+        const T* const at = grads + (size_t(p) * g.q + q) * g.yl;
+        for (int k = 0; k < g.k; ++k)
+          sum += Acc(conv::widen(at[k])) * Acc(conv::widen(filters[(size_t(k) * g.r + r) * g.s + s]));
+      }
+    }
+    dx[i] = O(sum);
+  }
+}
+
+// grid.x: (channel tile, tap chunk) pairs, the chunk fastest; grid.y: the pixel slice.
+template <class T, class O, class Acc>
+__global__ void __launch_bounds__(conv::kDwThreads, conv::kDwWeightMinBlocks<Acc>)
+    conv2d_depthwise_weight_kernel(conv::Geometry g, const T* __restrict__ dy, const T* __restrict__ x,
+                                   O* __restrict__ dw, Acc* __restrict__ partial, conv::DepthwiseSplit split) {
+  using namespace conv;
+  __shared__ Acc rows[kDwTaps][kDwRows][kDwLanes];
+  const int taps = g.r * g.s, chunks = (taps + kDwTaps - 1) / kDwTaps;
+  const int tap0 = int(blockIdx.x % chunks) * kDwTaps, oc0 = int(blockIdx.x / chunks) * kDwLanes;
+  const int lane = threadIdx.x % kDwLanes, row = threadIdx.x / kDwLanes, oc = oc0 + lane;
+  const int pixels = g.n * g.p * g.q, begin = int(blockIdx.y) * split.per;
+  const int end = begin + split.per < pixels ? begin + split.per : pixels;
+  Acc acc[kDwTaps];
+#pragma unroll
+  for (int t = 0; t < kDwTaps; ++t) acc[t] = 0;
+  if (oc < g.yl) {
+    const T* const image = x + oc / g.k;
+    for (int pixel = begin + row; pixel < end; pixel += kDwRows) {
+      const Acc grad = Acc(widen(dy[size_t(pixel) * g.yl + oc]));
+      const int q = pixel % g.q, p = pixel / g.q % g.p, n = pixel / (g.q * g.p);
+#pragma unroll
+      for (int t = 0; t < kDwTaps; ++t) {
+        const int tap = tap0 + t, r = tap / g.s, s = tap % g.s;
+        const int ih = p * g.sh - g.ph + r * g.dh, iw = q * g.sw - g.pw + s * g.dw;
+        if (tap < taps && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w)
+          acc[t] += grad * Acc(widen(image[((size_t(n) * g.h + ih) * g.w + iw) * g.xl]));
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < kDwTaps; ++t) rows[t][row][lane] = acc[t];
+  __syncthreads();
+  for (int e = threadIdx.x; e < kDwTaps * kDwLanes; e += kDwThreads) {
+    const int t = e / kDwLanes, l = e % kDwLanes, tap = tap0 + t;
+    if (tap >= taps || oc0 + l >= g.yl) continue;
+    Acc sum = rows[t][0][l];
+    for (int j = 1; j < kDwRows; ++j) sum += rows[t][j][l];
+    const size_t at = size_t(oc0 + l) * taps + tap;
+    if (split.splits > 1) partial[size_t(blockIdx.y) * g.yl * taps + at] = sum;
+    else dw[at] = O(sum);
+  }
+}
+
+// dw = the sum of the slices' partial sums, in slice order.
+template <class O, class Acc>
+__global__ void __launch_bounds__(conv::kDwThreads)
+    conv2d_depthwise_split_sum_kernel(const Acc* __restrict__ partial, O* __restrict__ dw, int splits, int size) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < size; i += gridDim.x * blockDim.x) {
+    Acc sum = partial[i];
+    for (int z = 1; z < splits; ++z) sum += partial[size_t(z) * size + i];
+    dw[i] = O(sum);
+  }
+}
+
 }  // namespace device
 
 // ---- launchers ------------------------------------------------------------------------------
@@ -589,6 +764,100 @@ inline cudaError_t conv2d_backward(const Conv2dShape& s, const T* x, const T* w,
   return cudaSuccess;
 }
 
+// ---- direct depthwise conv: host side ----------------------------------------------------------
+
+namespace conv_host {
+
+// Several groups of one input channel each (groups == C_in > 1): the direct kernels take it (any
+// K, taps, stride, dilation, padding). The CPU op draws the same line (cpu::is_depthwise): its
+// depthwise loops skip padding taps, its GEMM path multiplies them as zeros (0 * inf = NaN), and
+// the device follows each.
+inline bool depthwise(const Conv2dShape& s) { return s.c == 1 && s.groups > 1; }
+
+template <class T>
+using DepthwiseAcc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+inline unsigned depthwise_blocks(int64_t elements) {
+  constexpr int64_t kMaxBlocks = int64_t(1) << 20;  // then each thread loops (grid-stride)
+  return unsigned(std::max<int64_t>(1, std::min((elements + device::conv::kDwThreads - 1) / device::conv::kDwThreads,
+                                                 kMaxBlocks)));
+}
+
+// CTAs of the weight gradient before its pixel split: channel tiles x tap chunks.
+inline int64_t depthwise_weight_tiles(const Conv2dShape& s) {
+  using namespace device::conv;
+  const int64_t taps = int64_t(s.r) * s.s;
+  return (int64_t(s.k) * s.groups + kDwLanes - 1) / kDwLanes * ((taps + kDwTaps - 1) / kDwTaps);
+}
+
+// Enough pixel slices for about four CTAs per SM of an H100 (132; these kernels are
+// memory-bound and want many loads in flight), each slice at least 128 pixels (16 per thread).
+inline device::conv::DepthwiseSplit depthwise_weight_split(const Conv2dShape& s) {
+  constexpr int64_t kTargetCtas = 528, kMinPixels = 128, kMaxSplits = 64;
+  const int64_t pixels = int64_t(s.n) * s.out_h() * s.out_w();
+  const int64_t tiles = depthwise_weight_tiles(s);
+  const int64_t wanted =
+      std::max<int64_t>(1, std::min({(kTargetCtas + tiles - 1) / tiles, pixels / kMinPixels, kMaxSplits}));
+  const int per = int((pixels + wanted - 1) / wanted);
+  return {int((pixels + per - 1) / per), per};
+}
+
+}  // namespace conv_host
+
+// The workspace (elements of DepthwiseAcc<T>) the depthwise weight gradient needs to split its
+// reduction over the pixels; 0 when it does not split.
+inline size_t conv2d_depthwise_workspace(const Conv2dShape& s) {
+  const device::conv::DepthwiseSplit split = conv_host::depthwise_weight_split(s);
+  return split.splits > 1 ? size_t(split.splits) * s.k * s.groups * s.r * s.s : 0;
+}
+
+// y = conv2d(x, w) for C = 1 per group (conv_host::depthwise), direct. T: float, double, or
+// bf16 / fp16 with O = float.
+template <class T, class O>
+cudaError_t conv2d_depthwise_forward(const Conv2dShape& s, const T* x, const T* w, O* y, cudaStream_t stream = nullptr) {
+  conv_host::require_shape("conv2d_forward", s);
+  conv_host::require(conv_host::depthwise(s), "conv2d_forward", "the depthwise kernels take one input channel per group");
+  conv_host::require(x && w && y, "conv2d_forward", "x, w and y are required");
+  const device::conv::Geometry g = device::conv::geometry(s);
+  return simt_launch(device::conv2d_depthwise_forward_kernel<T, O, conv_host::DepthwiseAcc<T>>,
+                     dim3(conv_host::depthwise_blocks(int64_t(g.n) * g.p * g.q * g.yl)),
+                     dim3(device::conv::kDwThreads), 0, stream, g, x, w, y);
+}
+
+// dx and/or dw (either may be null) from dy for C = 1 per group. `workspace`:
+// conv2d_depthwise_workspace(s) elements of DepthwiseAcc<T>, or null (then dw does not split).
+template <class T, class O>
+cudaError_t conv2d_depthwise_backward(const Conv2dShape& s, const T* x, const T* w, const T* dy, O* dx, O* dw,
+                                      conv_host::DepthwiseAcc<T>* workspace, cudaStream_t stream = nullptr) {
+  using namespace device::conv;
+  using Acc = conv_host::DepthwiseAcc<T>;
+  conv_host::require_shape("conv2d_backward", s);
+  conv_host::require(conv_host::depthwise(s), "conv2d_backward",
+                     "the depthwise kernels take one input channel per group");
+  conv_host::require(dy && (dx || dw), "conv2d_backward", "dy and one of dx, dw are required");
+  conv_host::require(!dx || w, "conv2d_backward", "dx needs w");
+  conv_host::require(!dw || x, "conv2d_backward", "dw needs x");
+  const Geometry g = geometry(s);
+  if (dx) {
+    const cudaError_t e = simt_launch(device::conv2d_depthwise_input_kernel<T, O, Acc>,
+                                      dim3(conv_host::depthwise_blocks(int64_t(g.n) * g.h * g.w * g.xl)),
+                                      dim3(kDwThreads), 0, stream, g, dy, w, dx);
+    if (e != cudaSuccess) return e;
+  }
+  if (dw) {
+    DepthwiseSplit split = conv_host::depthwise_weight_split(s);
+    if (!workspace) split = {1, g.n * g.p * g.q};
+    const dim3 grid(unsigned(conv_host::depthwise_weight_tiles(s)), unsigned(split.splits));
+    const cudaError_t e = simt_launch(device::conv2d_depthwise_weight_kernel<T, O, Acc>, grid, dim3(kDwThreads), 0,
+                                      stream, g, dy, x, dw, workspace, split);
+    if (e != cudaSuccess || split.splits == 1) return e;
+    const int size = g.yl * g.r * g.s;
+    return simt_launch(device::conv2d_depthwise_split_sum_kernel<O, Acc>, dim3(conv_host::depthwise_blocks(size)),
+                       dim3(kDwThreads), 0, stream, static_cast<const Acc*>(workspace), dw, split.splits, size);
+  }
+  return cudaSuccess;
+}
+
 // The instantiations the library uses, so that the device build compiles every kernel.
 template cudaError_t conv2d_forward<float>(const Conv2dShape&, const float*, const float*, float*, cudaStream_t);
 template cudaError_t conv2d_forward<double>(const Conv2dShape&, const double*, const double*, double*, cudaStream_t);
@@ -596,6 +865,24 @@ template cudaError_t conv2d_backward<float>(const Conv2dShape&, const float*, co
                                             float*, cudaStream_t);
 template cudaError_t conv2d_backward<double>(const Conv2dShape&, const double*, const double*, const double*,
                                              double*, double*, cudaStream_t);
+template cudaError_t conv2d_depthwise_forward<float, float>(const Conv2dShape&, const float*, const float*, float*,
+                                                            cudaStream_t);
+template cudaError_t conv2d_depthwise_forward<double, double>(const Conv2dShape&, const double*, const double*,
+                                                              double*, cudaStream_t);
+template cudaError_t conv2d_depthwise_forward<__nv_bfloat16, float>(const Conv2dShape&, const __nv_bfloat16*,
+                                                                    const __nv_bfloat16*, float*, cudaStream_t);
+template cudaError_t conv2d_depthwise_forward<__half, float>(const Conv2dShape&, const __half*, const __half*, float*,
+                                                             cudaStream_t);
+template cudaError_t conv2d_depthwise_backward<float, float>(const Conv2dShape&, const float*, const float*,
+                                                             const float*, float*, float*, float*, cudaStream_t);
+template cudaError_t conv2d_depthwise_backward<double, double>(const Conv2dShape&, const double*, const double*,
+                                                               const double*, double*, double*, double*,
+                                                               cudaStream_t);
+template cudaError_t conv2d_depthwise_backward<__nv_bfloat16, float>(const Conv2dShape&, const __nv_bfloat16*,
+                                                                     const __nv_bfloat16*, const __nv_bfloat16*,
+                                                                     float*, float*, float*, cudaStream_t);
+template cudaError_t conv2d_depthwise_backward<__half, float>(const Conv2dShape&, const __half*, const __half*,
+                                                              const __half*, float*, float*, float*, cudaStream_t);
 
 }  // namespace lamina::cuda
 
@@ -603,6 +890,7 @@ template cudaError_t conv2d_backward<double>(const Conv2dShape&, const double*, 
 // The library build wraps the launchers around its tensors; the kernel lab includes this file
 // without the core headers, so this part is compiled only there.
 #if defined(LAMINA_HAVE_CUDA)
+#include <atomic>
 #include <functional>
 
 #include "core/errors.h"
@@ -668,6 +956,17 @@ const T* data_16bit(const Tensor& t) {
   return static_cast<const T*>(t.raw_data());
 }
 
+// The depthwise weight gradient's partial sums (of `acc`, the kernels' accumulator dtype) when
+// it splits its reduction; undefined otherwise.
+inline Tensor depthwise_workspace(const Conv2dShape& s, bool weight_grad, DType acc, const Device& device) {
+  const size_t elements = weight_grad ? conv2d_depthwise_workspace(s) : 0;
+  return elements ? Tensor::empty({int64_t(elements)}, acc, device) : Tensor();
+}
+
+std::atomic<int64_t> depthwise_passes{0}, implicit_gemm_passes{0};
+
+inline void count_path(bool depthwise) { ++(depthwise ? depthwise_passes : implicit_gemm_passes); }
+
 }  // namespace conv_host
 
 void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Tensor& y, const Tensor& x,
@@ -675,6 +974,13 @@ void conv2d_forward_nhwc(const char* name, const cpu::ConvGeometry& g, const Ten
   const Conv2dShape s = conv_host::kernel_shape(name, g);
   conv_host::visit_float(name, y.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    if (conv_host::depthwise(s)) {
+      conv_host::count_path(true);
+      return conv_host::launched(name, "conv2d_depthwise_forward_kernel launch", [&] {
+        return conv2d_depthwise_forward<T, T>(s, x.data<T>(), w.data<T>(), y.data<T>(), current_stream());
+      });
+    }
+    conv_host::count_path(false);
     conv_host::launched(name, "conv2d_forward_fma_kernel launch", [&] {
       return conv2d_forward<T>(s, x.data<T>(), w.data<T>(), y.data<T>(), current_stream());
     });
@@ -686,6 +992,18 @@ void conv2d_backward_nhwc(const char* name, const cpu::ConvGeometry& g, const Te
   const Conv2dShape s = conv_host::kernel_shape(name, g);
   conv_host::visit_float(name, dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    if (conv_host::depthwise(s)) {
+      conv_host::count_path(true);
+      const Tensor workspace = conv_host::depthwise_workspace(s, dw != nullptr, dy.dtype(), dy.device());
+      return conv_host::launched(name, "conv2d depthwise backward kernel launch", [&] {
+        return conv2d_depthwise_backward<T, T>(s, dw ? x.data<T>() : nullptr, dx ? w.data<T>() : nullptr,
+                                               dy.data<T>(), dx ? dx->data<T>() : nullptr,
+                                               dw ? dw->data<T>() : nullptr,
+                                               workspace.defined() ? workspace.data<T>() : nullptr,
+                                               current_stream());
+      });
+    }
+    conv_host::count_path(false);
     conv_host::launched(name, "conv2d backward kernel launch", [&] {
       return conv2d_backward<T>(s, dw ? x.data<T>() : nullptr, dx ? w.data<T>() : nullptr, dy.data<T>(),
                                 dx ? dx->data<T>() : nullptr, dw ? dw->data<T>() : nullptr, current_stream());
@@ -701,6 +1019,12 @@ void conv2d_forward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, const
                    dtype_name(x.dtype()), ", ", dtype_name(w.dtype()), " and ", dtype_name(y.dtype()));
   conv_host::visit_16bit(name, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    conv_host::count_path(conv_host::depthwise(s));
+    if (conv_host::depthwise(s))
+      return conv_host::launched(name, "conv2d_depthwise_forward_kernel launch", [&] {
+        return conv2d_depthwise_forward<T, float>(s, conv_host::data_16bit<T>(x), conv_host::data_16bit<T>(w),
+                                                  y.data<float>(), current_stream());
+      });
     conv_host::launched(name, "conv2d_forward_mma_kernel launch", [&] {
       return conv2d_forward(s, conv_host::data_16bit<T>(x), conv_host::data_16bit<T>(w), y.data<float>(),
                             current_stream());
@@ -716,6 +1040,20 @@ void conv2d_backward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, cons
                        (!dw || (x.dtype() == t && dw->dtype() == DType::Float32)),
                    name, ": the tensor-core conv kernels take dy, w (for dx) and x (for dw) of one 16-bit dtype "
                    "and float32 gradients");
+  if (conv_host::depthwise(s)) {
+    conv_host::count_path(true);
+    const Tensor workspace = conv_host::depthwise_workspace(s, dw != nullptr, DType::Float32, dy.device());
+    return conv_host::visit_16bit(name, t, [&](auto tag) {
+      using T = decltype(tag);
+      conv_host::launched(name, "conv2d depthwise backward kernel launch", [&] {
+        return conv2d_depthwise_backward<T, float>(
+            s, dw ? conv_host::data_16bit<T>(x) : nullptr, dx ? conv_host::data_16bit<T>(w) : nullptr,
+            conv_host::data_16bit<T>(dy), dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
+            workspace.defined() ? workspace.data<float>() : nullptr, current_stream());
+      });
+    });
+  }
+  conv_host::count_path(false);
   // Partial weight-gradient tiles when dw splits its reduction over the pixels.
   const size_t partial = dw ? conv2d_weight_grad_workspace(s) : 0;
   const Tensor workspace = partial ? Tensor::empty({int64_t(partial)}, DType::Float32, dy.device()) : Tensor();
@@ -728,6 +1066,10 @@ void conv2d_backward_mma_nhwc(const char* name, const cpu::ConvGeometry& g, cons
                              workspace.defined() ? workspace.data<float>() : nullptr, current_stream());
     });
   });
+}
+
+ConvPathCounts conv_path_counts() {
+  return {conv_host::depthwise_passes.load(), conv_host::implicit_gemm_passes.load()};
 }
 
 }  // namespace lamina::cuda

@@ -252,3 +252,18 @@ void adagrad_update_multi(const char* name, const std::vector<Tensor>& p, const 
                           const std::vector<Tensor>& acc, const cpu::AdagradArgs& a);
 
 }  // namespace lamina::cuda
+
+// ---- conv.cu: the direct depthwise kernels ---------------------------------------------------
+// conv2d_forward_nhwc / conv2d_backward_nhwc and their _mma_nhwc twins run the direct depthwise
+// kernels when there are several groups of one input channel each (groups == C_in > 1), the
+// implicit GEMMs otherwise.
+namespace lamina::cuda {
+
+// How many conv passes (one forward, or one backward for dx and/or dw) each path has run in
+// this process: lets tests check which kernels a geometry reaches.
+struct ConvPathCounts {
+  int64_t depthwise = 0, implicit_gemm = 0;
+};
+ConvPathCounts conv_path_counts();
+
+}  // namespace lamina::cuda

@@ -67,3 +67,13 @@ def set_float32_matmul_precision(precision):
 def get_float32_matmul_precision():
     """Returns ``"highest"`` or ``"high"`` (see ``set_float32_matmul_precision``)."""
     return _cuda.get_float32_matmul_precision()
+
+
+def conv_path_counts():
+    """Returns how many conv passes ran each device path in this process, as a dict.
+
+    Keys: ``depthwise`` (the direct kernels, taken when there are several groups of one input
+    channel each) and ``implicit_gemm`` (every other conv). A pass is one forward, or one
+    backward for the input and/or weight gradient.
+    """
+    return _cuda.conv_path_counts()

@@ -9,6 +9,7 @@
 #include "ops/matmul.h"
 
 #if defined(LAMINA_HAVE_CUDA)
+#include "kernels/launchers.h"
 #include "runtime/runtime.h"
 #endif
 
@@ -56,6 +57,18 @@ void init_cuda(nb::module_& root) {
         "Returns cached, unused device blocks to the device.");
   m.def("kernel_launches", &cuda::kernel_launches, nb::sig("def kernel_launches() -> int"),
         "How many kernels Lamina has launched in this process (a counter for tests and profiling).");
+  m.def(
+      "conv_path_counts",
+      [] {
+        const cuda::ConvPathCounts c = cuda::conv_path_counts();
+        nb::dict d;
+        d["depthwise"] = c.depthwise;
+        d["implicit_gemm"] = c.implicit_gemm;
+        return d;
+      },
+      nb::sig("def conv_path_counts() -> dict[str, int]"),
+      "How many conv passes (a forward, or a backward for dx and/or dw) ran the direct depthwise\n"
+      "kernels and how many the implicit GEMMs, in this process.");
 #else
   m.attr("built") = false;
   m.attr("emulated") = false;
@@ -67,6 +80,8 @@ void init_cuda(nb::module_& root) {
   m.def("empty_cache", [] { throw_no_cuda("empty_cache"); }, nb::sig("def empty_cache() -> None"));
   m.def("kernel_launches", []() -> int64_t { throw_no_cuda("kernel_launches"); },
         nb::sig("def kernel_launches() -> int"));
+  m.def("conv_path_counts", []() -> nb::dict { throw_no_cuda("conv_path_counts"); },
+        nb::sig("def conv_path_counts() -> dict[str, int]"));
 #endif
   // A setting, so it works in every build: it only changes what CUDA float32 matmuls run.
   m.def(

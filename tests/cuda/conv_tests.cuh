@@ -2,7 +2,7 @@
 // tensor-core forward, input gradient and weight gradient (bf16 and fp16, both the cp.async
 // path, C % 8 == 0 and K % 8 == 0, and the gathered path) and the fp32 ones; strides, padding,
 // dilation and groups (one launch for all of them), with every GEMM dimension ragged against
-// the 64 x 64 x {16, 32} tiles.
+// the 64 x 64 x {16, 32} tiles; and the direct depthwise kernels (float, bf16, fp16).
 // Tolerances (max |got - want| / (1 + |want|)): the 16-bit inputs are exact (the model sees
 // the rounded values) and products of two bf16 or two fp16 are exact in fp32, so only the fp32
 // accumulation over at most a few hundred terms errs; 1e-5 for every kernel (observed 5e-8 to
@@ -109,6 +109,42 @@ inline void test_conv_fp32(const Conv2dShape& s, unsigned seed) {
   check_close(bwd + " dw", d_dw.download(), want.dw, 1e-5);
 }
 
+// The direct depthwise kernels (C = 1 per group, groups > 1) with T operands (float, or bf16 /
+// fp16 rounded in place as above) and float results; the weight gradient with its pixel slices
+// summed through the workspace, and without one (a single slice).
+template <class T>
+inline void test_conv_depthwise(const Conv2dShape& s, unsigned seed) {
+  ConvData d = conv_data(s, seed);
+  const auto operand = [](std::vector<float>& v) {
+    if constexpr (std::is_same_v<T, float>) return v;
+    else return to_16bit_vector<T>(v);
+  };
+  DeviceBuffer<T> d_x(operand(d.x)), d_w(operand(d.w)), d_dy(operand(d.dy));
+  const ConvModel want = conv_model(s, d.x, d.w, d.dy);
+  DeviceBuffer<float> d_y(d.dy.size()), d_dx(d.x.size()), d_dw(d.w.size());
+  const size_t partial = conv2d_depthwise_workspace(s);
+  DeviceBuffer<float> d_partial(std::max<size_t>(partial, 1));
+  const char* type = std::is_same_v<T, float> ? "fp32" : type_name<T>();
+  char what[64];
+  snprintf(what, sizeof what, "depthwise forward %s", type);
+  const std::string fwd = conv_name(what, s);
+  snprintf(what, sizeof what, "depthwise backward %s (dw in %d slices)", type,
+           partial ? conv_host::depthwise_weight_split(s).splits : 1);
+  const std::string bwd = conv_name(what, s);
+  if (launched(fwd, conv2d_depthwise_forward<T, float>(s, d_x.get(), d_w.get(), d_y.get())))
+    check_close(fwd, d_y.download(), want.y, 1e-5);
+  if (!launched(bwd, conv2d_depthwise_backward<T, float>(s, d_x.get(), d_w.get(), d_dy.get(), d_dx.get(),
+                                                         d_dw.get(), partial ? d_partial.get() : nullptr)))
+    return;
+  check_close(bwd + " dx", d_dx.download(), want.dx, 1e-5);
+  check_close(bwd + " dw", d_dw.download(), want.dw, 1e-5);
+  if (!partial) return;
+  const std::string whole = bwd + " dw without a workspace (one slice)";
+  if (launched(whole, conv2d_depthwise_backward<T, float>(s, d_x.get(), nullptr, d_dy.get(), nullptr, d_dw.get(),
+                                                          nullptr)))
+    check_close(whole, d_dw.download(), want.dw, 1e-5);
+}
+
 inline Conv2dShape conv_shape(int n, int h, int w, int c, int k, int r, int s, int pad_h, int pad_w,
                               int stride_h, int stride_w, int dil_h, int dil_w, int groups = 1) {
   Conv2dShape sh;
@@ -141,6 +177,15 @@ inline void run_conv_tests() {
   test_conv_fp32(conv_shape(1, 6, 6, 4, 3, 3, 3, 1, 1, 1, 1, 2, 2), 351);
   test_conv_fp32(conv_shape(3, 10, 9, 7, 67, 1, 1, 0, 0, 1, 1, 1, 1), 361);   // 1x1, N 67
   test_conv_fp32(conv_shape(1, 6, 5, 2, 3, 3, 3, 1, 1, 2, 1, 1, 1, 3), 371);  // 3 groups
+  // direct depthwise: 5 channels, K = 1 and 2, stride, dilation, 11 taps (two chunks of 9),
+  // 40 channels (two 32-lane tiles), 2 and 3 pixel slices in the weight gradient
+  test_conv_depthwise<float>(conv_shape(2, 7, 9, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 5), 381);
+  test_conv_depthwise<float>(conv_shape(2, 9, 8, 1, 2, 5, 3, 2, 1, 2, 1, 1, 2, 5), 382);
+  test_conv_depthwise<float>(conv_shape(1, 9, 6, 1, 1, 11, 1, 5, 0, 1, 1, 1, 1, 3), 383);
+  test_conv_depthwise<float>(conv_shape(1, 4, 5, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 40), 384);
+  test_conv_depthwise<float>(conv_shape(2, 13, 13, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 3), 385);
+  test_conv_depthwise<__nv_bfloat16>(conv_shape(2, 14, 15, 1, 2, 3, 3, 1, 1, 1, 1, 1, 1, 2), 386);
+  test_conv_depthwise<__half>(conv_shape(1, 8, 7, 1, 2, 3, 2, 0, 1, 2, 2, 2, 1, 3), 387);
 }
 
 }  // namespace lamina::cuda::test
