@@ -42,3 +42,46 @@ def run_seeded(module, function, seed):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
+
+
+def outputs_and_grads(fn, arrays, device, dtype="float32"):
+    """fn's output and the gradients of sum(out * w) for a fixed w, as float64 numpy."""
+    xs = []
+    for a in arrays:
+        t = lm.tensor(a, device=device).astype(dtype).detach()
+        t.requires_grad = True
+        xs.append(t)
+    out = fn(*xs)
+    weights = lm.tensor(np.linspace(-1, 1, out.size, dtype=np.float32).reshape(out.shape), device=device)
+    lm.sum(out.astype("float32") * weights).backward()
+    return [out.cpu().astype("float64").numpy()] + [x.grad.cpu().astype("float64").numpy() for x in xs]
+
+
+def optimizer_case(kind):
+    """fn(params, grads, states, step) running one fused optimizer update, and the number of state
+    lists it takes: the cases the device optimizer tests share."""
+    cases = {
+        "sgd": (lambda p, g, s, t: lm.sgd_step(p, g, None, lr=0.1), 0),
+        "sgd_momentum_l2": (lambda p, g, s, t: lm.sgd_step(p, g, s[0], lr=0.1, momentum=0.9, weight_decay=0.01,
+                                                          decoupled=False), 1),
+        "sgd_nesterov_decay": (lambda p, g, s, t: lm.sgd_step(p, g, s[0], lr=0.05, momentum=0.8, nesterov=True,
+                                                             weight_decay=0.05), 1),
+        "adam": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01), 2),
+        "adamw_amsgrad": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01, weight_decay=0.01,
+                                                         v_max=s[2]), 3),
+        "adam_l2": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01, weight_decay=0.1,
+                                                   decoupled=False), 2),
+        "rmsprop": (lambda p, g, s, t: lm.rmsprop_step(p, g, s[0], lr=0.01), 1),
+        "rmsprop_centered_momentum": (lambda p, g, s, t: lm.rmsprop_step(p, g, s[0], s[1], s[2], lr=0.01,
+                                                                        momentum=0.9, weight_decay=0.01), 3),
+        "rmsprop_momentum_l2": (lambda p, g, s, t: lm.rmsprop_step(p, g, s[0], None, s[1], lr=0.01, momentum=0.5,
+                                                                  weight_decay=0.02, decoupled=False), 2),
+        "adagrad": (lambda p, g, s, t: lm.adagrad_step(p, g, s[0], lr=0.1, weight_decay=0.01), 1),
+        "adagrad_l2": (lambda p, g, s, t: lm.adagrad_step(p, g, s[0], lr=0.1, weight_decay=0.01,
+                                                         decoupled=False), 1),
+    }
+    return cases[kind]
+
+
+OPTIMIZER_CASES = ["sgd", "sgd_momentum_l2", "sgd_nesterov_decay", "adam", "adamw_amsgrad", "adam_l2", "rmsprop",
+              "rmsprop_centered_momentum", "rmsprop_momentum_l2", "adagrad", "adagrad_l2"]

@@ -21,7 +21,7 @@ import pytest
 
 import lamina as lm
 
-from cuda_testing import close, needs_cuda, run_seeded, uniform
+from cuda_testing import close, needs_cuda, outputs_and_grads, run_seeded, uniform
 
 RTOL = 1e-5
 RTOL64 = 1e-10
@@ -32,22 +32,9 @@ def _close(got, want, rtol=RTOL, what=""):
     close(got, want, rtol, what, elementwise=False)
 
 
-def _run(fn, arrays, device, dtype="float32"):
-    """fn's output and the gradients of sum(out * w) for a fixed w, as float64 numpy."""
-    xs = []
-    for a in arrays:
-        t = lm.tensor(a, device=device).astype(dtype).detach()
-        t.requires_grad = True
-        xs.append(t)
-    out = fn(*xs)
-    w = lm.tensor(np.linspace(-1, 1, out.size, dtype=np.float32).reshape(out.shape), device=device)
-    lm.sum(out.astype("float32") * w).backward()
-    return [out.cpu().astype("float64").numpy()] + [x.grad.cpu().astype("float64").numpy() for x in xs]
-
-
 def _compare(fn, arrays, dtype="float32", rtol=RTOL, what=""):
-    cpu = _run(fn, arrays, "cpu", dtype)
-    dev = _run(fn, arrays, "cuda", dtype)
+    cpu = outputs_and_grads(fn, arrays, "cpu", dtype)
+    dev = outputs_and_grads(fn, arrays, "cuda", dtype)
     for i, (c, d) in enumerate(zip(cpu, dev)):
         _close(d, c, rtol, f"{what} output {i}")
     return dev
@@ -123,7 +110,7 @@ def test_float32_flash_attention_empty_row_and_nan_scores():
             return lm.scaled_dot_product_attention(q, k, v, mask=None if mask is None else
                                                    lm.tensor(mask, device=q.device), causal=True)
 
-        cpu, dev = _run(attend, [q, k, v], "cpu"), _run(attend, [q, k, v], "cuda")
+        cpu, dev = outputs_and_grads(attend, [q, k, v], "cpu"), outputs_and_grads(attend, [q, k, v], "cuda")
         assert not np.any(dev[0][0, 4]) and (mask is None or not np.any(dev[0][0, 2]))
         for i, (c, d) in enumerate(zip(cpu, dev)):
             np.testing.assert_array_equal(np.isnan(d), np.isnan(c), err_msg=f"NaN pattern of output {i}")
@@ -228,8 +215,10 @@ def test_outside_the_fma_kernels_runs_the_device_composite(dtype, d):
 def test_float32_gradients_are_deterministic():
     arrays = _qkv((2,), 33, 47, 16, 16, 17)
     keep = np.random.default_rng(3).random((33, 47)) < 0.8
-    runs = [_run(lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, mask=lm.tensor(keep, device=q.device)),
-                 arrays, "cuda") for _ in range(2)]
+    def attend(q, k, v):
+        return lm.scaled_dot_product_attention(q, k, v, mask=lm.tensor(keep, device=q.device))
+
+    runs = [outputs_and_grads(attend, arrays, "cuda") for _ in range(2)]
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
 
@@ -238,7 +227,7 @@ def peak_memory_workload():
     """Prints the device's peak allocation for one forward and backward at nq = nk = 256; one
     float32 score matrix is 256 KiB, the inputs, outputs and gradients 48 KiB."""
     arrays = _qkv((1,), 256, 256, 8, 8, 19)
-    _run(lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, causal=True), arrays, "cuda")
+    outputs_and_grads(lambda q, k, v: lm.scaled_dot_product_attention(q, k, v, causal=True), arrays, "cuda")
     print(f"peak {lm.cuda.memory_stats()['peak_allocated_bytes']}")
 
 
@@ -258,8 +247,8 @@ def seed_workload():
          _qkv((2, 2), 13, 35, 8, 12, 2)),
     ]
     for fn, arrays in cases:
-        cpu = _run(fn, arrays, "cpu")
-        dev = _run(fn, arrays, "cuda")
+        cpu = outputs_and_grads(fn, arrays, "cpu")
+        dev = outputs_and_grads(fn, arrays, "cuda")
         for c, d in zip(cpu, dev):
             worst = max(worst, float(np.max(np.abs(d - c)) / max(np.max(np.abs(c)), 1e-30)) / RTOL)
     print(f"worst {worst:.3e}")

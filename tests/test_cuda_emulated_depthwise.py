@@ -20,7 +20,7 @@ import pytest
 
 import lamina as lm
 
-from cuda_testing import close, needs_cuda, run_seeded, uniform
+from cuda_testing import close, needs_cuda, outputs_and_grads, run_seeded, uniform
 
 RTOL = 1e-5
 RTOL64 = 1e-10
@@ -49,22 +49,9 @@ DEPTHWISE = [
 ]
 
 
-def _run(fn, arrays, device, dtype="float32"):
-    """fn's output and the gradients of sum(out * w) for a fixed w, as float64 numpy."""
-    xs = []
-    for a in arrays:
-        t = lm.tensor(a, device=device).astype(dtype).detach()
-        t.requires_grad = True
-        xs.append(t)
-    out = fn(*xs)
-    weights = lm.tensor(np.linspace(-1, 1, out.size, dtype=np.float32).reshape(out.shape), device=device)
-    lm.sum(out.astype("float32") * weights).backward()
-    return [out.cpu().astype("float64").numpy()] + [x.grad.cpu().astype("float64").numpy() for x in xs]
-
-
 def _compare(fn, arrays, dtype="float32", rtol=RTOL, what=""):
-    cpu = _run(fn, arrays, "cpu", dtype)
-    dev = _run(fn, arrays, "cuda", dtype)
+    cpu = outputs_and_grads(fn, arrays, "cpu", dtype)
+    dev = outputs_and_grads(fn, arrays, "cuda", dtype)
     for i, (c, d) in enumerate(zip(cpu, dev)):
         close(d, c, rtol, f"{what} {dtype} {'output' if i == 0 else f'grad {i - 1}'}", elementwise=False)
 
@@ -168,8 +155,8 @@ def seed_workload():
     CPU and a digest of the device results."""
     arrays = [_data((3, 4, 14, 13), 11), _data((8, 1, 3, 3), 12), _data((8,), 13)]
     fn = lambda x, w, b: lm.conv2d(x, w, b, groups=4, stride=(1, 2), dilation=(2, 1), padding=((2, 1), 1))  # noqa: E731
-    cpu = _run(fn, arrays, "cpu")
-    dev = _run(fn, arrays, "cuda")
+    cpu = outputs_and_grads(fn, arrays, "cpu")
+    dev = outputs_and_grads(fn, arrays, "cuda")
     worst = max(float(np.max(np.abs(d - c)) / np.max(np.abs(c))) for c, d in zip(cpu, dev))
     digest = hashlib.sha256(b"".join(d.tobytes() for d in dev)).hexdigest()
     print(f"digest {digest} worst {worst:.3e}")

@@ -17,43 +17,15 @@ import pytest
 import lamina as lm
 
 from cuda_testing import needs_cuda, run_seeded
+from cuda_testing import OPTIMIZER_CASES, optimizer_case
 from cuda_testing import uniform as _data
 
 SHAPES = [(1,), (7,), (33,), (1000,), (3, 11), (0,), (40, 25), (2, 3, 5), (4, 0)]
 
 
-def _functional_case(kind):
-    """fn(params, grads, states, step) running one fused update, and the number of state lists."""
-    cases = {
-        "sgd": (lambda p, g, s, t: lm.sgd_step(p, g, None, lr=0.1), 0),
-        "sgd_momentum_l2": (lambda p, g, s, t: lm.sgd_step(p, g, s[0], lr=0.1, momentum=0.9, weight_decay=0.01,
-                                                          decoupled=False), 1),
-        "sgd_nesterov_decay": (lambda p, g, s, t: lm.sgd_step(p, g, s[0], lr=0.05, momentum=0.8, nesterov=True,
-                                                             weight_decay=0.05), 1),
-        "adam": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01), 2),
-        "adamw_amsgrad": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01, weight_decay=0.01,
-                                                         v_max=s[2]), 3),
-        "adam_l2": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01, weight_decay=0.1,
-                                                   decoupled=False), 2),
-        "rmsprop": (lambda p, g, s, t: lm.rmsprop_step(p, g, s[0], lr=0.01), 1),
-        "rmsprop_centered_momentum": (lambda p, g, s, t: lm.rmsprop_step(p, g, s[0], s[1], s[2], lr=0.01,
-                                                                        momentum=0.9, weight_decay=0.01), 3),
-        "rmsprop_momentum_l2": (lambda p, g, s, t: lm.rmsprop_step(p, g, s[0], None, s[1], lr=0.01, momentum=0.5,
-                                                                  weight_decay=0.02, decoupled=False), 2),
-        "adagrad": (lambda p, g, s, t: lm.adagrad_step(p, g, s[0], lr=0.1, weight_decay=0.01), 1),
-        "adagrad_l2": (lambda p, g, s, t: lm.adagrad_step(p, g, s[0], lr=0.1, weight_decay=0.01,
-                                                         decoupled=False), 1),
-    }
-    return cases[kind]
-
-
-FUNCTIONAL = ["sgd", "sgd_momentum_l2", "sgd_nesterov_decay", "adam", "adamw_amsgrad", "adam_l2", "rmsprop",
-              "rmsprop_centered_momentum", "rmsprop_momentum_l2", "adagrad", "adagrad_l2"]
-
-
 def _functional(kind, dtype, device, shapes=SHAPES, steps=3):
     """Params and states after `steps` fused updates, and the launches each step made."""
-    fn, n_states = _functional_case(kind)
+    fn, n_states = optimizer_case(kind)
     params = [lm.tensor(_data(s, i, dtype=dtype), device=device) for i, s in enumerate(shapes)]
     states = [[lm.zeros(s, dtype=str(np.dtype(dtype)), device=device) for s in shapes] for _ in range(n_states)]
     launches = []
@@ -74,7 +46,7 @@ def _assert_bit_equal(dev, cpu, what):
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kind", FUNCTIONAL)
+@pytest.mark.parametrize("kind", OPTIMIZER_CASES)
 def test_multi_tensor_step_is_bit_identical_to_cpu_in_one_launch(kind, dtype):
     cpu, _ = _functional(kind, dtype, "cpu")
     dev, launches = _functional(kind, dtype, "cuda")

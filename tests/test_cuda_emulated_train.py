@@ -16,7 +16,7 @@ import pytest
 
 import lamina as lm
 
-from cuda_testing import close as _close, needs_cuda, run_seeded
+from cuda_testing import OPTIMIZER_CASES, close as _close, needs_cuda, optimizer_case, run_seeded
 from cuda_testing import uniform as _data
 
 RTOL = 1e-5
@@ -187,34 +187,8 @@ def test_dropout_mask_statistics_on_device():
     assert abs(float((mask == 0).mean()) - 0.25) < 0.03  # 2000 draws: ~3 standard deviations
 
 
-def _optim_case(kind):
-    """fn(params, grads, states, step) running one update, and the number of state lists."""
-    cases = {
-        "sgd": (lambda p, g, s, t: lm.sgd_step(p, g, None, lr=0.1), 0),
-        "sgd_momentum_l2": (lambda p, g, s, t: lm.sgd_step(p, g, s[0], lr=0.1, momentum=0.9, weight_decay=0.01,
-                                                          decoupled=False), 1),
-        "sgd_nesterov_decay": (lambda p, g, s, t: lm.sgd_step(p, g, s[0], lr=0.05, momentum=0.8, nesterov=True,
-                                                             weight_decay=0.05), 1),
-        "adam": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01), 2),
-        "adamw_amsgrad": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01, weight_decay=0.01,
-                                                         v_max=s[2]), 3),
-        "adam_l2": (lambda p, g, s, t: lm.adam_step(p, g, s[0], s[1], t, lr=0.01, weight_decay=0.1,
-                                                   decoupled=False), 2),
-        "rmsprop": (lambda p, g, s, t: lm.rmsprop_step(p, g, s[0], lr=0.01), 1),
-        "rmsprop_centered_momentum": (lambda p, g, s, t: lm.rmsprop_step(p, g, s[0], s[1], s[2], lr=0.01,
-                                                                        momentum=0.9, weight_decay=0.01), 3),
-        "adagrad_l2": (lambda p, g, s, t: lm.adagrad_step(p, g, s[0], lr=0.1, weight_decay=0.01,
-                                                         decoupled=False), 1),
-    }
-    return cases[kind]
-
-
-OPTIMIZERS = ["sgd", "sgd_momentum_l2", "sgd_nesterov_decay", "adam", "adamw_amsgrad", "adam_l2", "rmsprop",
-              "rmsprop_centered_momentum", "adagrad_l2"]
-
-
 def _optimize(kind, dtype, device, steps=3):
-    fn, n_states = _optim_case(kind)
+    fn, n_states = optimizer_case(kind)
     shapes = [(7, 5), (33,)]
     params = [lm.tensor(_data(s, i, dtype=dtype), device=device) for i, s in enumerate(shapes)]
     states = [[lm.zeros(s, dtype=str(np.dtype(dtype)), device=device) for s in shapes] for _ in range(n_states)]
@@ -226,7 +200,7 @@ def _optimize(kind, dtype, device, steps=3):
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kind", OPTIMIZERS)
+@pytest.mark.parametrize("kind", OPTIMIZER_CASES)
 def test_fused_optimizer_update_is_bit_identical_to_cpu(kind, dtype):
     cpu = _optimize(kind, dtype, "cpu")
     dev = _optimize(kind, dtype, "cuda")
