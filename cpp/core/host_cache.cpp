@@ -35,21 +35,17 @@ struct Cache {
   HostCacheStats stats;
 };
 
-Cache& cache();
-
-// Held across fork(), so the child's copy of the mutex is not left locked by a thread that
-// was not copied.
-void lock_cache() { cache().mutex.lock(); }
-void unlock_cache() { cache().mutex.unlock(); }
-
 Cache& cache() {
-  static Cache* c = [] {
-    Cache* made = new Cache;  // outlives every tensor, including those freed at exit
-    pthread_atfork(lock_cache, unlock_cache, unlock_cache);
-    return made;
-  }();
+  static Cache* c = new Cache;  // outlives every tensor, including those freed at exit
   return *c;
 }
+
+// Held across fork(), so the child's copy of the mutex is not left locked by a thread that
+// was not copied. Registered by a static initializer: before the thread pool's handlers,
+// which core/parallel.cpp registers at the pool's first use (see there why the order matters).
+void lock_cache() { cache().mutex.lock(); }
+void unlock_cache() { cache().mutex.unlock(); }
+const int fork_handlers_installed = pthread_atfork(lock_cache, unlock_cache, unlock_cache);
 
 void* system_allocate(size_t nbytes) { return std::aligned_alloc(kAlign, (nbytes + kAlign - 1) / kAlign * kAlign); }
 

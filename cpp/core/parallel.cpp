@@ -12,7 +12,6 @@
 #include <pthread.h>
 
 #include "core/errors.h"
-#include "core/host_cache.h"
 
 namespace lamina {
 
@@ -169,10 +168,9 @@ void fresh_pool_in_child() {
 Pool& pool() {
   static const bool installed = [] {
     current_pool = new Pool(default_threads());
-    // Prepare handlers run in reverse order of registration: registering the buffer cache's
-    // first makes the pool's run first, so running jobs (whose members may allocate) finish
-    // before the fork takes the cache's lock.
-    host_cache_stats();
+    // Registered at first use, after the buffer cache's (a static initializer): prepare
+    // handlers run in reverse order of registration, so running jobs, whose members may
+    // allocate, finish before the fork takes the cache's lock.
     pthread_atfork(lock_pool_for_fork, unlock_pool_in_parent, fresh_pool_in_child);
     return true;
   }();
