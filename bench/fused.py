@@ -1,6 +1,7 @@
 """Fused training ops vs their composite references (plain lamina ops) and PyTorch:
-forward+backward of layer_norm, batch_norm, softmax_cross_entropy and BCE-with-logits, and
-one Adam / SGD-momentum update over an MLP's parameters (fused: one native call).
+forward+backward of layer_norm, batch_norm, softmax_cross_entropy, BCE-with-logits and gelu,
+one Adam / SGD-momentum update over an MLP's parameters (fused: one native call), and the
+gradients of views: q, k, v taken apart from one tensor (the transformer's attention input).
 Columns `x / fused` above 1: the fused op is faster.
 Run: PYTHONPATH=python python bench/fused.py [--rounds N] [--cpu-time] [--only layer_norm,bce]
 --rounds N times each framework N times, interleaved, and reports the medians (the machine's
@@ -91,8 +92,24 @@ def main():
     case("bce_logits 256x1024", [xb, t], lm.binary_cross_entropy_with_logits,
          lm.binary_cross_entropy_with_logits_reference, F.binary_cross_entropy_with_logits if F else None,
          grad_mask=[True, False])
+    xg = RNG.standard_normal((4096, 512)).astype(np.float32)
+    case("gelu 4096x512", [xg], lm.gelu, lambda x: 0.5 * x * (1.0 + lm.erf(x * (1.0 / np.sqrt(2.0)))),
+         F.gelu if F else None)
     if rows:
         print_table("forward + backward (time per call)", rows, ["fused", "composite", "torch"], "fused")
+
+    # Each view's gradient is added into its region of one buffer (fused); the composite
+    # column takes the same parts as sums of one-hot-weighted copies (a full-size gradient per
+    # part, then summed), the cost every view's backward had before.
+    qkv = RNG.standard_normal((3, 32 * 4, 128 * 32)).astype(np.float32)
+    pick = [lm.tensor(np.eye(3, dtype=np.float32)[i].reshape(3, 1, 1)) for i in range(3)]
+    rows = []
+    case("q, k, v = y[0], y[1], y[2]", [qkv], lambda y: y[0] * 1.0 + y[1] * 2.0 + y[2] * 3.0,
+         lambda y: sum(lm.sum(y * pick[i], 0) * float(i + 1) for i in range(3)),
+         lambda y: y[0] * 1.0 + y[1] * 2.0 + y[2] * 3.0)
+    if rows:
+        print_table("gradients of views, forward + backward (time per call)", rows, ["fused", "composite", "torch"],
+                    "fused")
 
     shapes = [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)]
     rows = []

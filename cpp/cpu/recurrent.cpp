@@ -218,8 +218,9 @@ int team_members(int64_t step_macs, int64_t H) {
   return step_macs < kSplitWork ? 1 : int(std::clamp<int64_t>(H / 8, 1, 1024));
 }
 
-// A member's slice of w_hh, multiplied by a (B, K) operand at every step. The workspace
-// is reserved up front, so the steps allocate nothing.
+// A member's slice of the step weights (rows or columns of w_ih and w_hh), multiplied by a
+// (B, K) operand at every step. The workspace is reserved up front, so the steps allocate
+// nothing.
 template <class T>
 struct StepWeight {
   StepWeight(std::vector<T> slice_, bool trans, int64_t K, int64_t N, int64_t rows)
@@ -257,13 +258,6 @@ std::vector<T> gate_bias(const T* b, int64_t gates, int64_t H, Units u) {
   return out;
 }
 
-// For the backward products: columns [lo, hi) of w (G x K) as a (G, units) matrix.
-template <class T>
-std::vector<T> unit_columns(const T* w, int64_t G, int64_t K, Units u) {
-  std::vector<T> out(size_t(G * u.count()));
-  for (int64_t k = 0; k < G; ++k) copy_row(w + k * K + u.lo, out.data() + k * u.count(), u.count());
-  return out;
-}
 
 // One member of a time loop's team and the hidden units it owns.
 struct Member {
@@ -296,6 +290,51 @@ void run_time_loop(int max_members, int64_t H, const Prepare& prepare, const Bod
   if (error) std::rethrow_exception(error);
 }
 
+// A member's backward state. Its step product sends dG_t back through the columns of w_hh
+// for its units (dh_{t-1}) and of w_ih for its slice of the inputs (dx_t): one (G, units +
+// inputs) matrix, so dG_t is packed once per step.
+template <class T>
+struct LstmBackwardState {
+  Units inputs;
+  StepWeight<T> columns;
+  std::vector<T> product;  // (B, units + inputs)
+  std::vector<T> db;       // the member's units of db, gate by gate
+};
+
+// For the backward products: columns [lo, hi) of w_hh (G x H) beside columns [lo, hi) of w_ih
+// (G x I; the GRU passes none), as one (G, units + inputs) matrix.
+template <class T>
+std::vector<T> joined_columns(const T* w_hh, int64_t H, Units units, const T* w_ih, int64_t I, Units inputs,
+                              int64_t G) {
+  const int64_t n = units.count(), nx = inputs.count(), width = n + nx;
+  std::vector<T> out(size_t(G * width));
+  for (int64_t k = 0; k < G; ++k) {
+    copy_row(w_hh + k * H + units.lo, out.data() + k * width, n);
+    if (nx > 0) copy_row(w_ih + k * I + inputs.lo, out.data() + k * width + n, nx);
+  }
+  return out;
+}
+
+// dw_ih and dw_hh from the gate gradients dg (rows, G) and the saved [x | h] rows, in one
+// pass over dg when both are wanted.
+template <class T>
+void lstm_weight_grads(int64_t rows, int64_t G, int64_t I, int64_t H, const T* dg, const T* xh, T* dw_ih,
+                       T* dw_hh) {
+  const int64_t K = I + H;
+  if (dw_ih && dw_hh) {
+    HostArray<T> dw(size_t(G * K));
+    gemm<T>(true, false, G, K, rows, T(1), dg, G, xh, K, T(0), dw.data(), K);
+    for (int64_t k = 0; k < G; ++k) {
+      copy_row(dw.data() + k * K, dw_ih + k * I, I);
+      copy_row(dw.data() + k * K + I, dw_hh + k * H, H);
+    }
+  } else if (dw_ih) {
+    gemm<T>(true, false, G, I, rows, T(1), dg, G, xh, K, T(0), dw_ih, I);
+  } else if (dw_hh) {
+    gemm<T>(true, false, G, H, rows, T(1), dg, G, xh + I, K, T(0), dw_hh, H);
+  }
+}
+
 // A member's forward product: rows of [w_ih | w_hh] (LSTM; I = 0 and w_hh alone for the
 // GRU) for its units and their biases, and the step's result, (B, gates * units).
 template <class T>
@@ -314,7 +353,8 @@ ForwardState<T> forward_state(const T* w_ih, int64_t I, const T* w_hh, const T* 
 
 template <class T>
 StepWeight<T> backward_weight(const T* w_hh, int64_t gates, int64_t B, int64_t H, Units u) {
-  return StepWeight<T>(unit_columns(w_hh, gates * H, H, u), false, gates * H, u.count(), B);
+  return StepWeight<T>(joined_columns<T>(w_hh, H, u, nullptr, 0, Units{0, 0}, gates * H), false, gates * H,
+                       u.count(), B);
 }
 
 }  // namespace
@@ -355,54 +395,6 @@ void lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const 
     }
   });
 }
-
-namespace {
-
-// A member's backward state. Its step product sends dG_t back through the columns of w_hh
-// for its units (dh_{t-1}) and of w_ih for its slice of the inputs (dx_t): one (G, units +
-// inputs) matrix, so dG_t is packed once per step.
-template <class T>
-struct LstmBackwardState {
-  Units inputs;
-  StepWeight<T> columns;
-  std::vector<T> product;  // (B, units + inputs)
-  std::vector<T> db;       // the member's units of db, gate by gate
-};
-
-// Columns [lo, hi) of w_hh (G x H) beside columns [lo, hi) of w_ih (G x I).
-template <class T>
-std::vector<T> joined_columns(const T* w_hh, int64_t H, Units units, const T* w_ih, int64_t I, Units inputs,
-                              int64_t G) {
-  const int64_t n = units.count(), nx = inputs.count(), width = n + nx;
-  std::vector<T> out(size_t(G * width));
-  for (int64_t k = 0; k < G; ++k) {
-    copy_row(w_hh + k * H + units.lo, out.data() + k * width, n);
-    copy_row(w_ih + k * I + inputs.lo, out.data() + k * width + n, nx);
-  }
-  return out;
-}
-
-// dw_ih and dw_hh from the gate gradients dg (rows, G) and the saved [x | h] rows, in one
-// pass over dg when both are wanted.
-template <class T>
-void lstm_weight_grads(int64_t rows, int64_t G, int64_t I, int64_t H, const T* dg, const T* xh, T* dw_ih,
-                       T* dw_hh) {
-  const int64_t K = I + H;
-  if (dw_ih && dw_hh) {
-    HostArray<T> dw(size_t(G * K));
-    gemm<T>(true, false, G, K, rows, T(1), dg, G, xh, K, T(0), dw.data(), K);
-    for (int64_t k = 0; k < G; ++k) {
-      copy_row(dw.data() + k * K, dw_ih + k * I, I);
-      copy_row(dw.data() + k * K + I, dw_hh + k * H, H);
-    }
-  } else if (dw_ih) {
-    gemm<T>(true, false, G, I, rows, T(1), dg, G, xh, K, T(0), dw_ih, I);
-  } else if (dw_hh) {
-    gemm<T>(true, false, G, H, rows, T(1), dg, G, xh + I, K, T(0), dw_hh, H);
-  }
-}
-
-}  // namespace
 
 template <class T>
 void lstm_backward(const RnnDims& d, const T* dout, const T* xh, const T* c0, const T* w_ih, const T* w_hh,

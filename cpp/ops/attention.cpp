@@ -239,12 +239,15 @@ Tensor device_attention(const Dims& d, const Tensor& q_in, const Tensor& k_in, c
   if (needs_grad({&q_in, &k_in, &v_in})) {
     const bool want[3] = {q_in.requires_grad(), k_in.requires_grad(), v_in.requires_grad()};
     const Shape qs = q_in.shape(), ks = k_in.shape(), vs = v_in.shape();
+    const SavedTensor sq_in(q_in), sk_in(k_in), sv_in(v_in);
     record(kOp, {q_in, k_in, v_in}, result, [=](const Tensor& g) -> std::vector<Tensor> {
-      if (GradMode::is_enabled())  // the composite in float32, as the CPU computes half types
-        return composite_vjp({q_in, k_in, v_in}, g, [&] {
+      if (GradMode::is_enabled()) {  // the composite in float32, as the CPU computes half types
+        const std::vector<Tensor> in{sq_in.get(), sk_in.get(), sv_in.get()};
+        return composite_vjp(in, g, [&] {
           auto wide = [](const Tensor& x) { return astype(x, DType::Float32); };
-          return astype(attention_composite(d, wide(q_in), wide(k_in), wide(v_in), mask, causal, 0.0, s, true), t);
+          return astype(attention_composite(d, wide(in[0]), wide(in[1]), wide(in[2]), mask, causal, 0.0, s, true), t);
         });
+      }
       GradModeGuard no_grad(false);
       Tensor d_out = aligned_contiguous(reshape(astype(g, t), {d.heads, d.lq, d.d}));
       Tensor dq = Tensor::empty(q.shape(), t, q.device()), dk = Tensor::empty(k.shape(), t, q.device()),

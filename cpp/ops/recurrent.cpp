@@ -159,6 +159,11 @@ struct DeviceRnn {
   Tensor hs;       // (S + 1, B, H): the initial state, then each step's state
 };
 
+std::vector<Tensor> saved_values(const std::vector<SavedTensor>& saved) {
+  std::vector<Tensor> out;
+  for (const SavedTensor& t : saved) out.push_back(t.get());
+  return out;
+}
 
 bool step_kernels_cover(const RnnArgs& a) { return a.kernel == DType::Float32 && a.dims.batch > 0; }
 
@@ -217,10 +222,15 @@ std::vector<Tensor> device_lstm(const RnnArgs& a, const Tensor& x, const Tensor&
     SavedTensor sw_ih(w_ih), sw_hh(w_hh);
     const bool want[6] = {x.requires_grad(),    h0.requires_grad(),   c0.requires_grad(),
                           w_ih.requires_grad(), w_hh.requires_grad(), b.requires_grad()};
+    const std::vector<SavedTensor> inputs{SavedTensor(x),    SavedTensor(h0),   SavedTensor(c0),
+                                          SavedTensor(w_ih), SavedTensor(w_hh), SavedTensor(b)};
     record("lstm", {x, h0, c0, w_ih, w_hh, b}, packed, [=](const Tensor& g) -> std::vector<Tensor> {
-      if (GradMode::is_enabled())
-        return composite_vjp({x, h0, c0, w_ih, w_hh, b}, g,
-                             [&] { return packed_cell_loop(a, x, h0, c0, w_ih, w_hh, b, Tensor(), mask); });
+      if (GradMode::is_enabled()) {
+        const std::vector<Tensor> in = saved_values(inputs);
+        return composite_vjp(in, g, [&] {
+          return packed_cell_loop(a, in[0], in[1], in[2], in[3], in[4], in[5], Tensor(), mask);
+        });
+      }
       GradModeGuard no_grad(false);
       Tensor dout = contiguous(astype(g, DType::Float32));
       Tensor dgates = Tensor::empty({S, B, 4 * H}, DType::Float32, dout.device());
@@ -259,10 +269,15 @@ std::vector<Tensor> device_gru(const RnnArgs& a, const Tensor& x, const Tensor& 
     SavedTensor sw_ih(w_ih), sw_hh(w_hh);
     const bool want[6] = {x.requires_grad(),    h0.requires_grad(),   w_ih.requires_grad(),
                           w_hh.requires_grad(), b_ih.requires_grad(), b_hh.requires_grad()};
+    const std::vector<SavedTensor> inputs{SavedTensor(x),    SavedTensor(h0),   SavedTensor(w_ih),
+                                          SavedTensor(w_hh), SavedTensor(b_ih), SavedTensor(b_hh)};
     record("gru", {x, h0, w_ih, w_hh, b_ih, b_hh}, packed, [=](const Tensor& g) -> std::vector<Tensor> {
-      if (GradMode::is_enabled())
-        return composite_vjp({x, h0, w_ih, w_hh, b_ih, b_hh}, g,
-                             [&] { return packed_cell_loop(a, x, h0, Tensor(), w_ih, w_hh, b_ih, b_hh, mask); });
+      if (GradMode::is_enabled()) {
+        const std::vector<Tensor> in = saved_values(inputs);
+        return composite_vjp(in, g, [&] {
+          return packed_cell_loop(a, in[0], in[1], Tensor(), in[2], in[3], in[4], in[5], mask);
+        });
+      }
       GradModeGuard no_grad(false);
       Tensor dout = contiguous(astype(g, DType::Float32));
       Tensor dgx = Tensor::empty({S, B, 3 * H}, DType::Float32, dout.device());
