@@ -52,13 +52,18 @@ struct Blocking<double> {
 // Below this many multiply-adds the unpacked loops win when op(B) rows are contiguous
 // (measured: even at 24^3, 1.0x at 32^3). With op(B) = B^T packing wins from 8^3 up.
 constexpr int64_t kDirectWork = 32 * 32 * 32;
+// With the AVX-512 8 x 32 unpacked blocks, skipping the packs pays up to about 256^3 when K
+// fits one K block (2 threads, GFLOP/s unpacked vs packed: 64^3 170 vs 117, 128^3 343 vs
+// 244, 256^3 357-386 vs 347-350; 512 x 512 x 256 362-376 vs 388-390, where packed wins).
+constexpr int64_t kDirectWorkAvx512 = 256 * 256 * 256 + 1;
 // A second thread pays off from about 64^3 multiply-adds with the AVX2 kernels (measured:
 // 1.3x at 64^3, a loss at 48^3, where waking the worker costs more than half the work), and
-// from about 88^3 with the AVX-512 ones, which finish a product 1.5x sooner (measured, one
-// vs two threads: 105 vs 96 GFLOP/s at 64^3, 112 vs 106 at 80^3, 139 vs 150 at 96^3).
-// Tasks get at least 32^3.
+// from about 72^3 with the AVX-512 unpacked blocks (one vs two threads, microseconds: 64^3
+// 3.35 vs 3.50, 80^3 5.86 vs 4.72, 96^3 9.8 vs 6.6). The packed AVX-512 path broke even
+// between 80^3 and 96^3 (GFLOP/s: 112 vs 106 at 80^3, 139 vs 150 at 96^3), but it only runs
+// there when K spans several K blocks. Tasks get at least 32^3.
 constexpr int64_t kParallelWork = 64 * 64 * 64;
-constexpr int64_t kParallelWorkAvx512 = 88 * 88 * 88;
+constexpr int64_t kParallelWorkAvx512 = 72 * 72 * 72;
 constexpr int64_t kTaskWork = 32 * 32 * 32;
 
 std::atomic<Isa> g_isa{Isa::Auto};
@@ -88,15 +93,15 @@ Isa isa_in_use() {
 namespace {
 
 const Kernels<float> kF32Generic{"generic", Tile<float>::MR, Tile<float>::NR, microkernel_f32_generic,
-                                 direct_f32_generic, pack_a<float, 6>, pack_b<float, 16>, kParallelWork};
+                                 direct_f32_generic, pack_a<float, 6>, pack_b<float, 16>, kParallelWork, kDirectWork};
 const Kernels<float> kF32Avx2{"avx2", Tile<float>::MR, Tile<float>::NR, microkernel_f32_avx2, direct_f32_avx2,
-                              pack_a_f32_avx2<6>, pack_b_f32_avx2<16>, kParallelWork};
-const Kernels<float> kF32Avx512{"avx512", 12, 32, microkernel_f32_avx512, direct_f32_avx2, pack_a_f32_avx2<12>,
-                                pack_b_f32_avx2<32>, kParallelWorkAvx512};
+                              pack_a_f32_avx2<6>, pack_b_f32_avx2<16>, kParallelWork, kDirectWork};
+const Kernels<float> kF32Avx512{"avx512", 12, 32, microkernel_f32_avx512, direct_f32_avx512, pack_a_f32_avx2<12>,
+                                pack_b_f32_avx2<32>, kParallelWorkAvx512, kDirectWorkAvx512};
 const Kernels<double> kF64Generic{"generic", Tile<double>::MR, Tile<double>::NR, microkernel_f64_generic,
-                                  direct_f64_generic, pack_a<double, 6>, pack_b<double, 8>, kParallelWork};
+                                  direct_f64_generic, pack_a<double, 6>, pack_b<double, 8>, kParallelWork, kDirectWork};
 const Kernels<double> kF64Avx2{"avx2", Tile<double>::MR, Tile<double>::NR, microkernel_f64_avx2,
-                               direct_f64_avx2, pack_a<double, 6>, pack_b<double, 8>, kParallelWork};
+                               direct_f64_avx2, pack_a<double, 6>, pack_b<double, 8>, kParallelWork, kDirectWork};
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -227,7 +232,7 @@ void run(const Problem<T>& p) {
   }
   // Unpacked when small, or matrix-vector shaped; except with both operands transposed,
   // where neither loop order has a unit stride and packing is the faster way to get one.
-  const bool small = macs < kDirectWork && !p.tb;
+  const bool small = !p.tb && (macs < kDirectWork || (macs < p.kern.direct_macs && p.K <= Blocking<T>::KC));
   const bool vector_shape = (p.M == 1 || p.N == 1) && !(p.ta && p.tb);
   if (small || vector_shape) {
     if (!parallel) {
@@ -236,8 +241,11 @@ void run(const Problem<T>& p) {
       const int64_t grain = std::max<int64_t>(256, kTaskWork / p.K);
       parallel_for(0, p.N, grain, [&](int64_t lo, int64_t hi) { direct_range(p, p.K, 0, 1, lo, hi); });
     } else {
-      const int64_t grain = std::max<int64_t>(1, kTaskWork / (p.N * p.K));
-      parallel_for(0, p.M, grain, [&](int64_t lo, int64_t hi) { direct_range(p, p.K, lo, hi, 0, p.N); });
+      // Rows in groups of 8, whole register blocks of both sets' unpacked loops.
+      const int64_t grain = std::max<int64_t>(1, kTaskWork / (8 * p.N * p.K));
+      parallel_for(0, ceil_div(p.M, 8), grain, [&](int64_t lo, int64_t hi) {
+        direct_range(p, p.K, lo * 8, std::min(hi * 8, p.M), 0, p.N);
+      });
     }
     return;
   }

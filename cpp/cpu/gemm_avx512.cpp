@@ -119,6 +119,59 @@ LAMINA_AVX512_INLINE void tile(int64_t kc, const float* a, const float* b, float
   }
 }
 
+// Unpacked C[R, 16 NV] block at (i, j) with n valid columns (NV <= 3), op(B) rows contiguous
+// (b_col == 1): per k, NV loads of B, R broadcasts of A, R * NV FMAs, in k order from zero
+// like the packed tile, so the bits match it for K within one K block.
+template <int R, int NV, bool Edge>
+LAMINA_AVX512_INLINE void direct_block(const Direct<float>& d, int64_t i, int64_t j, int n) {
+  __mmask16 mask[NV];
+#pragma GCC unroll 3
+  for (int v = 0; v < NV; ++v) mask[v] = Edge ? lane_mask(n - 16 * v) : __mmask16(0xFFFF);
+  __m512 acc[R][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const float* a = d.A + i * d.a_row;
+  const float* b = d.B + j;
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < d.K; ++k) {
+    const float* bk = b + k * d.b_row;
+    __m512 bv[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) bv[v] = Edge ? _mm512_maskz_loadu_ps(mask[v], bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 ar = _mm512_set1_ps(a[r * d.a_row + k * d.a_col]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+    }
+  }
+  const float* bias = d.s.bias ? d.s.bias + j : nullptr;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v)
+      if (!Edge || n > 16 * v)
+        store16(d.C + (i + r) * d.ldc + j + 16 * v, bias ? bias + 16 * v : nullptr, acc[r][v], d.s, mask[v]);
+}
+
+// Columns in 32-wide blocks; a leftover of at most 16 joins the first block (48 wide), so no
+// block is a single vector wide, which would load once per R FMAs and run load-bound.
+template <int R>
+LAMINA_AVX512_INLINE void direct_rows(const Direct<float>& d, int64_t i) {
+  const int64_t tail = d.N % 32;
+  int64_t j = 0;
+  if (tail > 0 && tail <= 16 && d.N > 32) {
+    if (tail == 16) direct_block<R, 3, false>(d, i, 0, 48);
+    else direct_block<R, 3, true>(d, i, 0, int(32 + tail));
+    j = 32 + tail;
+  }
+  for (; j + 32 <= d.N; j += 32) direct_block<R, 2, false>(d, i, j, 32);
+  if (d.N - j > 16) direct_block<R, 2, true>(d, i, j, int(d.N - j));
+  else if (j < d.N) direct_block<R, 1, true>(d, i, j, int(d.N - j));
+}
+
 template <int MR, int NV>
 LAMINA_AVX512_INLINE void microkernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                       const StoreArgs<float>& s, int mr, int nr) {
@@ -131,6 +184,23 @@ LAMINA_AVX512_INLINE void microkernel(int64_t kc, const float* a, const float* b
 }  // namespace
 
 #define LAMINA_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+// Unpacked path: 8 x 32 register blocks when op(B) rows are contiguous and A has at least a
+// block's rows; every other layout takes the AVX2 set's loops.
+LAMINA_AVX512 void direct_f32_avx512(const Direct<float>& d) {
+  if (d.b_col != 1 || d.M < 8) return direct_f32_avx2(d);
+  int64_t i = 0;
+  for (; i + 8 <= d.M; i += 8) direct_rows<8>(d, i);
+  switch (d.M - i) {
+    case 7: direct_rows<7>(d, i); break;
+    case 6: direct_rows<6>(d, i); break;
+    case 5: direct_rows<5>(d, i); break;
+    case 4: direct_rows<4>(d, i); break;
+    case 3: direct_rows<3>(d, i); break;
+    case 2: direct_rows<2>(d, i); break;
+    case 1: direct_rows<1>(d, i); break;
+  }
+}
 
 LAMINA_AVX512 void microkernel_f32_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                           const StoreArgs<float>& s, int mr, int nr) {

@@ -67,6 +67,9 @@ struct Kernels {
   void (*direct)(const Direct<T>&);
   PackFn<T> pack_a, pack_b;
   int64_t parallel_macs;  // from this many multiply-adds a second thread pays off
+  // Below this many multiply-adds, with op(B) rows contiguous and K within one K block, the
+  // unpacked path runs instead of packing (the operands are in L1 or L2 anyway).
+  int64_t direct_macs;
 };
 
 void microkernel_f32_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
@@ -92,6 +95,7 @@ void microkernel_f32_avx512_6x32(int64_t kc, const float* a, const float* b, flo
 void direct_f32_generic(const Direct<float>& d);
 void direct_f64_generic(const Direct<double>& d);
 void direct_f32_avx2(const Direct<float>& d);
+void direct_f32_avx512(const Direct<float>& d);
 void direct_f64_avx2(const Direct<double>& d);
 
 // Packing. `A` points at op(A)[i0,k0]; writes ceil(mc/MR) panels of [kc][MR].
