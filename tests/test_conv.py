@@ -309,6 +309,10 @@ FLOAT32_CASES = [
     ((8, 128, 5, 6), (12, 64, 3, 3), dict(groups=2, dilation=(2, 1), padding="same")),
     ((2, 64, 6, 7), (5, 64, 4, 3), dict(padding="same")),
     ((8, 64, 5, 5), (4, 64, 2, 2), dict(padding=2)),  # padding beyond the kernel's reach
+    # AVX-512 with >= 4 images a thread: the forward reads a zero-padded copy of each image
+    ((8, 8, 6, 20), (12, 4, 3, 3), dict(groups=2, padding=1)),
+    ((9, 5, 3, 37), (17, 5, 3, 2), dict(padding=(2, 0), dilation=(1, 2))),
+    ((8, 32, 5, 12), (6, 32, 3, 3), dict(padding=1)),  # 32 channels: input gradient as that forward
 ]
 
 

@@ -157,7 +157,7 @@ t = lambda *shape: lamina.tensor(rng.standard_normal(shape).astype(np.float32), 
 a, b, bias = t(131, 300), t(300, 77), t(77)
 x, w_ih, w_hh, b_lstm = t(5, 9, 20), t(4 * 33, 20), t(4 * 33, 33), t(4 * 33)
 q, k, v = t(2, 3, 45, 16), t(2, 3, 70, 16), t(2, 3, 70, 16)
-xc, wc, bc = t(2, 64, 7, 9), t(70, 64, 3, 3), t(70)
+xc, wc, bc = t(8, 64, 7, 9), t(70, 64, 3, 3), t(70)  # 8 images: AVX-512 runs the padded-image forward
 outs = {
     "matmul": lamina.matmul(a, b), "matmul_tt": lamina.matmul(lamina.transpose(b), lamina.transpose(a)),
     "linear_relu": lamina.linear(a, b, bias, "relu"),

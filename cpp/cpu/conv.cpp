@@ -507,11 +507,10 @@ inline void tile(const ConvTile& t, int64_t kc, const float* a, const float* b, 
 // at k0 * round_up(M, mr), and its mr-row panel i at i * (that block's kc) after it.
 class PackedA {
  public:
-  PackedA(const ConvTile& t, bool trans, int64_t M, int64_t K, const float* A, int64_t lda)
-      : K_(K), Mr_(round_up(M, t.mr)), kc_(k_block(K)), data_(size_t(Mr_ * K)) {
+  PackedA(int64_t mr, gemm_detail::PackFn<float> pack, bool trans, int64_t M, int64_t K, const float* A, int64_t lda)
+      : K_(K), Mr_(round_up(M, mr)), kc_(k_block(K)), data_(size_t(Mr_ * K)) {
     for (int64_t k0 = 0; k0 < K; k0 += kc_)
-      t.pack_a(trans, trans ? A + k0 * lda : A + k0, lda, M, std::min(kc_, K - k0),
-                                   data_.data() + k0 * Mr_);
+      pack(trans, trans ? A + k0 * lda : A + k0, lda, M, std::min(kc_, K - k0), data_.data() + k0 * Mr_);
   }
   const float* panel(int64_t k0, int64_t i) const { return data_.data() + k0 * Mr_ + i * std::min(kc_, K_ - k0); }
   int64_t kc() const { return kc_; }
@@ -598,10 +597,11 @@ LAMINA_CONV_AVX2 void pack_columns(const ConvGeometry& g, int64_t Cg, const floa
   }
 }
 
-void forward(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
-  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
-  const int64_t Kb = Kg + (bias ? 1 : 0);
-  const ConvTile rt = forward_tile(Cog);
+// The forward's A operand per group: [W | bias] (Cog x Kb, the bias as one more column that
+// meets a B row of ones), in mr-row panels.
+std::vector<PackedA> forward_weights(const ConvGeometry& g, const float* w, const float* bias, int64_t mr,
+                                     gemm_detail::PackFn<float> pack) {
+  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, Kb = Kg + (bias ? 1 : 0);
   std::vector<PackedA> a;
   a.reserve(size_t(g.groups));
   std::vector<float> with_bias(bias ? size_t(Cog * Kb) : 0);
@@ -613,8 +613,101 @@ void forward(const ConvGeometry& g, float* out, const float* x, const float* w, 
         with_bias[size_t(o * Kb + Kg)] = bias[gi * Cog + o];
       }
     }
-    a.emplace_back(rt, false, Cog, Kb, bias ? with_bias.data() : wg, bias ? Kb : Kg);
+    a.emplace_back(mr, pack, false, Cog, Kb, bias ? with_bias.data() : wg, bias ? Kb : Kg);
   }
+  return a;
+}
+
+// Zero-padded copy of one image (C planes of Hp x Wp, the input at (pad_top, pad_left)),
+// followed by `slack` zeros.
+void pad_image(const ConvGeometry& g, const float* x, float* xp, int64_t Hp, int64_t Wp, int64_t slack) {
+  const int64_t left = std::clamp<int64_t>(g.pad_left, 0, Wp);
+  const int64_t right = std::clamp<int64_t>(g.pad_left + g.W, left, Wp);
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t r = 0; r < Hp; ++r) {
+      float* dst = xp + (c * Hp + r) * Wp;
+      const int64_t ih = r - g.pad_top;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(dst, dst + Wp, 0.0f);
+        continue;
+      }
+      std::fill(dst, dst + left, 0.0f);
+      std::copy_n(x + (c * g.H + ih) * g.W + (left - g.pad_left), right - left, dst + left);
+      std::fill(dst + right, dst + Wp, 0.0f);
+    }
+  std::fill(xp + g.C * Hp * Wp, xp + g.C * Hp * Wp + slack, 0.0f);
+}
+
+// Forward at unit stride with AVX-512, from a zero-padded copy of each image instead of packed
+// B panels. Output position (oh, ow) becomes flat position q = oh * Wp + ow of the padded
+// grid; then kernel tap (c, ki, kj) reads the padded image at q + c * Hp * Wp + ki * dil_h * Wp
+// + kj * dil_w, so the B rows of a 32-position panel are 32-float windows of the copy, read
+// in place (microkernel_f32_avx512_rows_8x32). Positions with ow >= OW are computed and
+// dropped: Wp / OW - 1 extra work (2/14 at 14 x 14, 2/32 at 32 x 32). The 8-row tile fills
+// 64- and 128-channel layers exactly, where the packed path's 24 rows pad 64 to 72. Same K
+// blocks and order as the packed path, so the same bits.
+bool padded_forward_pays(const ConvGeometry& g) {
+  const int64_t Wp = g.OW + g.dil_w * (g.kw - 1);
+  return avx512() && g.stride_h == 1 && g.stride_w == 1 && g.N >= 4 * get_num_threads() && Wp * 4 <= g.OW * 5;
+}
+
+void forward_padded(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
+  constexpr int64_t kMr = 8, kLanes = 32;
+  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
+  const int64_t Kb = Kg + (bias ? 1 : 0);
+  const int64_t Hp = g.OH + g.dil_h * (g.kh - 1), Wp = g.OW + g.dil_w * (g.kw - 1), plane = Hp * Wp;
+  // A panel's windows reach at most Wp + kLanes floats past the padded planes.
+  const int64_t slack = Wp + 2 * kLanes;
+  const std::vector<PackedA> a = forward_weights(g, w, bias, kMr, gemm_detail::pack_a<float, kMr>);
+  std::vector<int64_t> offset(static_cast<size_t>(Kg));
+  for (int64_t c = 0, k = 0; c < Cg; ++c)
+    for (int64_t ki = 0; ki < g.kh; ++ki)
+      for (int64_t kj = 0; kj < g.kw; ++kj) offset[size_t(k++)] = c * plane + ki * g.dil_h * Wp + kj * g.dil_w;
+  alignas(64) static const float ones[kLanes] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  const int64_t span = (g.OH - 1) * Wp + g.OW, kc = a[0].kc();
+  parallel_for(0, g.N, 1, [&](int64_t lo, int64_t hi) {
+    float* xp = scratch_of<float>(ScratchSlot::ConvColumns, g.C * plane + slack);
+    std::vector<const float*> rows(size_t(Kb), ones);
+    for (int64_t n = lo; n < hi; ++n) {
+      pad_image(g, x + n * g.C * g.H * g.W, xp, Hp, Wp, slack);
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        const float* xg = xp + gi * Cg * plane;
+        float* o = out + (n * g.Co + gi * Cog) * P;
+        for (int64_t q0 = 0; q0 < span; q0 += kLanes) {
+          for (int64_t k = 0; k < Kg; ++k) rows[size_t(k)] = xg + q0 + offset[size_t(k)];
+          // Each vector's real output positions (ow < OW, q < span) follow each other in the
+          // output, from that of its first one.
+          gemm_detail::RowPanelStore store{};
+          for (int v = 0; v < 2; ++v) {
+            int64_t first = -1;
+            for (int lane = 0; lane < 16; ++lane) {
+              const int64_t q = q0 + 16 * v + lane;
+              if (q >= span || q % Wp >= g.OW) continue;
+              if (first < 0) first = q / Wp * g.OW + q % Wp;
+              store.keep[v] = uint16_t(store.keep[v] | (1u << lane));
+            }
+            store.offset[v] = std::max<int64_t>(first, 0);
+          }
+          for (int64_t k0 = 0; k0 < Kb; k0 += kc) {
+            const StoreArgs<float> st{1.0f, k0 > 0 ? 1.0f : 0.0f, Epilogue::None, nullptr};
+            for (int64_t i = 0; i < Cog; i += kMr)
+              gemm_detail::microkernel_f32_avx512_rows_8x32(std::min(kc, Kb - k0), a[size_t(gi)].panel(k0, i),
+                                                            rows.data() + k0, o + i * P, P, st,
+                                                            int(std::min(kMr, Cog - i)), store);
+          }
+        }
+      }
+    }
+  });
+}
+
+void forward(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
+  if (padded_forward_pays(g)) return forward_padded(g, out, x, w, bias);
+  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
+  const int64_t Kb = Kg + (bias ? 1 : 0);
+  const ConvTile rt = forward_tile(Cog);
+  const std::vector<PackedA> a = forward_weights(g, w, bias, rt.mr, rt.pack_a);
   const int64_t panels = ceil_div(P, NR), kc = a[0].kc();
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / (Cog * Kb * NR));
   parallel_for(0, g.N * g.groups * panels, grain, [&](int64_t lo, int64_t hi) {
@@ -690,15 +783,7 @@ LAMINA_CONV_AVX2 void col2im_rows(const ConvGeometry& g, float* dx, int64_t c0, 
 // top/left padding dil * (k - 1) - pad (taps that fall outside grad_out read zero, so a
 // negative value works too). The forward path then computes it with K = Co/groups * kh * kw
 // instead of Co/groups, and without the dcol buffer and its col2im scatter.
-bool input_grad_as_forward(const ConvGeometry& g) {
-  // Its B panels are packed from grad_out once per 16 positions and reused by C/groups
-  // output rows: measured a gain at 64 (-9% time, 64->64 @32) and a loss at 32 (+24%,
-  // 32->64 @14, where the 6-row tiles also pad 32 rows to 36).
-  return g.stride_h == 1 && g.stride_w == 1 && g.C / g.groups >= 64;
-}
-
-void input_grad_by_forward(const ConvGeometry& g, float* dx, const float* w, const float* gout) {
-  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, taps = g.kh * g.kw;
+ConvGeometry flipped_geometry(const ConvGeometry& g) {
   ConvGeometry t = g;
   t.C = g.Co;
   t.H = g.OH;
@@ -708,6 +793,22 @@ void input_grad_by_forward(const ConvGeometry& g, float* dx, const float* w, con
   t.OW = g.W;
   t.pad_top = g.dil_h * (g.kh - 1) - g.pad_top;
   t.pad_left = g.dil_w * (g.kw - 1) - g.pad_left;
+  return t;
+}
+
+bool input_grad_as_forward(const ConvGeometry& g) {
+  // Its B panels are packed from grad_out once per 16 positions and reused by C/groups
+  // output rows: measured a gain at 64 (-9% time, 64->64 @32) and a loss at 32 (+24%,
+  // 32->64 @14, where the 6-row tiles also pad 32 rows to 36). The padded-image forward
+  // (no packing, 8-row tiles) gains at 32 too: 32->64 @14 input gradient 1.96 -> 1.56-1.75 ms.
+  if (g.stride_h != 1 || g.stride_w != 1) return false;
+  const int64_t Cg = g.C / g.groups;
+  return Cg >= 64 || (Cg >= 32 && padded_forward_pays(flipped_geometry(g)));
+}
+
+void input_grad_by_forward(const ConvGeometry& g, float* dx, const float* w, const float* gout) {
+  const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, taps = g.kh * g.kw;
+  const ConvGeometry t = flipped_geometry(g);
   // flipped[gi * Cg + c][o][ki][kj] = w[gi * Cog + o][c][kh - 1 - ki][kw - 1 - kj]
   std::vector<float> flipped(size_t(g.C * Cog * taps));
   for (int64_t gi = 0; gi < g.groups; ++gi)
@@ -727,7 +828,7 @@ void input_grad(const ConvGeometry& g, float* dx, const float* w, const float* g
   std::vector<PackedA> a;
   a.reserve(size_t(g.groups));
   const ConvTile rt = gradient_tile();
-  for (int64_t gi = 0; gi < g.groups; ++gi) a.emplace_back(rt, true, Kg, Cog, w + gi * Cog * Kg, Kg);
+  for (int64_t gi = 0; gi < g.groups; ++gi) a.emplace_back(rt.mr, rt.pack_a, true, Kg, Cog, w + gi * Cog * Kg, Kg);
   // Channel blocks give every thread work when there are few images; a block starts on a
   // 6-row panel of W^T, so its size is a multiple of `align` channels.
   const int64_t align = MR / std::gcd<int64_t>(taps, MR);

@@ -14,6 +14,12 @@
 //   16-position column panels (conv.cpp): per k 1 load of b, 24 (16) broadcasts and FMAs;
 //   25 loads per 12 FMA cycles keep the two load ports just behind (~95% of the FMA peak at
 //   best); the 16-row tile fits channel counts that are multiples of 16 but not of 24.
+// microkernel_f32_avx512_rows_8x32: C[8,32] whose B rows are read in place through a table of
+//   row pointers (the convolution's forward on a zero-padded image, where each B row is a
+//   shifted window of one channel): per k 1 pointer load, 2 loads of b, 8 broadcasts, 16
+//   FMAs; 64- and 128-channel layers fill whole 8-row tiles. Its 32 columns may straddle
+//   output rows, so the store compresses each vector's kept lanes (vcompressps) onto
+//   consecutive outputs; no epilogue (StoreArgs' alpha and beta only).
 // microkernel_f32_avx512_6x32: C[6,32] for the convolution's gradients, whose A panels are
 //   6 rows (conv.cpp): 12 accumulators, per k 2 loads of b, 6 broadcasts, 12 FMAs (6 cycles).
 //   Store: the AVX2 kernel's epilogue (alpha, beta, bias, ReLU, tanh-GELU) on 16 lanes, the
@@ -172,6 +178,41 @@ LAMINA_AVX512_INLINE void direct_rows(const Direct<float>& d, int64_t i) {
   else if (j < d.N) direct_block<R, 1, true>(d, i, j, int(d.N - j));
 }
 
+// C[MR, 32] with unpacked B rows (row k: the 32 floats at b_rows[k], unaligned, all
+// readable), stored through a RowPanelStore: vector v of row i keeps the lanes in keep[v],
+// packed together from c + i * ldc + offset[v].
+template <int MR, bool Edge>
+LAMINA_AVX512_INLINE void tile_rows(int64_t kc, const float* a, const float* const* b_rows, float* c, int64_t ldc,
+                                    const StoreArgs<float>& s, int mr, const RowPanelStore& out) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* b = b_rows[k];
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+  }
+#pragma GCC unroll 2
+  for (int v = 0; v < 2; ++v) {
+    const __mmask16 keep = out.keep[v];
+    const __mmask16 stored = lane_mask(__builtin_popcount(keep));
+    float* cv = c + out.offset[v];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      if (Edge && i >= mr) break;
+      const __m512 packed = keep == 0xFFFF ? acc[i][v] : _mm512_maskz_compress_ps(keep, acc[i][v]);
+      store16(cv + i * ldc, nullptr, packed, s, stored);
+    }
+  }
+}
+
 template <int MR, int NV>
 LAMINA_AVX512_INLINE void microkernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                       const StoreArgs<float>& s, int mr, int nr) {
@@ -215,6 +256,15 @@ LAMINA_AVX512 void microkernel_f32_avx512_6x32(int64_t kc, const float* a, const
 LAMINA_AVX512 void microkernel_f32_avx512_16x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                                 const StoreArgs<float>& s, int mr, int nr) {
   microkernel<16, 1>(kc, a, b, c, ldc, s, mr, nr);
+}
+
+LAMINA_AVX512 void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* const* b_rows, float* c,
+                                                    int64_t ldc, const StoreArgs<float>& s, int mr,
+                                                    const RowPanelStore& out) {
+  if (mr == 8)
+    tile_rows<8, false>(kc, a, b_rows, c, ldc, s, mr, out);
+  else
+    tile_rows<8, true>(kc, a, b_rows, c, ldc, s, mr, out);
 }
 
 LAMINA_AVX512 void microkernel_f32_avx512_24x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,

@@ -89,6 +89,15 @@ void microkernel_f32_avx512_24x16(int64_t kc, const float* a, const float* b, fl
                                   const StoreArgs<float>& s, int mr, int nr);
 void microkernel_f32_avx512_16x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                   const StoreArgs<float>& s, int mr, int nr);
+// B rows unpacked: row k of the panel is the 32 floats at b_rows[k]. Of column vector v
+// (columns 16v .. 16v + 15) the lanes in keep[v] are stored, packed together, from
+// c + i * ldc + offset[v] for tile row i (so one panel may feed several output rows).
+struct RowPanelStore {
+  int64_t offset[2];
+  uint16_t keep[2];
+};
+void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* const* b_rows, float* c, int64_t ldc,
+                                      const StoreArgs<float>& s, int mr, const RowPanelStore& out);
 void microkernel_f32_avx512_6x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                  const StoreArgs<float>& s, int mr, int nr);
 
@@ -100,7 +109,7 @@ void direct_f64_avx2(const Direct<double>& d);
 
 // Packing. `A` points at op(A)[i0,k0]; writes ceil(mc/MR) panels of [kc][MR].
 // `B` points at op(B)[k0,j0]; writes ceil(nc/NR) panels of [kc][NR]. Pads with zeros.
-// Instantiated for the tiles above: MR 6, 12, 16 and 24, NR 16 and 32 (float), 6 and 8 (double).
+// Instantiated for the tiles above: MR 6, 8, 12, 16 and 24, NR 16 and 32 (float), 6 and 8 (double).
 template <class T, int MR>
 void pack_a(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* out);
 template <class T, int NR>

@@ -78,6 +78,7 @@ void pack_b(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* out)
 }
 
 template void pack_a<float, 6>(bool, const float*, int64_t, int64_t, int64_t, float*);
+template void pack_a<float, 8>(bool, const float*, int64_t, int64_t, int64_t, float*);
 template void pack_a<float, 12>(bool, const float*, int64_t, int64_t, int64_t, float*);
 template void pack_a<float, 16>(bool, const float*, int64_t, int64_t, int64_t, float*);
 template void pack_a<float, 24>(bool, const float*, int64_t, int64_t, int64_t, float*);
