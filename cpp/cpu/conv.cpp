@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "core/errors.h"
@@ -619,7 +620,7 @@ std::vector<PackedA> forward_weights(const ConvGeometry& g, const float* w, cons
 }
 
 // Zero-padded copy of one image (C planes of Hp x Wp, the input at (pad_top, pad_left)),
-// followed by `slack` zeros.
+// followed by `slack` zeros (a 32-position window starting in the last row stays inside).
 void pad_image(const ConvGeometry& g, const float* x, float* xp, int64_t Hp, int64_t Wp, int64_t slack) {
   const int64_t left = std::clamp<int64_t>(g.pad_left, 0, Wp);
   const int64_t right = std::clamp<int64_t>(g.pad_left + g.W, left, Wp);
@@ -646,23 +647,35 @@ void pad_image(const ConvGeometry& g, const float* x, float* xp, int64_t Hp, int
 // dropped: Wp / OW - 1 extra work (2/14 at 14 x 14, 2/32 at 32 x 32). The 8-row tile fills
 // 64- and 128-channel layers exactly, where the packed path's 24 rows pad 64 to 72. Same K
 // blocks and order as the packed path, so the same bits.
-bool padded_forward_pays(const ConvGeometry& g) {
-  const int64_t Wp = g.OW + g.dil_w * (g.kw - 1);
-  return avx512() && g.stride_h == 1 && g.stride_w == 1 && g.N >= 4 * get_num_threads() && Wp * 4 <= g.OW * 5;
-}
+// The padded image of a unit-stride conv, when its extra columns cost at most 25%.
+struct PaddedImage {
+  int64_t Hp, Wp, plane, slack;
+  explicit PaddedImage(const ConvGeometry& g)
+      : Hp(g.OH + g.dil_h * (g.kh - 1)), Wp(g.OW + g.dil_w * (g.kw - 1)), plane(Hp * Wp), slack(Wp + 64) {}
+  static bool fits(const ConvGeometry& g) {
+    return avx512() && g.stride_h == 1 && g.stride_w == 1 && PaddedImage(g).Wp * 4 <= g.OW * 5;
+  }
+  // Offset of kernel tap (c, ki, kj) from an output position's flat index oh * Wp + ow.
+  std::vector<int64_t> tap_offsets(const ConvGeometry& g) const {
+    std::vector<int64_t> offset;
+    for (int64_t c = 0; c < g.C / g.groups; ++c)
+      for (int64_t ki = 0; ki < g.kh; ++ki)
+        for (int64_t kj = 0; kj < g.kw; ++kj) offset.push_back(c * plane + ki * g.dil_h * Wp + kj * g.dil_w);
+    return offset;
+  }
+};
+
+// Images are split over the threads, so each needs a few.
+bool padded_forward_pays(const ConvGeometry& g) { return PaddedImage::fits(g) && g.N >= 4 * get_num_threads(); }
 
 void forward_padded(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
   constexpr int64_t kMr = 8, kLanes = 32;
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t Kb = Kg + (bias ? 1 : 0);
-  const int64_t Hp = g.OH + g.dil_h * (g.kh - 1), Wp = g.OW + g.dil_w * (g.kw - 1), plane = Hp * Wp;
-  // A panel's windows reach at most Wp + kLanes floats past the padded planes.
-  const int64_t slack = Wp + 2 * kLanes;
+  const PaddedImage pad(g);
+  const int64_t Hp = pad.Hp, Wp = pad.Wp, plane = pad.plane, slack = pad.slack;
   const std::vector<PackedA> a = forward_weights(g, w, bias, kMr, gemm_detail::pack_a<float, kMr>);
-  std::vector<int64_t> offset(static_cast<size_t>(Kg));
-  for (int64_t c = 0, k = 0; c < Cg; ++c)
-    for (int64_t ki = 0; ki < g.kh; ++ki)
-      for (int64_t kj = 0; kj < g.kw; ++kj) offset[size_t(k++)] = c * plane + ki * g.dil_h * Wp + kj * g.dil_w;
+  const std::vector<int64_t> offset = pad.tap_offsets(g);
   alignas(64) static const float ones[kLanes] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                                  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
   const int64_t span = (g.OH - 1) * Wp + g.OW, kc = a[0].kc();
@@ -935,6 +948,15 @@ LAMINA_CONV_AVX2 void pack_col_rows(const ConvGeometry& g, const float* x, int64
 void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* gout) {
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t wsize = g.Co * Kg, kc = k_block(P), chunks = kWeightGradChunks;
+  // With AVX-512 at unit stride the A rows are read in place from a zero-padded copy of each
+  // image (microkernel_f32_avx512_offsets_8x32) instead of packed by pack_col_rows: output
+  // position p reads the copy at position[p] = oh * Wp + ow plus the tap's offset. The sums
+  // and their K blocks are the packed path's, so the bits are too.
+  const bool padded = PaddedImage::fits(g);
+  const std::optional<PaddedImage> pad = padded ? std::optional<PaddedImage>(g) : std::nullopt;
+  const std::vector<int64_t> tap = padded ? pad->tap_offsets(g) : std::vector<int64_t>();
+  std::vector<int32_t> position(padded ? size_t(P) : 0);
+  for (int64_t p = 0; p < int64_t(position.size()); ++p) position[size_t(p)] = int32_t(p / g.OW * pad->Wp + p % g.OW);
   // Chunk c sums its images into partial c, laid out per group as dW^T (Kg x Cog).
   std::vector<float> partial(size_t(chunks * wsize));
   for_image_chunks(g.N, chunks, [&](int64_t chunk, int64_t lo, int64_t hi) {
@@ -942,8 +964,10 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
     if (lo == hi) std::fill(dwt, dwt + wsize, 0.0f);
     const ConvTile rt = gradient_tile();
     float* packed_b = scratch_of<float>(ScratchSlot::ConvColumns, round_up(Cog, rt.nr) * kc);
-    float* packed_a = scratch_of<float>(ScratchSlot::ConvOutputBlock, MR * kc + 8);
-    for (int64_t n = lo; n < hi; ++n)
+    float* packed_a = padded ? nullptr : scratch_of<float>(ScratchSlot::ConvOutputBlock, MR * kc + 8);
+    float* xp = padded ? scratch_of<float>(ScratchSlot::ConvOutputBlock, g.C * pad->plane + pad->slack) : nullptr;
+    for (int64_t n = lo; n < hi; ++n) {
+      if (padded) pad_image(g, x + n * g.C * g.H * g.W, xp, pad->Hp, pad->Wp, pad->slack);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
         const float* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
         float* dwg = dwt + gi * Kg * Cog;
@@ -951,6 +975,21 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
           const int64_t kcb = std::min(kc, P - p0);
           const bool accumulate = n > lo || p0 > 0;
           rt.pack_b(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
+          if (padded) {
+            // Row r of the 8-row A panel is kernel tap i + r read across the padded image.
+            const float* xpg = xp + gi * Cg * pad->plane;
+            const StoreArgs<float> st{1.0f, accumulate ? 1.0f : 0.0f, Epilogue::None, nullptr};
+            for (int64_t i = 0; i < Kg; i += 8) {
+              const int64_t mr = std::min<int64_t>(8, Kg - i);
+              const float* rows[8];
+              for (int64_t r = 0; r < 8; ++r) rows[r] = xpg + tap[size_t(i + std::min(r, mr - 1))];
+              for (int64_t j = 0; j < Cog; j += 32)
+                gemm_detail::microkernel_f32_avx512_offsets_8x32(kcb, rows, position.data() + p0, packed_b + j * kcb,
+                                                                 dwg + i * Cog + j, Cog, st, int(mr),
+                                                                 int(std::min<int64_t>(32, Cog - j)));
+            }
+            continue;
+          }
           for (int64_t i = 0; i < Kg; i += MR) {
             const int64_t mr = std::min<int64_t>(MR, Kg - i);
             pack_col_rows(g, xg, i, mr, p0, kcb, packed_a);
@@ -960,6 +999,7 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
           }
         }
       }
+    }
   });
   // Fixed order over the chunks, whatever the thread count. Blocks of kRows rows of dW^T are
   // summed along their contiguous rows, then written transposed a short run per channel.

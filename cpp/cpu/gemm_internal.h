@@ -98,6 +98,10 @@ struct RowPanelStore {
 };
 void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* const* b_rows, float* c, int64_t ldc,
                                       const StoreArgs<float>& s, int mr, const RowPanelStore& out);
+// A rows unpacked: element (i, k) of the 8-row panel is a_rows[i][a_offsets[k]].
+void microkernel_f32_avx512_offsets_8x32(int64_t kc, const float* const* a_rows, const int32_t* a_offsets,
+                                         const float* b, float* c, int64_t ldc, const StoreArgs<float>& s, int mr,
+                                         int nr);
 void microkernel_f32_avx512_6x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                  const StoreArgs<float>& s, int mr, int nr);
 
