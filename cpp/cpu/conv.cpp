@@ -29,7 +29,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
-#include <optional>
 #include <vector>
 
 #include "core/errors.h"
@@ -619,89 +618,121 @@ std::vector<PackedA> forward_weights(const ConvGeometry& g, const float* w, cons
   return a;
 }
 
-// Zero-padded copy of one image (C planes of Hp x Wp, the input at (pad_top, pad_left)),
-// followed by `slack` zeros (a 32-position window starting in the last row stays inside).
-void pad_image(const ConvGeometry& g, const float* x, float* xp, int64_t Hp, int64_t Wp, int64_t slack) {
-  const int64_t left = std::clamp<int64_t>(g.pad_left, 0, Wp);
-  const int64_t right = std::clamp<int64_t>(g.pad_left + g.W, left, Wp);
-  for (int64_t c = 0; c < g.C; ++c)
-    for (int64_t r = 0; r < Hp; ++r) {
-      float* dst = xp + (c * Hp + r) * Wp;
-      const int64_t ih = r - g.pad_top;
-      if (ih < 0 || ih >= g.H) {
-        std::fill(dst, dst + Wp, 0.0f);
-        continue;
-      }
-      std::fill(dst, dst + left, 0.0f);
-      std::copy_n(x + (c * g.H + ih) * g.W + (left - g.pad_left), right - left, dst + left);
-      std::fill(dst + right, dst + Wp, 0.0f);
-    }
-  std::fill(xp + g.C * Hp * Wp, xp + g.C * Hp * Wp + slack, 0.0f);
-}
+// A zero-padded copy of one image, split by stride phase, that a conv reads in place: phase
+// plane (c, a, b) holds the padded input at rows s_h * r + a, columns s_w * m + b (r < Hq,
+// m < Wq). Output position (oh, ow) becomes flat position q = oh * Wq + ow, and kernel tap
+// (c, ki, kj) reads plane (c, ki dil_h % s_h, kj dil_w % s_w) at q + (ki dil_h / s_h) Wq +
+// kj dil_w / s_w: for every tap, consecutive output positions read consecutive floats (a
+// strided conv becomes a unit-stride one over s_h s_w times the channels). Positions with
+// ow >= OW are computed and dropped where a whole window is read (Wq / OW - 1 extra work: 2/14
+// at 14 x 14, 2/32 at 32 x 32, 1/16 for 3 x 3 stride 2 on 32 x 32).
+class PaddedImage {
+ public:
+  int64_t Hq, Wq, channel;  // rows and columns of a phase plane, floats per channel
+  int64_t slack;            // zeros after the last plane: a 32-float window from any q < span
 
-// Forward at unit stride with AVX-512, from a zero-padded copy of each image instead of packed
-// B panels. Output position (oh, ow) becomes flat position q = oh * Wp + ow of the padded
-// grid; then kernel tap (c, ki, kj) reads the padded image at q + c * Hp * Wp + ki * dil_h * Wp
-// + kj * dil_w, so the B rows of a 32-position panel are 32-float windows of the copy, read
-// in place (microkernel_f32_avx512_rows_8x32). Positions with ow >= OW are computed and
-// dropped: Wp / OW - 1 extra work (2/14 at 14 x 14, 2/32 at 32 x 32). The 8-row tile fills
-// 64- and 128-channel layers exactly, where the packed path's 24 rows pad 64 to 72. Same K
-// blocks and order as the packed path, so the same bits.
-// The padded image of a unit-stride conv, when its extra columns cost at most 25%.
-struct PaddedImage {
-  int64_t Hp, Wp, plane, slack;
   explicit PaddedImage(const ConvGeometry& g)
-      : Hp(g.OH + g.dil_h * (g.kh - 1)), Wp(g.OW + g.dil_w * (g.kw - 1)), plane(Hp * Wp), slack(Wp + 64) {}
-  static bool fits(const ConvGeometry& g) {
-    return avx512() && g.stride_h == 1 && g.stride_w == 1 && PaddedImage(g).Wp * 4 <= g.OW * 5;
-  }
-  // Offset of kernel tap (c, ki, kj) from an output position's flat index oh * Wp + ow.
-  std::vector<int64_t> tap_offsets(const ConvGeometry& g) const {
+      : Hq(g.OH + ceil_div(g.dil_h * (g.kh - 1), g.stride_h)),
+        Wq(g.OW + ceil_div(g.dil_w * (g.kw - 1), g.stride_w)),
+        channel(g.stride_h * g.stride_w * Hq * Wq),
+        slack(Wq + 64),
+        g_(g) {}
+
+  // With AVX-512, when the dropped columns cost at most 25%.
+  static bool fits(const ConvGeometry& g) { return avx512() && PaddedImage(g).Wq * 4 <= g.OW * 5; }
+
+  int64_t floats() const { return g_.C * channel + slack; }
+  int64_t span() const { return (g_.OH - 1) * Wq + g_.OW; }  // flat positions up to the last output
+
+  // Offset of kernel tap (c, ki, kj) of a group from flat position q.
+  std::vector<int64_t> tap_offsets() const {
+    const ConvGeometry& g = g_;
     std::vector<int64_t> offset;
     for (int64_t c = 0; c < g.C / g.groups; ++c)
       for (int64_t ki = 0; ki < g.kh; ++ki)
-        for (int64_t kj = 0; kj < g.kw; ++kj) offset.push_back(c * plane + ki * g.dil_h * Wp + kj * g.dil_w);
+        for (int64_t kj = 0; kj < g.kw; ++kj) {
+          const int64_t dh = ki * g.dil_h, dw = kj * g.dil_w;
+          const int64_t phase = dh % g.stride_h * g.stride_w + dw % g.stride_w;
+          offset.push_back(c * channel + phase * Hq * Wq + dh / g.stride_h * Wq + dw / g.stride_w);
+        }
     return offset;
   }
+
+  // Fills xp (floats() floats) from the image x (C x H x W).
+  void fill(const float* x, float* xp) const {
+    const ConvGeometry& g = g_;
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t a = 0; a < g.stride_h; ++a)
+        for (int64_t b = 0; b < g.stride_w; ++b) {
+          float* plane = xp + c * channel + (a * g.stride_w + b) * Hq * Wq;
+          // Columns m whose input column s_w m + b - pad_left lies inside the image.
+          const int64_t lo = std::clamp<int64_t>(ceil_div(std::max<int64_t>(g.pad_left - b, 0), g.stride_w), 0, Wq);
+          const int64_t hi = std::clamp<int64_t>(ceil_div(std::max<int64_t>(g.pad_left + g.W - b, 0), g.stride_w), lo, Wq);
+          for (int64_t r = 0; r < Hq; ++r) {
+            float* dst = plane + r * Wq;
+            const int64_t ih = g.stride_h * r + a - g.pad_top;
+            if (ih < 0 || ih >= g.H) {
+              std::fill(dst, dst + Wq, 0.0f);
+              continue;
+            }
+            const float* src = x + (c * g.H + ih) * g.W;
+            std::fill(dst, dst + lo, 0.0f);
+            if (g.stride_w == 1) std::copy(src + lo + b - g.pad_left, src + hi + b - g.pad_left, dst + lo);
+            else
+              for (int64_t m = lo; m < hi; ++m) dst[m] = src[g.stride_w * m + b - g.pad_left];
+            std::fill(dst + hi, dst + Wq, 0.0f);
+          }
+        }
+    std::fill(xp + g.C * channel, xp + floats(), 0.0f);
+  }
+
+ private:
+  const ConvGeometry& g_;
 };
 
-// Images are split over the threads, so each needs a few.
-bool padded_forward_pays(const ConvGeometry& g) { return PaddedImage::fits(g) && g.N >= 4 * get_num_threads(); }
+// The forward from the PaddedImage of each image instead of packed B panels: the B rows of a
+// 32-position panel are 32-float windows of the copy, read in place
+// (microkernel_f32_avx512_rows_8x32). The 8-row tile fills 64- and 128-channel layers exactly,
+// where the packed path's 24 rows pad 64 to 72. Same K blocks and order as the packed path,
+// so the same bits.
+// Images are split over the threads, so each needs a few. At stride 2 the packed path was
+// as fast or faster (64->128 @32: 4.17-4.33 ms packed, 4.43-4.89 padded), so unit stride only.
+bool padded_forward_pays(const ConvGeometry& g) {
+  return PaddedImage::fits(g) && g.stride_h == 1 && g.stride_w == 1 && g.N >= 4 * get_num_threads();
+}
 
 void forward_padded(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
   constexpr int64_t kMr = 8, kLanes = 32;
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t Kb = Kg + (bias ? 1 : 0);
   const PaddedImage pad(g);
-  const int64_t Hp = pad.Hp, Wp = pad.Wp, plane = pad.plane, slack = pad.slack;
+  const int64_t Wq = pad.Wq;
   const std::vector<PackedA> a = forward_weights(g, w, bias, kMr, gemm_detail::pack_a<float, kMr>);
-  const std::vector<int64_t> offset = pad.tap_offsets(g);
+  const std::vector<int64_t> offset = pad.tap_offsets();
   alignas(64) static const float ones[kLanes] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                                  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-  const int64_t span = (g.OH - 1) * Wp + g.OW, kc = a[0].kc();
+  const int64_t span = pad.span(), kc = a[0].kc();
+  // Where each panel's vectors store: their real output positions (ow < OW, q < span) follow
+  // each other in the output, from that of the first one.
+  std::vector<gemm_detail::RowPanelStore> stores(size_t(ceil_div(span, kLanes)));
+  for (int64_t q = 0; q < span; ++q) {
+    if (q % Wq >= g.OW) continue;
+    gemm_detail::RowPanelStore& st = stores[size_t(q / kLanes)];
+    const int64_t v = q % kLanes / 16, lane = q % 16;
+    if (st.keep[v] == 0) st.offset[v] = q / Wq * g.OW + q % Wq;
+    st.keep[v] = uint16_t(st.keep[v] | (1u << lane));
+  }
   parallel_for(0, g.N, 1, [&](int64_t lo, int64_t hi) {
-    float* xp = scratch_of<float>(ScratchSlot::ConvColumns, g.C * plane + slack);
+    float* xp = scratch_of<float>(ScratchSlot::ConvColumns, pad.floats());
     std::vector<const float*> rows(size_t(Kb), ones);
     for (int64_t n = lo; n < hi; ++n) {
-      pad_image(g, x + n * g.C * g.H * g.W, xp, Hp, Wp, slack);
+      pad.fill(x + n * g.C * g.H * g.W, xp);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
-        const float* xg = xp + gi * Cg * plane;
+        const float* xg = xp + gi * Cg * pad.channel;
         float* o = out + (n * g.Co + gi * Cog) * P;
         for (int64_t q0 = 0; q0 < span; q0 += kLanes) {
           for (int64_t k = 0; k < Kg; ++k) rows[size_t(k)] = xg + q0 + offset[size_t(k)];
-          // Each vector's real output positions (ow < OW, q < span) follow each other in the
-          // output, from that of its first one.
-          gemm_detail::RowPanelStore store{};
-          for (int v = 0; v < 2; ++v) {
-            int64_t first = -1;
-            for (int lane = 0; lane < 16; ++lane) {
-              const int64_t q = q0 + 16 * v + lane;
-              if (q >= span || q % Wp >= g.OW) continue;
-              if (first < 0) first = q / Wp * g.OW + q % Wp;
-              store.keep[v] = uint16_t(store.keep[v] | (1u << lane));
-            }
-            store.offset[v] = std::max<int64_t>(first, 0);
-          }
+          const gemm_detail::RowPanelStore& store = stores[size_t(q0 / kLanes)];
           for (int64_t k0 = 0; k0 < Kb; k0 += kc) {
             const StoreArgs<float> st{1.0f, k0 > 0 ? 1.0f : 0.0f, Epilogue::None, nullptr};
             for (int64_t i = 0; i < Cog; i += kMr)
@@ -948,15 +979,15 @@ LAMINA_CONV_AVX2 void pack_col_rows(const ConvGeometry& g, const float* x, int64
 void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* gout) {
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t wsize = g.Co * Kg, kc = k_block(P), chunks = kWeightGradChunks;
-  // With AVX-512 at unit stride the A rows are read in place from a zero-padded copy of each
-  // image (microkernel_f32_avx512_offsets_8x32) instead of packed by pack_col_rows: output
-  // position p reads the copy at position[p] = oh * Wp + ow plus the tap's offset. The sums
+  // With AVX-512 the A rows are read in place from the PaddedImage of each image
+  // (microkernel_f32_avx512_offsets_8x32) instead of packed by pack_col_rows: output
+  // position p reads the copy at position[p] = oh * Wq + ow plus the tap's offset. The sums
   // and their K blocks are the packed path's, so the bits are too.
   const bool padded = PaddedImage::fits(g);
-  const std::optional<PaddedImage> pad = padded ? std::optional<PaddedImage>(g) : std::nullopt;
-  const std::vector<int64_t> tap = padded ? pad->tap_offsets(g) : std::vector<int64_t>();
+  const PaddedImage pad(g);
+  const std::vector<int64_t> tap = padded ? pad.tap_offsets() : std::vector<int64_t>();
   std::vector<int32_t> position(padded ? size_t(P) : 0);
-  for (int64_t p = 0; p < int64_t(position.size()); ++p) position[size_t(p)] = int32_t(p / g.OW * pad->Wp + p % g.OW);
+  for (int64_t p = 0; p < int64_t(position.size()); ++p) position[size_t(p)] = int32_t(p / g.OW * pad.Wq + p % g.OW);
   // Chunk c sums its images into partial c, laid out per group as dW^T (Kg x Cog).
   std::vector<float> partial(size_t(chunks * wsize));
   for_image_chunks(g.N, chunks, [&](int64_t chunk, int64_t lo, int64_t hi) {
@@ -965,9 +996,9 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
     const ConvTile rt = gradient_tile();
     float* packed_b = scratch_of<float>(ScratchSlot::ConvColumns, round_up(Cog, rt.nr) * kc);
     float* packed_a = padded ? nullptr : scratch_of<float>(ScratchSlot::ConvOutputBlock, MR * kc + 8);
-    float* xp = padded ? scratch_of<float>(ScratchSlot::ConvOutputBlock, g.C * pad->plane + pad->slack) : nullptr;
+    float* xp = padded ? scratch_of<float>(ScratchSlot::ConvOutputBlock, pad.floats()) : nullptr;
     for (int64_t n = lo; n < hi; ++n) {
-      if (padded) pad_image(g, x + n * g.C * g.H * g.W, xp, pad->Hp, pad->Wp, pad->slack);
+      if (padded) pad.fill(x + n * g.C * g.H * g.W, xp);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
         const float* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
         float* dwg = dwt + gi * Kg * Cog;
@@ -977,7 +1008,7 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
           rt.pack_b(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
           if (padded) {
             // Row r of the 8-row A panel is kernel tap i + r read across the padded image.
-            const float* xpg = xp + gi * Cg * pad->plane;
+            const float* xpg = xp + gi * Cg * pad.channel;
             const StoreArgs<float> st{1.0f, accumulate ? 1.0f : 0.0f, Epilogue::None, nullptr};
             for (int64_t i = 0; i < Kg; i += 8) {
               const int64_t mr = std::min<int64_t>(8, Kg - i);

@@ -182,33 +182,37 @@ LAMINA_AVX512_INLINE void direct_rows(const Direct<float>& d, int64_t i) {
   else if (j < d.N) direct_block<R, 1, true>(d, i, j, int(d.N - j));
 }
 
-// C[MR, 32] with unpacked B rows (row k: the 32 floats at b_rows[k], unaligned, all
+// C[MR, 16 NV] with unpacked B rows (row k: the 16 NV floats at b_rows[k], unaligned, all
 // readable), stored through a RowPanelStore: vector v of row i keeps the lanes in keep[v],
 // packed together from c + i * ldc + offset[v].
-template <int MR, bool Edge>
+template <int MR, int NV, bool Edge>
 LAMINA_AVX512_INLINE void tile_rows(int64_t kc, const float* a, const float* const* b_rows, float* c, int64_t ldc,
                                     const StoreArgs<float>& s, int mr, const RowPanelStore& out) {
-  __m512 acc[MR][2];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  __m512 acc[MR][NV];
+#pragma GCC unroll 24
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     const float* b = b_rows[k];
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 8
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 24
     for (int i = 0; i < MR; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
     a += MR;
   }
 #pragma GCC unroll 2
-  for (int v = 0; v < 2; ++v) {
+  for (int v = 0; v < NV; ++v) {
     const __mmask16 keep = out.keep[v];
     const __mmask16 stored = lane_mask(__builtin_popcount(keep));
     float* cv = c + out.offset[v];
-#pragma GCC unroll 8
+#pragma GCC unroll 24
     for (int i = 0; i < MR; ++i) {
       if (Edge && i >= mr) break;
       const __m512 packed = keep == 0xFFFF ? acc[i][v] : _mm512_maskz_compress_ps(keep, acc[i][v]);
@@ -305,9 +309,9 @@ LAMINA_AVX512 void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, 
                                                     int64_t ldc, const StoreArgs<float>& s, int mr,
                                                     const RowPanelStore& out) {
   if (mr == 8)
-    tile_rows<8, false>(kc, a, b_rows, c, ldc, s, mr, out);
+    tile_rows<8, 2, false>(kc, a, b_rows, c, ldc, s, mr, out);
   else
-    tile_rows<8, true>(kc, a, b_rows, c, ldc, s, mr, out);
+    tile_rows<8, 2, true>(kc, a, b_rows, c, ldc, s, mr, out);
 }
 
 LAMINA_AVX512 void microkernel_f32_avx512_offsets_8x32(int64_t kc, const float* const* a_rows,
