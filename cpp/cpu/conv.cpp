@@ -477,13 +477,13 @@ const ConvTile kAvx2Tile{MR, NR, gemm_detail::microkernel_f32_avx2, gemm_detail:
                          gemm_detail::pack_b_f32_avx2<NR>};
 bool avx512() { return gemm_detail::isa_in_use() == gemm_detail::Isa::Avx512; }
 
-// For `rows` output channels: 24 x 16, or 16 x 16 when that computes at least 20% fewer
-// padded rows (32 channels: 32 rows instead of 48; measured 4.45 -> 4.07 ms for 32->64 @14,
-// batch 64, one thread). At 64 channels (64 vs 72 rows) the 24-row tile measured as fast or
-// faster: it reads each B panel from L1 three times instead of four.
+// For `rows` output channels: 16 x 16 when it pads fewer rows than 24 x 16 (32 channels: 32
+// rows instead of 48, measured 4.45 -> 4.07 ms for 32->64 @14, batch 64, one thread; 128
+// channels: 128 instead of 144, 64->128 s2 @32 forward 4.37-4.45 -> 4.09-4.23 ms, 2 threads),
+// else 24 x 16, which reads each B panel from L1 a third fewer times.
 ConvTile forward_tile(int64_t rows) {
   if (!avx512()) return kAvx2Tile;
-  if (round_up(rows, 16) * 5 <= round_up(rows, 24) * 4)
+  if (round_up(rows, 16) < round_up(rows, 24))
     return {16, NR, gemm_detail::microkernel_f32_avx512_16x16, gemm_detail::pack_a<float, 16>,
             gemm_detail::pack_b_f32_avx2<NR>};
   return {24, NR, gemm_detail::microkernel_f32_avx512_24x16, gemm_detail::pack_a<float, 24>,
