@@ -479,8 +479,9 @@ bool avx512() { return gemm_detail::isa_in_use() == gemm_detail::Isa::Avx512; }
 
 // For `rows` output channels: 16 x 16 when it pads fewer rows than 24 x 16 (32 channels: 32
 // rows instead of 48, measured 4.45 -> 4.07 ms for 32->64 @14, batch 64, one thread; 128
-// channels: 128 instead of 144, 64->128 s2 @32 forward 4.37-4.45 -> 4.09-4.23 ms, 2 threads),
-// else 24 x 16, which reads each B panel from L1 a third fewer times.
+// channels: 128 instead of 144, 64->128 s2 @32 forward 4.37-4.45 -> 4.09-4.23 ms, 2 threads;
+// 64: 64 instead of 72, 64->64 s2 2.58-2.71 -> 2.51-2.66 ms), else 24 x 16, which reads each
+// B panel from L1 a third fewer times.
 ConvTile forward_tile(int64_t rows) {
   if (!avx512()) return kAvx2Tile;
   if (round_up(rows, 16) < round_up(rows, 24))
