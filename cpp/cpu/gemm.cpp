@@ -92,12 +92,16 @@ Isa isa_in_use() {
 
 namespace {
 
+// Spelled out for the aggregate initializers below.
+MicroKernelARows<float> ARowsKernel(MicroKernelARows<float> k) { return k; }
+
 const Kernels<float> kF32Generic{"generic", Tile<float>::MR, Tile<float>::NR, microkernel_f32_generic,
                                  direct_f32_generic, pack_a<float, 6>, pack_b<float, 16>, kParallelWork, kDirectWork};
 const Kernels<float> kF32Avx2{"avx2", Tile<float>::MR, Tile<float>::NR, microkernel_f32_avx2, direct_f32_avx2,
                               pack_a_f32_avx2<6>, pack_b_f32_avx2<16>, kParallelWork, kDirectWork};
 const Kernels<float> kF32Avx512{"avx512", 12, 32, microkernel_f32_avx512, direct_f32_avx512, pack_a_f32_avx2<12>,
-                                pack_b_f32_avx2<32>, kParallelWorkAvx512, kDirectWorkAvx512};
+                                pack_b_f32_avx2<32>, kParallelWorkAvx512, kDirectWorkAvx512,
+                                ARowsKernel(microkernel_f32_avx512_a_rows_8x32), 8};
 const Kernels<double> kF64Generic{"generic", Tile<double>::MR, Tile<double>::NR, microkernel_f64_generic,
                                   direct_f64_generic, pack_a<double, 6>, pack_b<double, 8>, kParallelWork, kDirectWork};
 const Kernels<double> kF64Avx2{"avx2", Tile<double>::MR, Tile<double>::NR, microkernel_f64_avx2,
@@ -159,6 +163,23 @@ int64_t packed_block_offset(int64_t K, int64_t pc, int64_t jc, int64_t nc, int64
   return jc * K + pc * round_up(nc, nr);
 }
 
+// The set's in-place A kernel applies to op(A) = A (rows contiguous in k). It pays where
+// packing A costs most per use, in short or tall-and-narrow products (2 threads, in place vs
+// packed, GFLOP/s: 64 x 1024 x 384 368 vs 331, 128 x 512 x 784 362 vs 348, 4096 x 384 x 128
+// 367 vs 338, 4096 x 128 x 512 384 vs 341), and loses a little on large, wide ones, whose A
+// rows are re-read for many B panels (512^3 381 vs 405, 2048^3 342 vs 370, 1024 x 1024 x 128
+// 359 vs 367).
+template <class T>
+bool a_read_in_place(const Problem<T>& p) {
+  return p.kern.micro_a_rows != nullptr && !p.ta && (p.M <= 128 || p.N * 8 <= p.M);
+}
+
+// Rows per register tile of the blocked path.
+template <class T>
+int row_tile(const Problem<T>& p) {
+  return a_read_in_place(p) ? p.kern.a_rows : p.kern.mr;
+}
+
 // The blocked product for C[i0:i1, j0:j1], on the calling thread, packing into `work`
 // (Blocks<T>::slab_workspace(p.kern, K, M, N) elements, 64-byte aligned). With `packed_b` (all of
 // op(B), laid out by packed_block_offset for Blocks<T>(p.kern, K, *, N)) only A is packed;
@@ -172,6 +193,7 @@ void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
   T* abuf = work;
   T* bbuf = work + blk.a_elems();
 
+  const bool a_in_place = a_read_in_place(p);
   for (int64_t jc = j0; jc < j1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, j1 - jc);
     for (int64_t pc = 0; pc < p.K; pc += kc_max) {
@@ -183,6 +205,16 @@ void gemm_blocked(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
       StoreArgs<T> s{p.alpha, pc == 0 ? p.beta : T(1), last ? p.epilogue : Epilogue::None, nullptr};
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
+        if (a_in_place) {
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int nr = int(std::min<int64_t>(NR, nc - jr));
+            s.bias = last && p.bias ? p.bias + jc + jr : nullptr;
+            for (int64_t ir = 0; ir < mc; ir += p.kern.a_rows)
+              p.kern.micro_a_rows(kc, p.a_at(ic + ir, pc), p.lda, bblock + jr * kc, p.C + (ic + ir) * p.ldc + jc + jr,
+                                  p.ldc, s, int(std::min<int64_t>(p.kern.a_rows, mc - ir)), nr);
+          }
+          continue;
+        }
         p.kern.pack_a(p.ta, p.a_at(ic, pc), p.lda, mc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = int(std::min<int64_t>(NR, nc - jr));
@@ -261,7 +293,7 @@ void run(const Problem<T>& p) {
   auto slab = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     gemm_blocked(p, i0, i1, j0, j1, work + slot * next_slot.fetch_add(1));
   };
-  const int MR = p.kern.mr, NR = p.kern.nr;
+  const int MR = row_tile(p), NR = p.kern.nr;
   if (p.N >= p.M) {
     const int64_t grain = std::max<int64_t>(1, ceil_div(kTaskWork, p.M * p.K * NR));
     parallel_for(0, ceil_div(p.N, NR), grain,

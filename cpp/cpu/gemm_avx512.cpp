@@ -20,6 +20,9 @@
 //   FMAs; 64- and 128-channel layers fill whole 8-row tiles. Its 32 columns may straddle
 //   output rows, so the store compresses each vector's kept lanes (vcompressps) onto
 //   consecutive outputs; no epilogue (StoreArgs' alpha and beta only).
+// microkernel_f32_avx512_a_rows_8x32: C[8,32] with op(A) = A read in place (element (i, k) at
+//   a[i * lda + k]) and the 12 x 32 kernel's packed B panels: no A packing, and 8-row tiles
+//   (64-row products, the LSTM's batch, are whole tiles; 12-row tiles compute 72).
 // microkernel_f32_avx512_offsets_8x32: C[8,32] whose A rows are read in place: element (i, k)
 //   at a_rows[i][a_offsets[k]] (the convolution's weight gradient, A row i = one kernel tap of
 //   one channel of a zero-padded image, k = output position): per k 1 offset load, 2 loads
@@ -221,6 +224,48 @@ LAMINA_AVX512_INLINE void tile_rows(int64_t kc, const float* a, const float* con
   }
 }
 
+// C[MR, 16 NV] with A read in place: element (i, k) is a[i * lda + k]; b packed.
+template <int MR, int NV, bool Edge>
+LAMINA_AVX512_INLINE void tile_a_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                                      const StoreArgs<float>& s, int mr, int nr) {
+  for (int i = 0; i < (Edge ? mr : MR); ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
+  }
+  // Rows past mr repeat the last real row: read, never stored.
+  const float* row[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) row[i] = a + (Edge && i >= mr ? mr - 1 : i) * lda;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(row[i][k]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    b += 16 * NV;
+  }
+  __mmask16 mask[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) mask[v] = Edge ? lane_mask(nr - 16 * v) : __mmask16(0xFFFF);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (Edge && i >= mr) break;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      if (!Edge || nr > 16 * v) store16(c + i * ldc + 16 * v, s.bias ? s.bias + 16 * v : nullptr, acc[i][v], s, mask[v]);
+  }
+}
+
 // C[MR, 16 NV] with unpacked A rows: element (i, k) is a_rows[i][a_offsets[k]]; b packed.
 template <int MR, int NV, bool Edge>
 LAMINA_AVX512_INLINE void tile_offsets(int64_t kc, const float* const* a_rows, const int32_t* a_offsets,
@@ -312,6 +357,15 @@ LAMINA_AVX512 void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, 
     tile_rows<8, 2, false>(kc, a, b_rows, c, ldc, s, mr, out);
   else
     tile_rows<8, 2, true>(kc, a, b_rows, c, ldc, s, mr, out);
+}
+
+LAMINA_AVX512 void microkernel_f32_avx512_a_rows_8x32(int64_t kc, const float* a, int64_t lda, const float* b,
+                                                      float* c, int64_t ldc, const StoreArgs<float>& s, int mr,
+                                                      int nr) {
+  if (mr == 8 && nr == 32)
+    tile_a_rows<8, 2, false>(kc, a, lda, b, c, ldc, s, mr, nr);
+  else
+    tile_a_rows<8, 2, true>(kc, a, lda, b, c, ldc, s, mr, nr);
 }
 
 LAMINA_AVX512 void microkernel_f32_avx512_offsets_8x32(int64_t kc, const float* const* a_rows,

@@ -53,6 +53,12 @@ struct Direct {
   StoreArgs<T> s;  // s.bias points at column 0
 };
 
+// One mr x NR tile whose op(A) = A is read in place (element (i, k) at a[i * lda + k]), b a
+// packed NR-column panel as for MicroKernel.
+template <class T>
+using MicroKernelARows = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
+                                  const StoreArgs<T>& s, int mr, int nr);
+
 template <class T>
 using PackFn = void (*)(bool trans, const T* src, int64_t ld, int64_t rows, int64_t cols, T* out);
 
@@ -70,6 +76,10 @@ struct Kernels {
   // Below this many multiply-adds, with op(B) rows contiguous and K within one K block, the
   // unpacked path runs instead of packing (the operands are in L1 or L2 anyway).
   int64_t direct_macs;
+  // Optional: a kernel reading op(A) = A in place with a_rows-row tiles (the same panels of B
+  // and the same sums), which the blocked path uses instead of packing A.
+  MicroKernelARows<T> micro_a_rows = nullptr;
+  int a_rows = 0;
 };
 
 void microkernel_f32_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
@@ -98,6 +108,8 @@ struct RowPanelStore {
 };
 void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* const* b_rows, float* c, int64_t ldc,
                                       const StoreArgs<float>& s, int mr, const RowPanelStore& out);
+void microkernel_f32_avx512_a_rows_8x32(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                                        int64_t ldc, const StoreArgs<float>& s, int mr, int nr);
 // A rows unpacked: element (i, k) of the 8-row panel is a_rows[i][a_offsets[k]].
 void microkernel_f32_avx512_offsets_8x32(int64_t kc, const float* const* a_rows, const int32_t* a_offsets,
                                          const float* b, float* c, int64_t ldc, const StoreArgs<float>& s, int mr,
