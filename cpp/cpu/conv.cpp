@@ -659,7 +659,11 @@ class PaddedImage {
     return offset;
   }
 
-  // Fills xp (floats() floats) from the image x (C x H x W).
+  // Writes the image x (C x H x W) into xp (floats() floats), whose other floats are zero
+  // from clear(): every image of a geometry leaves the same floats untouched, so a buffer
+  // is cleared once per call instead of its borders once per image (per-row fills of one
+  // or two floats cost a library call each).
+  void clear(float* xp) const { std::fill(xp, xp + floats(), 0.0f); }
   void fill(const float* x, float* xp) const {
     const ConvGeometry& g = g_;
     for (int64_t c = 0; c < g.C; ++c)
@@ -670,21 +674,17 @@ class PaddedImage {
           const int64_t lo = std::clamp<int64_t>(ceil_div(std::max<int64_t>(g.pad_left - b, 0), g.stride_w), 0, Wq);
           const int64_t hi = std::clamp<int64_t>(ceil_div(std::max<int64_t>(g.pad_left + g.W - b, 0), g.stride_w), lo, Wq);
           for (int64_t r = 0; r < Hq; ++r) {
-            float* dst = plane + r * Wq;
             const int64_t ih = g.stride_h * r + a - g.pad_top;
-            if (ih < 0 || ih >= g.H) {
-              std::fill(dst, dst + Wq, 0.0f);
-              continue;
-            }
+            if (ih < 0 || ih >= g.H) continue;
+            float* dst = plane + r * Wq;
             const float* src = x + (c * g.H + ih) * g.W;
-            std::fill(dst, dst + lo, 0.0f);
-            if (g.stride_w == 1) std::copy(src + lo + b - g.pad_left, src + hi + b - g.pad_left, dst + lo);
+            const int64_t shift = b - g.pad_left;
+            if (g.stride_w == 1)
+              for (int64_t m = lo; m < hi; ++m) dst[m] = src[m + shift];
             else
-              for (int64_t m = lo; m < hi; ++m) dst[m] = src[g.stride_w * m + b - g.pad_left];
-            std::fill(dst + hi, dst + Wq, 0.0f);
+              for (int64_t m = lo; m < hi; ++m) dst[m] = src[g.stride_w * m + shift];
           }
         }
-    std::fill(xp + g.C * channel, xp + floats(), 0.0f);
   }
 
  private:
@@ -725,6 +725,7 @@ void forward_padded(const ConvGeometry& g, float* out, const float* x, const flo
   }
   parallel_for(0, g.N, 1, [&](int64_t lo, int64_t hi) {
     float* xp = scratch_of<float>(ScratchSlot::ConvColumns, pad.floats());
+    pad.clear(xp);
     std::vector<const float*> rows(size_t(Kb), ones);
     for (int64_t n = lo; n < hi; ++n) {
       pad.fill(x + n * g.C * g.H * g.W, xp);
@@ -998,6 +999,7 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
     float* packed_b = scratch_of<float>(ScratchSlot::ConvColumns, round_up(Cog, rt.nr) * kc);
     float* packed_a = padded ? nullptr : scratch_of<float>(ScratchSlot::ConvOutputBlock, MR * kc + 8);
     float* xp = padded ? scratch_of<float>(ScratchSlot::ConvOutputBlock, pad.floats()) : nullptr;
+    if (padded) pad.clear(xp);
     for (int64_t n = lo; n < hi; ++n) {
       if (padded) pad.fill(x + n * g.C * g.H * g.W, xp);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
