@@ -926,7 +926,8 @@ LAMINA_CONV_AVX2 __m256 even_lanes(const float* src, int64_t lo, int64_t hi) {
 }
 
 // The 6-row A panel of the weight-gradient product: col rows [r0, r0 + rows) (rows <= 6,
-// the others zero) at positions [p0, p0 + len) of one image, packed [k][6]. Rows are read
+// the others zero; rows from Kg on are ones, for the bias gradient) at positions
+// [p0, p0 + len) of one image, packed [k][6]. Rows are read
 // from the image group x 8 positions of one output row at a time (masked where a tap falls
 // in the padding) and transposed in registers. Each position's 8-float store spills 2
 // floats into the next position's slot, so `out` needs 2 floats of slack past len * 6.
@@ -934,9 +935,11 @@ LAMINA_CONV_AVX2 void pack_col_rows(const ConvGeometry& g, const float* x, int64
                                     int64_t len, float* out) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32(int(g.stride_w)));
+  const int64_t Kg = g.C / g.groups * g.kh * g.kw;
+  const int64_t taps = std::max<int64_t>(0, std::min(rows, Kg - r0));  // rows past Kg are all ones
   const float* plane[MR];
   int64_t offh[MR], offw[MR];
-  for (int64_t q = 0; q < rows; ++q) {
+  for (int64_t q = 0; q < taps; ++q) {
     const int64_t r = r0 + q, ki = r / g.kw % g.kh, kj = r % g.kw;
     plane[q] = x + r / (g.kh * g.kw) * g.H * g.W;
     offh[q] = ki * g.dil_h - g.pad_top;
@@ -946,8 +949,8 @@ LAMINA_CONV_AVX2 void pack_col_rows(const ConvGeometry& g, const float* x, int64
   for (int64_t p = p0, oh = p0 / g.OW, ow = p0 % g.OW; p < p0 + len;) {
     const int64_t n = std::min({int64_t(8), g.OW - ow, p0 + len - p});
     __m256 r[8];
-    for (int q = 0; q < 8; ++q) r[q] = _mm256_setzero_ps();
-    for (int64_t q = 0; q < rows; ++q) {
+    for (int q = 0; q < 8; ++q) r[q] = q >= taps && q < rows ? _mm256_set1_ps(1.0f) : _mm256_setzero_ps();
+    for (int64_t q = 0; q < taps; ++q) {
       const int64_t ih = oh * g.stride_h + offh[q];
       if (ih < 0 || ih >= g.H) continue;
       // Lane j reads input column iw0 + j * s (no division on the unit-stride path).
@@ -978,9 +981,13 @@ LAMINA_CONV_AVX2 void pack_col_rows(const ConvGeometry& g, const float* x, int64
   }
 }
 
-void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* gout) {
+// dw, and db when non-null. The bias gradient is one more row of dW^T whose A row is all
+// ones: db[o] = sum over positions of grad_out[o] * 1, summed with the weight gradient's
+// pass over grad_out instead of in a pass of its own (and rounded alike on both paths).
+void weight_grad(const ConvGeometry& g, float* dw, float* db, const float* x, const float* gout) {
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
-  const int64_t wsize = g.Co * Kg, kc = k_block(P), chunks = kWeightGradChunks;
+  const int64_t Kr = Kg + (db ? 1 : 0);  // rows of each group's dW^T partial
+  const int64_t wsize = g.groups * Kr * Cog, kc = k_block(P), chunks = kWeightGradChunks;
   // With AVX-512 the A rows are read in place from the PaddedImage of each image
   // (microkernel_f32_avx512_offsets_8x32) instead of packed by pack_col_rows: output
   // position p reads the copy at position[p] = oh * Wq + ow plus the tap's offset. The sums
@@ -990,7 +997,8 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
   const std::vector<int64_t> tap = padded ? pad.tap_offsets() : std::vector<int64_t>();
   std::vector<int32_t> position(padded ? size_t(P) : 0);
   for (int64_t p = 0; p < int64_t(position.size()); ++p) position[size_t(p)] = int32_t(p / g.OW * pad.Wq + p % g.OW);
-  // Chunk c sums its images into partial c, laid out per group as dW^T (Kg x Cog).
+  const std::vector<float> ones(db ? size_t(pad.span()) : 0, 1.0f);
+  // Chunk c sums its images into partial c, laid out per group as dW^T (Kr x Cog).
   std::vector<float> partial(size_t(chunks * wsize));
   for_image_chunks(g.N, chunks, [&](int64_t chunk, int64_t lo, int64_t hi) {
     float* dwt = partial.data() + chunk * wsize;
@@ -1004,19 +1012,23 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
       if (padded) pad.fill(x + n * g.C * g.H * g.W, xp);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
         const float* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
-        float* dwg = dwt + gi * Kg * Cog;
+        float* dwg = dwt + gi * Kr * Cog;
         for (int64_t p0 = 0; p0 < P; p0 += kc) {
           const int64_t kcb = std::min(kc, P - p0);
           const bool accumulate = n > lo || p0 > 0;
           rt.pack_b(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
           if (padded) {
-            // Row r of the 8-row A panel is kernel tap i + r read across the padded image.
+            // Row r of the 8-row A panel is kernel tap i + r read across the padded image, or
+            // the row of ones.
             const float* xpg = xp + gi * Cg * pad.channel;
             const StoreArgs<float> st{1.0f, accumulate ? 1.0f : 0.0f, Epilogue::None, nullptr};
-            for (int64_t i = 0; i < Kg; i += 8) {
-              const int64_t mr = std::min<int64_t>(8, Kg - i);
+            for (int64_t i = 0; i < Kr; i += 8) {
+              const int64_t mr = std::min<int64_t>(8, Kr - i);
               const float* rows[8];
-              for (int64_t r = 0; r < 8; ++r) rows[r] = xpg + tap[size_t(i + std::min(r, mr - 1))];
+              for (int64_t r = 0; r < 8; ++r) {
+                const int64_t k = i + std::min(r, mr - 1);
+                rows[r] = k < Kg ? xpg + tap[size_t(k)] : ones.data();
+              }
               for (int64_t j = 0; j < Cog; j += 32)
                 gemm_detail::microkernel_f32_avx512_offsets_8x32(kcb, rows, position.data() + p0, packed_b + j * kcb,
                                                                  dwg + i * Cog + j, Cog, st, int(mr),
@@ -1024,8 +1036,8 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
             }
             continue;
           }
-          for (int64_t i = 0; i < Kg; i += MR) {
-            const int64_t mr = std::min<int64_t>(MR, Kg - i);
+          for (int64_t i = 0; i < Kr; i += MR) {
+            const int64_t mr = std::min<int64_t>(MR, Kr - i);
             pack_col_rows(g, xg, i, mr, p0, kcb, packed_a);
             for (int64_t j = 0; j < Cog; j += rt.nr)
               tile(rt, kcb, packed_a, packed_b + j * kcb, dwg + i * Cog + j, Cog, accumulate, mr,
@@ -1038,19 +1050,23 @@ void weight_grad(const ConvGeometry& g, float* dw, const float* x, const float* 
   // Fixed order over the chunks, whatever the thread count. Blocks of kRows rows of dW^T are
   // summed along their contiguous rows, then written transposed a short run per channel.
   constexpr int64_t kRows = 16;
-  const int64_t blocks = ceil_div(Kg, kRows);
+  const int64_t blocks = ceil_div(Kr, kRows);
   parallel_for(0, g.groups * blocks, 1, [&](int64_t lo, int64_t hi) {
     float* sum = scratch_of<float>(ScratchSlot::ConvOutputBlock, kRows * Cog);
     for (int64_t t = lo; t < hi; ++t) {
-      const int64_t gi = t / blocks, k0 = t % blocks * kRows, rows = std::min(kRows, Kg - k0);
-      const float* first = partial.data() + gi * Kg * Cog + k0 * Cog;
+      const int64_t gi = t / blocks, k0 = t % blocks * kRows, rows = std::min(kRows, Kr - k0);
+      const float* first = partial.data() + gi * Kr * Cog + k0 * Cog;
       std::copy(first, first + rows * Cog, sum);
       for (int64_t c = 1; c < chunks; ++c) {
         const float* part = first + c * wsize;
         for (int64_t i = 0; i < rows * Cog; ++i) sum[i] += part[i];
       }
       for (int64_t o = 0; o < Cog; ++o)
-        for (int64_t k = 0; k < rows; ++k) dw[gi * Cog * Kg + o * Kg + k0 + k] = sum[k * Cog + o];
+        for (int64_t k = 0; k < rows; ++k) {
+          const float v = sum[k * Cog + o];
+          if (k0 + k < Kg) dw[gi * Cog * Kg + o * Kg + k0 + k] = v;
+          else db[gi * Cog + o] = v;
+        }
     }
   });
 }
@@ -1070,31 +1086,67 @@ void forward(const ConvGeometry& g, const Tensor& out, const Tensor& x, const Te
   forward_gemm<T>(g, out.data<T>(), x.data<T>(), w.data<T>(), b);
 }
 
+// db[c] = sum of grad_out over images and positions: per image a plane sum in 16 partial
+// sums, images in order, so the result does not depend on the thread count.
 template <class T>
-void backward(const ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor& x, const Tensor& w,
-              const Tensor& gout) {
+void bias_grad(const ConvGeometry& g, T* db, const T* gout) {
+  const int64_t P = g.OH * g.OW;
+  parallel_for(0, g.Co, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      T total = 0;
+      for (int64_t n = 0; n < g.N; ++n) {
+        const T* plane = gout + (n * g.Co + c) * P;
+        T part[16] = {};
+        int64_t i = 0;
+        for (; i + 16 <= P; i += 16)
+          for (int u = 0; u < 16; ++u) part[u] += plane[i + u];
+        for (; i < P; ++i) part[0] += plane[i];
+        for (T v : part) total += v;
+      }
+      db[c] = total;
+    }
+  });
+}
+
+template <class T>
+void backward(const ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor* db, const Tensor& x,
+              const Tensor& w, const Tensor& gout) {
   T* dxp = dx ? dx->data<T>() : nullptr;
   T* dwp = dw ? dw->data<T>() : nullptr;
+  T* dbp = db ? db->data<T>() : nullptr;
   const T* xp = dw ? x.data<T>() : nullptr;
   const T* wp = dx ? w.data<T>() : nullptr;
   if (g.OH * g.OW == 0 || g.N == 0 || g.Co == 0) {
     // Nothing flows back: an empty output (or batch) contributes zero gradients.
     if (dxp) std::fill(dxp, dxp + dx->numel(), T(0));
     if (dwp) std::fill(dwp, dwp + dw->numel(), T(0));
+    if (dbp) std::fill(dbp, dbp + db->numel(), T(0));
     return;
   }
-  if (is_depthwise(g)) return backward_depthwise<T>(g, dxp, dwp, xp, wp, gout.data<T>());
-  if constexpr (std::is_same_v<T, float>) {
-    if (implicit::available(g)) {
-      if (dxp) implicit::input_grad(g, dxp, wp, gout.data<T>());
-      // The weight gradient's chunk count is fixed (see kWeightGradChunks); with fewer images
-      // the GEMM path spreads each product over the threads instead.
-      if (dwp && g.N >= kWeightGradChunks) implicit::weight_grad(g, dwp, xp, gout.data<T>());
-      else if (dwp) backward_gemm<T>(g, nullptr, dwp, xp, wp, gout.data<T>());
-      return;
+  if (is_depthwise(g)) {
+    backward_depthwise<T>(g, dxp, dwp, xp, wp, gout.data<T>());
+  } else {
+    bool bias_done = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (implicit::available(g)) {
+        if (dxp) implicit::input_grad(g, dxp, wp, gout.data<T>());
+        // The weight gradient's chunk count is fixed (see kWeightGradChunks); with fewer images
+        // the GEMM path spreads each product over the threads instead.
+        if (dwp && g.N >= kWeightGradChunks) {
+          implicit::weight_grad(g, dwp, dbp, xp, gout.data<T>());
+          bias_done = true;
+        } else if (dwp) {
+          backward_gemm<T>(g, nullptr, dwp, xp, wp, gout.data<T>());
+        }
+      } else {
+        backward_gemm<T>(g, dxp, dwp, xp, wp, gout.data<T>());
+      }
+    } else {
+      backward_gemm<T>(g, dxp, dwp, xp, wp, gout.data<T>());
     }
+    if (bias_done) return;
   }
-  backward_gemm<T>(g, dxp, dwp, xp, wp, gout.data<T>());
+  if (dbp) bias_grad<T>(g, dbp, gout.data<T>());
 }
 
 }  // namespace
@@ -1106,10 +1158,10 @@ void conv2d_forward(const ConvGeometry& g, const Tensor& out, const Tensor& x, c
   throw TypeError(std::string("conv2d: unsupported dtype ") + dtype_name(x.dtype()));
 }
 
-void conv2d_backward(const ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor& x,
+void conv2d_backward(const ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor* db, const Tensor& x,
                      const Tensor& w, const Tensor& grad_out) {
-  if (grad_out.dtype() == DType::Float32) return backward<float>(g, dx, dw, x, w, grad_out);
-  if (grad_out.dtype() == DType::Float64) return backward<double>(g, dx, dw, x, w, grad_out);
+  if (grad_out.dtype() == DType::Float32) return backward<float>(g, dx, dw, db, x, w, grad_out);
+  if (grad_out.dtype() == DType::Float64) return backward<double>(g, dx, dw, db, x, w, grad_out);
   throw TypeError(std::string("conv2d: unsupported dtype ") + dtype_name(grad_out.dtype()));
 }
 

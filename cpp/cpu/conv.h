@@ -21,10 +21,11 @@ struct ConvGeometry {
 // out = conv(x, w) + bias (bias: length Co, or nullptr).
 void conv2d_forward(const ConvGeometry& g, const Tensor& out, const Tensor& x, const Tensor& w,
                     const Tensor* bias);
-// The gradients of <conv(x, w), grad_out>: dx (shape of x) and/or dw (shape of w). Either
-// pointer may be null; both at once share one im2col pass per image. x is needed only
-// for dw, w only for dx.
-void conv2d_backward(const ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor& x,
+// The gradients of <conv(x, w) + bias, grad_out>: dx (shape of x), dw (shape of w) and db
+// (Co). Any pointer may be null; computed together they share passes over the operands (one
+// im2col per image on the GEMM path; the bias gradient rides on the weight gradient's
+// product where it can). x is needed only for dw, w only for dx.
+void conv2d_backward(const ConvGeometry& g, const Tensor* dx, const Tensor* dw, const Tensor* db, const Tensor& x,
                      const Tensor& w, const Tensor& grad_out);
 
 }  // namespace lamina::cpu

@@ -220,20 +220,23 @@ Tensor conv2d_impl(const Shown& s, const Tensor& x, const Tensor& w, const Tenso
       const Tensor &x = sx.get(), &w = sw.get();
       Tensor dx, dw, db;
       if ((gx || gw) && !GradMode::is_enabled()) {
-        // No graph of the backward: one pass (on the CPU sharing im2col between the gradients).
+        // No graph of the backward: one pass (on the CPU sharing im2col between the gradients,
+        // and the bias gradient's pass over grad_out with the weight gradient's).
         Tensor gc = contiguous(gout), xc = contiguous(x), wc = contiguous(w);
         if (gx) dx = Tensor::empty(x.shape(), x.dtype(), x.device());
         if (gw) dw = Tensor::empty(w.shape(), w.dtype(), w.device());
-        if (is_cuda(gc.device()))
+        if (is_cuda(gc.device())) {
           LAMINA_CUDA_BRANCH("conv2d", device_backward("conv2d", g, gx ? &dx : nullptr, gw ? &dw : nullptr, xc, wc,
                                                        gc, backward_half));
-        else
-          cpu::conv2d_backward(g, gx ? &dx : nullptr, gw ? &dw : nullptr, xc, wc, gc);
+        } else {
+          if (gb) db = Tensor::empty({g.Co}, gc.dtype(), gc.device());
+          cpu::conv2d_backward(g, gx ? &dx : nullptr, gw ? &dw : nullptr, gb ? &db : nullptr, xc, wc, gc);
+        }
       } else {
         if (gx) dx = conv2d_input_grad(gout, w, x.shape(), p);
         if (gw) dw = conv2d_weight_grad(x, gout, w.shape(), p);
       }
-      if (gb) db = sum(gout, {0, 2, 3});
+      if (gb && !db.defined()) db = sum(gout, {0, 2, 3});
       return {dx, dw, db};
     });
   }
@@ -260,7 +263,7 @@ Tensor input_grad_impl(const Shown& s, const Tensor& gout, const Tensor& w, cons
     GradModeGuard no_grad(false);
     Tensor gc = contiguous(gout), wc = contiguous(w);
     if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH(s.op, device_backward(s.op, g, &dx, nullptr, Tensor(), wc, gc, half));
-    else cpu::conv2d_backward(g, &dx, nullptr, Tensor(), wc, gc);
+    else cpu::conv2d_backward(g, &dx, nullptr, nullptr, Tensor(), wc, gc);
   }
   if (needs_grad({&gout, &w})) {
     SavedTensor sg(gout), sw(w);
@@ -324,7 +327,7 @@ Tensor weight_grad_impl(const Tensor& x, const Tensor& grad_out, const Shape& we
     GradModeGuard no_grad(false);
     Tensor xc = contiguous(x), gc = contiguous(grad_out);
     if (is_cuda(gc.device())) LAMINA_CUDA_BRANCH(s.op, device_backward(s.op, g, nullptr, &dw, xc, Tensor(), gc, half));
-    else cpu::conv2d_backward(g, nullptr, &dw, xc, Tensor(), gc);
+    else cpu::conv2d_backward(g, nullptr, &dw, nullptr, xc, Tensor(), gc);
   }
   if (needs_grad({&x, &grad_out})) {
     SavedTensor sx(x), sg(grad_out);
