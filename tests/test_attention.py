@@ -71,6 +71,40 @@ def test_matches_composite(case, dtype):
         np.testing.assert_allclose(got_g[i], want_g[i], err_msg=f"gradient of {'qkv'[i]}", **tol)
 
 
+def _view_operands(layout, y):
+    """q, k, v as views of the leaf y, in the layouts the kernel reads in place or copies."""
+    if layout == "split":  # one projection (b, s, 3, h, d) split into q, k, v (b, h, s, d)
+        t = lm.permute(y, (2, 0, 3, 1, 4))
+        return t[0], t[1], t[2]
+    if layout == "broadcast-heads":  # k and v shared by the heads: lead stride 0
+        b, h, _, s, d = y.shape
+        return y[:, :, 0], lm.broadcast_to(y[:, :1, 1], (b, h, s, d)), lm.broadcast_to(y[:, :1, 2], (b, h, s, d))
+    if layout == "broadcast-rows":  # one key repeated along the keys: row stride 0 (copied)
+        return y[:, :, 0], lm.broadcast_to(y[:, :, 1, :1], y[:, :, 1].shape), y[:, :, 2]
+    # the last axis strided (copied)
+    t = lm.permute(y, (2, 0, 3, 4, 1))
+    return t[0], t[1], t[2]
+
+
+@pytest.mark.parametrize("layout", ["split", "broadcast-heads", "broadcast-rows", "last-axis"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_views_read_in_place_match_the_composite(layout, causal):
+    shape = {"split": (2, 130, 3, 2, 8), "broadcast-heads": (2, 3, 3, 70, 8), "broadcast-rows": (2, 3, 3, 70, 8),
+             "last-axis": (2, 8, 3, 2, 70)}[layout]
+    y_np, w_np = RNG.standard_normal(shape), None
+    results = []
+    for fn in (lm.scaled_dot_product_attention, lm.scaled_dot_product_attention_reference):
+        y = lm.tensor(y_np, requires_grad=True)
+        out = fn(*_view_operands(layout, y), causal=causal)
+        if w_np is None:
+            w_np = RNG.standard_normal(out.shape)
+        lm.sum(out * lm.tensor(w_np)).backward()
+        results.append((out.numpy(), y.grad.numpy()))
+    (got, got_grad), (want, want_grad) = results
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-10, atol=1e-11)
+
+
 def test_scale_and_finite_differences():
     arrays = qkv((1, 2), 3, 4, 2)
     mask = np.array([[1, 1, 0, 1], [1, 0, 1, 1], [0, 1, 1, 1]], bool)

@@ -145,7 +145,7 @@ LAMINA_PER_ISA_KERNEL(scale_row)
 template <class T>
 void score_tile(const AttentionArgs<T>& a, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t cols,
                 const T* q, const ReusedMatrix<T>& kt, T* S) {
-  kt.multiply(false, rows, a.scale, q + (h * a.lq + i0) * a.d, a.d, T(0), S, kBlockK);
+  kt.multiply(false, rows, a.scale, q + a.q.at(h, i0), a.q.row, T(0), S, kBlockK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t r = 0; r < rows; ++r) {
     T* row = S + r * kBlockK;
@@ -174,17 +174,18 @@ int64_t key_end(const AttentionArgs<T>& a, int64_t i0, int64_t rows) {
 
 int64_t blocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
 
-// Row blocks [b * block, ...) of a (rows, cols) matrix, each packed as a GEMM operand op(B):
-// the block itself (K = its rows) or, with `trans`, its transpose (N = its rows).
+// Row blocks [b * block, ...) of a (rows, cols) matrix with rows ld apart, each packed as a
+// GEMM operand op(B): the block itself (K = its rows) or, with `trans`, its transpose (N =
+// its rows).
 template <class T>
 class PackedBlocks {
  public:
-  PackedBlocks(const T* m, int64_t rows, int64_t cols, int64_t block, bool trans) {
+  PackedBlocks(const T* m, int64_t rows, int64_t cols, int64_t ld, int64_t block, bool trans) {
     tiles_.reserve(size_t(blocks(rows, block)));
     for (int64_t r0 = 0; r0 < rows; r0 += block) {
       const int64_t n = std::min(block, rows - r0);
-      if (trans) tiles_.emplace_back(true, cols, n, m + r0 * cols, cols);
-      else tiles_.emplace_back(false, n, cols, m + r0 * cols, cols);
+      if (trans) tiles_.emplace_back(true, cols, n, m + r0 * ld, ld);
+      else tiles_.emplace_back(false, n, cols, m + r0 * ld, ld);
     }
   }
   const ReusedMatrix<T>& operator[](int64_t b) const { return tiles_[size_t(b)]; }
@@ -197,6 +198,14 @@ class PackedBlocks {
 
 // ---- launchers ---------------------------------------------------------------------------
 
+RowsLayout RowsLayout::contiguous(int64_t heads, int64_t rows, int64_t cols) {
+  RowsLayout l;
+  l.row = cols;
+  l.head.resize(size_t(heads));
+  for (int64_t h = 0; h < heads; ++h) l.head[size_t(h)] = h * rows * cols;
+  return l;
+}
+
 template <class T>
 void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, T* out, T* lse) {
   const int64_t nqb = blocks(a.lq, kBlockQ);
@@ -204,8 +213,8 @@ void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const 
   std::vector<std::optional<PackedBlocks<T>>> kt(size_t(a.heads)), vb(size_t(a.heads));
   parallel_for(0, a.heads, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t h = lo; h < hi; ++h) {
-      kt[size_t(h)].emplace(k + h * a.lk * a.d, a.lk, a.d, kBlockK, true);
-      vb[size_t(h)].emplace(v + h * a.lk * a.dv, a.lk, a.dv, kBlockK, false);
+      kt[size_t(h)].emplace(k + a.k.at(h, 0), a.lk, a.d, a.k.row, kBlockK, true);
+      vb[size_t(h)].emplace(v + a.v.at(h, 0), a.lk, a.dv, a.v.row, kBlockK, false);
     }
   });
   parallel_for(0, a.heads * nqb, 1, [&](int64_t lo, int64_t hi) {
@@ -237,8 +246,8 @@ void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const 
         if (cols == vj.rows()) {
           vj.multiply(false, rows, T(1), S.data(), kBlockK, T(1), O, a.dv);
         } else {  // a causal tail: only the first `cols` keys of the tile are visible
-          gemm<T>(false, false, rows, a.dv, cols, T(1), S.data(), kBlockK, v + (h * a.lk + j0) * a.dv, a.dv, T(1),
-                  O, a.dv);
+          gemm<T>(false, false, rows, a.dv, cols, T(1), S.data(), kBlockK, v + a.v.at(h, j0), a.v.row, T(1), O,
+                  a.dv);
         }
       }
       for (int64_t r = 0; r < rows; ++r) {
@@ -262,21 +271,22 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
     std::vector<T> S(size_t(kBlockQ * kBlockK)), dP(size_t(kBlockQ * kBlockK)), Di(size_t(a.lq));
     for (int64_t h = lo; h < hi; ++h) {
       const T* O = out + h * a.lq * a.dv;
-      const T* dO = dout + h * a.lq * a.dv;
-      for (int64_t i = 0; i < a.lq; ++i) Di[size_t(i)] = dot_run<T>(dO + i * a.dv, O + i * a.dv, a.dv);
+      const T* dO = dout + a.dout.at(h, 0);
+      const int64_t ldo = a.dout.row;
+      for (int64_t i = 0; i < a.lq; ++i) Di[size_t(i)] = dot_run<T>(dO + i * ldo, O + i * a.dv, a.dv);
       T* dQ = dq + h * a.lq * a.d;
       T* dK = dk + h * a.lk * a.d;
       T* dV = dv + h * a.lk * a.dv;
       // Each block's first product writes it (beta 0); zeros only where no product lands.
       if (a.lk == 0) std::fill(dQ, dQ + a.lq * a.d, T(0));
-      const PackedBlocks<T> q_blocks(q + h * a.lq * a.d, a.lq, a.d, kBlockQ, false);
-      const PackedBlocks<T> dO_blocks(dO, a.lq, a.dv, kBlockQ, false);
+      const PackedBlocks<T> q_blocks(q + a.q.at(h, 0), a.lq, a.d, a.q.row, kBlockQ, false);
+      const PackedBlocks<T> dO_blocks(dO, a.lq, a.dv, ldo, kBlockQ, false);
       for (int64_t j0 = 0; j0 < a.lk; j0 += kBlockK) {
         const int64_t cols = std::min(kBlockK, a.lk - j0);
-        const T* Kj = k + (h * a.lk + j0) * a.d;
-        const T* Vj = v + (h * a.lk + j0) * a.dv;
-        const ReusedMatrix<T> kj(false, cols, a.d, Kj, a.d), kjt(true, a.d, cols, Kj, a.d);
-        const ReusedMatrix<T> vjt(true, a.dv, cols, Vj, a.dv);
+        const T* Kj = k + a.k.at(h, j0);
+        const T* Vj = v + a.v.at(h, j0);
+        const ReusedMatrix<T> kj(false, cols, a.d, Kj, a.k.row), kjt(true, a.d, cols, Kj, a.k.row);
+        const ReusedMatrix<T> vjt(true, a.dv, cols, Vj, a.v.row);
         const int64_t i_first = a.causal ? (j0 / kBlockQ) * kBlockQ : 0;
         if (i_first >= a.lq) {
           std::fill(dK + j0 * a.d, dK + (j0 + cols) * a.d, T(0));
@@ -284,9 +294,9 @@ void attention_backward(const AttentionArgs<T>& a, const T* q, const T* k, const
         }
         for (int64_t i0 = i_first; i0 < a.lq; i0 += kBlockQ) {
           const int64_t rows = std::min(kBlockQ, a.lq - i0);
-          const T* dOi = dO + i0 * a.dv;
+          const T* dOi = dO + i0 * ldo;
           score_tile(a, h, i0, rows, j0, cols, q, kjt, S.data());
-          vjt.multiply(false, rows, T(1), dOi, a.dv, T(0), dP.data(), kBlockK);
+          vjt.multiply(false, rows, T(1), dOi, ldo, T(0), dP.data(), kBlockK);
           for (int64_t r = 0; r < rows; ++r) {
             T* const s_row = S.data() + r * kBlockK;
             T* const dp_row = dP.data() + r * kBlockK;

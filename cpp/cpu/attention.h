@@ -2,20 +2,33 @@
 // softmax (forward) and a backward that recomputes score tiles from the saved row
 // log-sum-exp. The (Lq, Lk) score matrix is never stored. T is float or double.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace lamina::cpu {
 
+// Where the rows of an operand lie: row i of flattened head h starts at head[h] + i * row
+// elements from its pointer, and is contiguous. So q, k, v may be views, e.g. of one
+// projection split into q, k and v.
+struct RowsLayout {
+  std::vector<int64_t> head;
+  int64_t row = 0;
+  int64_t at(int64_t h, int64_t i) const { return head[std::size_t(h)] + i * row; }
+  static RowsLayout contiguous(int64_t heads, int64_t rows, int64_t cols);
+};
+
 // Heads are flattened to `heads` = prod(leading dims); q (heads, Lq, D), k (heads, Lk, D),
-// v (heads, Lk, Dv), all contiguous. The mask, when present, is read at
-// mask + head_offset[h] + i * row_stride + j * col_stride (strides may be 0: broadcast).
-// bool_mask: bytes, 0 = masked out; otherwise additive values of type T.
+// v (heads, Lk, Dv) laid out as their RowsLayouts say, as is the backward's dout
+// (heads, Lq, Dv); the outputs (out, lse, dq, dk, dv) are contiguous. The mask, when present,
+// is read at mask + head_offset[h] + i * row_stride + j * col_stride (strides may be 0:
+// broadcast). bool_mask: bytes, 0 = masked out; otherwise additive values of type T.
 template <class T>
 struct AttentionArgs {
   int64_t heads, lq, lk, d, dv;
   T scale;
   bool causal;  // key j is visible to query i when j <= i (top-left aligned, like PyTorch)
+  RowsLayout q, k, v, dout;
   const void* mask = nullptr;
   bool bool_mask = false;
   std::vector<int64_t> head_offset;

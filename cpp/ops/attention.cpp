@@ -90,6 +90,30 @@ std::vector<int64_t> head_offsets(const Tensor& m, const Shape& lead) {
   return out;
 }
 
+// Whether the CPU kernel reads an operand (lead..., rows, cols) in place: each row contiguous
+// and rows at least a row apart (no broadcast or overlapping rows, which the GEMM's leading
+// dimension cannot express).
+bool rows_in_place(const Tensor& t) {
+  const int64_t nd = t.ndim(), rows = t.shape()[nd - 2], cols = t.shape()[nd - 1];
+  return (cols <= 1 || t.strides()[nd - 1] == 1) && (rows <= 1 || t.strides()[nd - 2] >= std::max<int64_t>(cols, 1));
+}
+
+// The CPU kernel's view of an operand that rows_in_place accepts.
+cpu::RowsLayout rows_layout(const Tensor& t, const Dims& d) {
+  const int64_t nd = t.ndim();
+  cpu::RowsLayout l;
+  l.head = head_offsets(t, d.lead);
+  l.row = t.shape()[nd - 2] <= 1 ? std::max<int64_t>(t.shape()[nd - 1], 1) : t.strides()[nd - 2];
+  return l;
+}
+
+// An operand as the CPU kernel reads it: in the kernel dtype, and a view stays a view where
+// rows_in_place allows (q, k and v split from one projection are read in place).
+Tensor cpu_operand(const Tensor& t, DType kd) {
+  Tensor c = astype(t, kd);
+  return rows_in_place(c) ? c : contiguous(c);
+}
+
 template <class T>
 cpu::AttentionArgs<T> kernel_args(const Dims& d, const Tensor& mask, bool causal, double scale) {
   cpu::AttentionArgs<T> a;
@@ -287,7 +311,8 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   }
   // The fused float32/float64 kernels: the CPU's, or the device's FMA kernels.
   const DType kd = d.kernel;
-  Tensor q = contiguous(astype(q_in, kd)), k = contiguous(astype(k_in, kd)), v = contiguous(astype(v_in, kd));
+  auto operand = [&](const Tensor& t) { return on_device ? contiguous(astype(t, kd)) : cpu_operand(t, kd); };
+  Tensor q = operand(q_in), k = operand(k_in), v = operand(v_in);
   Tensor mask;
   if (mask_in.defined()) {
     // Cast the small, unbroadcast mask; then view it at the full score shape.
@@ -297,6 +322,14 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
     if (m.dtype() != DType::Bool) m = astype(m, kd);
     mask = expand(m, full);
   }
+  // The CPU kernel's arguments, with the operands' layouts.
+  auto cpu_args = [&](auto tag) {
+    auto a = kernel_args<decltype(tag)>(d, mask, causal, s);
+    a.q = rows_layout(q, d);
+    a.k = rows_layout(k, d);
+    a.v = rows_layout(v, d);
+    return a;
+  };
   Shape out_shape = d.lead;
   out_shape.insert(out_shape.end(), {d.lq, d.dv});
   Shape lse_shape = d.lead;
@@ -319,11 +352,11 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
                                                           heads_view(q), heads_view(k), heads_view(v), s, causal,
                                                           mask_view));
     } else if (kd == DType::Float32) {
-      cpu::attention_forward(kernel_args<float>(d, mask, causal, s), q.data<float>(), k.data<float>(),
-                             v.data<float>(), out.data<float>(), lse.data<float>());
+      cpu::attention_forward(cpu_args(float{}), q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                             lse.data<float>());
     } else {
-      cpu::attention_forward(kernel_args<double>(d, mask, causal, s), q.data<double>(), k.data<double>(),
-                             v.data<double>(), out.data<double>(), lse.data<double>());
+      cpu::attention_forward(cpu_args(double{}), q.data<double>(), k.data<double>(), v.data<double>(),
+                             out.data<double>(), lse.data<double>());
     }
   }
   if (needs_grad({&q, &k, &v}) && d.lk > 0 && out.numel() > 0) {
@@ -336,7 +369,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
         return composite_vjp(in, g, [&] { return attention_composite(d, in[0], in[1], in[2], mask, causal, 0.0, s, true); });
       }
       GradModeGuard no_grad(false);
-      Tensor dout = contiguous(astype(g, kd));
+      Tensor dout = on_device ? contiguous(astype(g, kd)) : cpu_operand(g, kd);
       Tensor dq = Tensor::empty(sq.get().shape(), kd, dev), dk = Tensor::empty(sk.get().shape(), kd, dev),
              dv = Tensor::empty(sv.get().shape(), kd, dev);
       if (on_device) {
@@ -348,9 +381,13 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
       }
       auto run = [&](auto tag) {
         using T = decltype(tag);
-        cpu::attention_backward(kernel_args<T>(d, mask, causal, s), sq.get().data<T>(), sk.get().data<T>(),
-                                sv.get().data<T>(), out_saved.data<T>(), lse.data<T>(), dout.data<T>(),
-                                dq.data<T>(), dk.data<T>(), dv.data<T>());
+        cpu::AttentionArgs<T> a = kernel_args<T>(d, mask, causal, s);
+        a.q = rows_layout(sq.get(), d);
+        a.k = rows_layout(sk.get(), d);
+        a.v = rows_layout(sv.get(), d);
+        a.dout = rows_layout(dout, d);
+        cpu::attention_backward(a, sq.get().data<T>(), sk.get().data<T>(), sv.get().data<T>(), out_saved.data<T>(),
+                                lse.data<T>(), dout.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>());
       };
       if (kd == DType::Float32) run(float{});
       else run(double{});
