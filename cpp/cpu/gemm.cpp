@@ -56,6 +56,10 @@ constexpr int64_t kDirectWork = 32 * 32 * 32;
 // fits one K block (2 threads, GFLOP/s unpacked vs packed: 64^3 170 vs 117, 128^3 343 vs
 // 244, 256^3 357-386 vs 347-350; 512 x 512 x 256 362-376 vs 388-390, where packed wins).
 constexpr int64_t kDirectWorkAvx512 = 256 * 256 * 256 + 1;
+// The AVX2 set's 4 x 16 blocks (8 accumulators, latency- and load-bound) gain only up to
+// 64^3 (LAMINA_CPU_ISA=avx2, 2 threads, unpacked vs packed: 64^3 5.4 vs 6.1 us; 128^3 32.9 vs
+// 27.7 us; 256^3 257 vs 176 us).
+constexpr int64_t kDirectWorkAvx2 = 64 * 64 * 64 + 1;
 // A second thread pays off from about 64^3 multiply-adds with the AVX2 kernels (measured:
 // 1.3x at 64^3, a loss at 48^3, where waking the worker costs more than half the work), and
 // from about 72^3 with the AVX-512 unpacked blocks (one vs two threads, microseconds: 64^3
@@ -98,7 +102,7 @@ MicroKernelARows<float> ARowsKernel(MicroKernelARows<float> k) { return k; }
 const Kernels<float> kF32Generic{"generic", Tile<float>::MR, Tile<float>::NR, microkernel_f32_generic,
                                  direct_f32_generic, pack_a<float, 6>, pack_b<float, 16>, kParallelWork, kDirectWork};
 const Kernels<float> kF32Avx2{"avx2", Tile<float>::MR, Tile<float>::NR, microkernel_f32_avx2, direct_f32_avx2,
-                              pack_a_f32_avx2<6>, pack_b_f32_avx2<16>, kParallelWork, kDirectWork};
+                              pack_a_f32_avx2<6>, pack_b_f32_avx2<16>, kParallelWork, kDirectWorkAvx2};
 const Kernels<float> kF32Avx512{"avx512", 12, 32, microkernel_f32_avx512, direct_f32_avx512, pack_a_f32_avx2<12>,
                                 pack_b_f32_avx2<32>, kParallelWorkAvx512, kDirectWorkAvx512,
                                 ARowsKernel(microkernel_f32_avx512_a_rows_8x32), 8};
