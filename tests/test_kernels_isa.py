@@ -1,6 +1,7 @@
 """The float32 fast math (exp/tanh/sigmoid/log/log1p/softplus) against numpy float64 over
 the whole range, the AVX2 kernels against the baseline ones (LAMINA_CPU_ISA=generic in a
-subprocess), and the AVX-512 matrix kernels against the AVX2 ones (LAMINA_CPU_ISA=avx2)."""
+subprocess), and the AVX-512 matrix kernels (and GELU's AVX-512 row copies) against the AVX2
+ones (LAMINA_CPU_ISA=avx2)."""
 
 import json
 import os
@@ -162,6 +163,7 @@ outs = {
     "matmul": lamina.matmul(a, b), "matmul_tt": lamina.matmul(lamina.transpose(b), lamina.transpose(a)),
     "linear_relu": lamina.linear(a, b, bias, "relu"),
     "linear_gelu": lamina.linear(a, b, bias, "gelu_tanh"),
+    "gelu_erf": lamina.gelu(a),  # AVX-512 row copies of the forward and backward
     "lstm": lamina.lstm(x, None, None, w_ih, w_hh, b_lstm)[0],
     "attention": lamina.scaled_dot_product_attention(q, k, v, causal=True),
     "conv": lamina.conv2d(xc, wc, bc, padding=1),

@@ -61,10 +61,7 @@ void dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
       return run<T, T>(out, a, b, [](T x, T y) -> T { return T(std::atan2(double(x), double(y))); });
     case BinaryOp::GeluErfBackward:
       if constexpr (std::is_floating_point_v<T>)
-        return run<T, T>(out, a, b, [](T g, T x) -> T {
-          const T cdf = T(0.5) * (T(1) + fast_erf(x * T(M_SQRT1_2)));
-          return g * (cdf + x * T(0.3989422804014327) * fast_exp(T(-0.5) * x * x));  // pdf = e^(-x^2/2) / sqrt(2 pi)
-        });
+        return run<T, T>(out, a, b, [](T g, T x) -> T { return gelu_erf_grad(g, x); });
       else throw TypeError("gelu backward: floating-point operands only");
     case BinaryOp::Eq: return run<T, bool>(out, a, b, [](T x, T y) { return x == y; });
     case BinaryOp::Ne: return run<T, bool>(out, a, b, [](T x, T y) { return x != y; });

@@ -45,7 +45,7 @@ void float_ops(UnaryOp op, const Tensor& out, const Tensor& a, T p) {
         return T(kSeluScale) * (x > 0 ? x : T(kSeluAlpha) * std::expm1(x));
       });
     case UnaryOp::GeluErf:
-      return run<T>(out, a, [](T x) { return T(0.5) * x * (T(1) + fast_erf(x * T(M_SQRT1_2))); });
+      return run<T>(out, a, [](T x) { return gelu_erf(x); });
     case UnaryOp::GeluTanh:
       return run<T>(out, a, [](T x) {
         const T c = T(0.7978845608028654);  // sqrt(2 / pi)

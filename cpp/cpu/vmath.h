@@ -160,6 +160,17 @@ __attribute__((always_inline)) inline T fast_erf(T x) {
   if constexpr (std::is_same_v<T, float>) return vmath::erf(x);
   else return std::erf(x);
 }
+// GELU (erf form) and g * GELU'(x), written once for the unary and binary kernels and their
+// AVX-512 row copies (cpu/gelu_rows.cpp), so all round alike.
+template <class T>
+__attribute__((always_inline)) inline T gelu_erf(T x) {
+  return T(0.5) * x * (T(1) + fast_erf(x * T(0.7071067811865476)));
+}
+template <class T>
+__attribute__((always_inline)) inline T gelu_erf_grad(T g, T x) {
+  const T cdf = T(0.5) * (T(1) + fast_erf(x * T(0.7071067811865476)));
+  return g * (cdf + x * T(0.3989422804014327) * fast_exp(T(-0.5) * x * x));  // pdf = e^(-x^2/2) / sqrt(2 pi)
+}
 template <class T>
 __attribute__((always_inline)) inline T fast_sigmoid(T x) {
   if constexpr (std::is_same_v<T, float>) {
