@@ -276,6 +276,12 @@ void run(const Problem<T>& p) {
     } else if (p.M == 1) {
       const int64_t grain = std::max<int64_t>(256, kTaskWork / p.K);
       parallel_for(0, p.N, grain, [&](int64_t lo, int64_t hi) { direct_range(p, p.K, 0, 1, lo, hi); });
+    } else if (ceil_div(p.N, 32) > ceil_div(p.M, 8)) {
+      // Wide and short (a small batch through a wide layer): columns in groups of 32.
+      const int64_t grain = std::max<int64_t>(1, kTaskWork / (32 * p.M * p.K));
+      parallel_for(0, ceil_div(p.N, 32), grain, [&](int64_t lo, int64_t hi) {
+        direct_range(p, p.K, 0, p.M, lo * 32, std::min(hi * 32, p.N));
+      });
     } else {
       // Rows in groups of 8, whole register blocks of both sets' unpacked loops.
       const int64_t grain = std::max<int64_t>(1, kTaskWork / (8 * p.N * p.K));

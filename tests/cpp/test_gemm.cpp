@@ -275,10 +275,11 @@ void isa_agreement() {
   // {100, 80, 64} .. {9, 50, 120} run AVX-512's unpacked 8 x 32 blocks against AVX2's packed
   // tiles: column leftovers of 16, 7 and 17, a row leftover, K of exactly one K block. The
   // last three (and {128, 512, 300}, {37, 70, 600}) read A in place in the blocked path:
-  // short and tall-narrow products, row and column leftovers, several K blocks.
+  // short and tall-narrow products, row and column leftovers, several K blocks. {9, 700, 200}
+  // splits the unpacked path's columns over the threads.
   const Shape shapes[] = {{1, 40, 30},   {13, 33, 17},  {128, 512, 300}, {37, 70, 600},  {150, 3100, 20},
                           {25, 31, 1},   {100, 80, 64}, {64, 71, 256},   {203, 113, 90}, {9, 50, 120},
-                          {300, 20, 700}, {64, 100, 400}, {1000, 33, 257}};
+                          {300, 20, 700}, {64, 100, 400}, {1000, 33, 257}, {9, 700, 200}};
   uint64_t seed = 20000;
   int v = 0;
   for (const Shape& sh : shapes)
