@@ -50,16 +50,17 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
 
 // ---- row kernels (vectorised; AVX-512 / AVX2 / baseline copies chosen at run time) --------
 
-// Row reductions on 64-byte GCC vectors: one register in the AVX-512 build, two or four in
-// the narrower ones, and the same partial sums per lane in every build, folded in a fixed
-// order, so all of them round alike. (Written with arrays of 8 partial results GCC kept
-// them scalar: the row maximum alone was 8.9% of the forward.)
+// Row reductions on 32-byte GCC vectors: one register in the AVX2 and AVX-512 copies (64-byte
+// vectors were expanded element by element in the AVX2 copy, -Wvector-operation-performance),
+// two in the baseline one, and the same partial sums per lane in every copy, folded in a
+// fixed order, so all of them round alike. (Written with arrays of 8 partial results GCC
+// kept them scalar: the row maximum alone was 8.9% of the forward.)
 template <class T>
 struct Row {
-  typedef T Vec __attribute__((vector_size(64)));
-  static constexpr int64_t W = 64 / sizeof(T);
-  // By reference: a 64-byte vector returned by value would make the baseline build warn
-  // about the AVX-512 calling convention, although every call is inlined.
+  typedef T Vec __attribute__((vector_size(32)));
+  static constexpr int64_t W = 32 / sizeof(T);
+  // By reference: a vector returned by value would make the baseline build warn about the
+  // AVX calling convention, although every call is inlined.
   static LAMINA_ALWAYS_INLINE void load(Vec& v, const T* p) { std::memcpy(&v, p, sizeof v); }
   static LAMINA_ALWAYS_INLINE T fold(const Vec& acc) {
     T r = 0;
