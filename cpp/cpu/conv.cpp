@@ -1,6 +1,8 @@
-// Convolution kernels, version 2: an implicit-GEMM path for float32 on AVX2 CPUs (below),
-// im2col + packed GEMM otherwise (float64, CPUs without AVX2, and the weight gradient of
-// batches under kWeightGradChunks images), and a direct path for depthwise.
+// Convolution kernels, version 3: an implicit-GEMM path for float32 on AVX2 CPUs (below),
+// which with AVX-512 reads a zero-padded copy of each image in place instead of packing
+// (PaddedImage: the forward at unit stride, the weight gradient at any stride); im2col +
+// packed GEMM otherwise (float64, CPUs without AVX2, and the weight gradient of batches under
+// kWeightGradChunks images); and a direct path for depthwise.
 //
 // GEMM path, per image n and group g (Kg = C/groups * kh * kw, P = OH * OW):
 //   forward      out[n, g]  (Cog x P) = W[g] (Cog x Kg) @ col (Kg x P)       bias preloaded in C
