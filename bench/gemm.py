@@ -22,9 +22,11 @@ import lamina as lm
 from harness import optional_torch, time_call
 
 SQUARE = [64, 128, 256, 512, 1024, 2048]
-# (name, M, K, N): MLP 784-512-256-10 at batch 128, forward and the weight-gradient GEMMs.
+# (name, M, K, N): MLP 784-512-256-10 at batch 128, forward and the weight-gradient GEMMs,
+# and a small inference batch through a wide layer.
 MLP = [("fwd 128x784x512", 128, 784, 512), ("fwd 128x512x256", 128, 512, 256), ("fwd 128x256x10", 128, 256, 10),
-       ("dW 784x128x512", 784, 128, 512), ("dX 128x512x784", 128, 512, 784)]
+       ("dW 784x128x512", 784, 128, 512), ("dX 128x512x784", 128, 512, 784),
+       ("fwd 8x256x2048", 8, 256, 2048)]
 
 
 def fma_peak(threads: int) -> tuple[float | None, float | None]:
