@@ -41,6 +41,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #define LAMINA_AVX512_INLINE inline __attribute__((always_inline, target("avx512f,avx2,fma")))
+// For the element accessors passed to accumulate(): a lambda does not inherit its enclosing
+// function's target.
+#define LAMINA_AVX512_LAMBDA __attribute__((always_inline, target("avx512f,avx2,fma")))
 
 namespace lamina::cpu::gemm_detail {
 
@@ -92,81 +95,88 @@ LAMINA_AVX512_INLINE void store16(float* c, const float* bias, __m512 acc, const
   _mm512_mask_storeu_ps(c, mask, v);
 }
 
-// A C[MR, 16 NV] tile; Edge = false: a whole tile (every mask full, constant-folded).
-template <int MR, int NV, bool Edge>
-LAMINA_AVX512_INLINE void tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                               const StoreArgs<float>& s, int mr, int nr) {
-  const int rows = Edge ? mr : MR;
-  for (int i = 0; i < rows; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
-  }
-  __m512 acc[MR][NV];
+// The loop every kernel here runs: acc[i][v] = sum over k in [0, kc) of A(i, k) * B(k, 16 v ..
+// 16 v + 15), in k order from zero (so all of them round the same sums). a_of(k, i) gives
+// A(i, k), b_of(k, v) loads the 16 floats of B row k at vector v.
+template <int MR, int NV, class AOf, class BOf>
+LAMINA_AVX512_INLINE void accumulate(int64_t kc, AOf a_of, BOf b_of, __m512 (&acc)[MR][NV]) {
 #pragma GCC unroll 24
   for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     __m512 bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) bv[v] = b_of(k, v);
 #pragma GCC unroll 24
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-#pragma GCC unroll 2
+      const __m512 ai = _mm512_set1_ps(a_of(k, i));
+#pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
-    a += MR;
-    b += 16 * NV;
   }
+}
+
+// Rows [0, mr) and columns [0, nr) of a C[MR, 16 NV] tile through store16 (s.bias at the
+// tile's first column); Edge = false: a whole tile (every mask full, constant-folded).
+template <int MR, int NV, bool Edge>
+LAMINA_AVX512_INLINE void store_tile(const __m512 (&acc)[MR][NV], float* c, int64_t ldc, const StoreArgs<float>& s,
+                                     int mr, int nr) {
   __mmask16 mask[NV];
-#pragma GCC unroll 2
+#pragma GCC unroll 3
   for (int v = 0; v < NV; ++v) mask[v] = Edge ? lane_mask(nr - 16 * v) : __mmask16(0xFFFF);
 #pragma GCC unroll 24
   for (int i = 0; i < MR; ++i) {
     if (Edge && i >= mr) break;
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int v = 0; v < NV; ++v)
       if (!Edge || nr > 16 * v) store16(c + i * ldc + 16 * v, s.bias ? s.bias + 16 * v : nullptr, acc[i][v], s, mask[v]);
   }
 }
 
+// Prefetches the rows of C a tile will read and write.
+template <int NV>
+LAMINA_AVX512_INLINE void prefetch_tile(const float* c, int64_t ldc, int rows) {
+  for (int i = 0; i < rows; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
+  }
+}
+
+// A C[MR, 16 NV] tile of packed panels: a [kc][MR], b [kc][16 NV].
+template <int MR, int NV, bool Edge>
+LAMINA_AVX512_INLINE void tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                               const StoreArgs<float>& s, int mr, int nr) {
+  prefetch_tile<NV>(c, ldc, Edge ? mr : MR);
+  __m512 acc[MR][NV];
+  accumulate<MR, NV>(
+      kc, [&](int64_t k, int i) LAMINA_AVX512_LAMBDA { return a[k * MR + i]; },
+      [&](int64_t k, int v) LAMINA_AVX512_LAMBDA { return _mm512_load_ps(b + k * 16 * NV + 16 * v); }, acc);
+  store_tile<MR, NV, Edge>(acc, c, ldc, s, mr, nr);
+}
+
 // Unpacked C[R, 16 NV] block at (i, j) with n valid columns (NV <= 3), op(B) rows contiguous
-// (b_col == 1): per k, NV loads of B, R broadcasts of A, R * NV FMAs, in k order from zero
-// like the packed tile, so the bits match it for K within one K block.
+// (b_col == 1): per k, NV loads of B, R broadcasts of A, R * NV FMAs, like the packed tile,
+// so the bits match it for K within one K block.
 template <int R, int NV, bool Edge>
 LAMINA_AVX512_INLINE void direct_block(const Direct<float>& d, int64_t i, int64_t j, int n) {
   __mmask16 mask[NV];
 #pragma GCC unroll 3
   for (int v = 0; v < NV; ++v) mask[v] = Edge ? lane_mask(n - 16 * v) : __mmask16(0xFFFF);
-  __m512 acc[R][NV];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   const float* a = d.A + i * d.a_row;
   const float* b = d.B + j;
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < d.K; ++k) {
-    const float* bk = b + k * d.b_row;
-    __m512 bv[NV];
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) bv[v] = Edge ? _mm512_maskz_loadu_ps(mask[v], bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512 ar = _mm512_set1_ps(a[r * d.a_row + k * d.a_col]);
-#pragma GCC unroll 3
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
-    }
-  }
-  const float* bias = d.s.bias ? d.s.bias + j : nullptr;
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v)
-      if (!Edge || n > 16 * v)
-        store16(d.C + (i + r) * d.ldc + j + 16 * v, bias ? bias + 16 * v : nullptr, acc[r][v], d.s, mask[v]);
+  __m512 acc[R][NV];
+  accumulate<R, NV>(
+      d.K, [&](int64_t k, int r) LAMINA_AVX512_LAMBDA { return a[r * d.a_row + k * d.a_col]; },
+      [&](int64_t k, int v) LAMINA_AVX512_LAMBDA {
+        const float* bk = b + k * d.b_row + 16 * v;
+        return Edge ? _mm512_maskz_loadu_ps(mask[v], bk) : _mm512_loadu_ps(bk);
+      },
+      acc);
+  StoreArgs<float> s = d.s;
+  if (s.bias) s.bias += j;
+  store_tile<R, NV, Edge>(acc, d.C + i * d.ldc + j, d.ldc, s, R, n);
 }
 
 // Columns in 32-wide blocks; a leftover of at most 16 joins the first block (48 wide), so no
@@ -192,24 +202,9 @@ template <int MR, int NV, bool Edge>
 LAMINA_AVX512_INLINE void tile_rows(int64_t kc, const float* a, const float* const* b_rows, float* c, int64_t ldc,
                                     const StoreArgs<float>& s, int mr, const RowPanelStore& out) {
   __m512 acc[MR][NV];
-#pragma GCC unroll 24
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
-    const float* b = b_rows[k];
-    __m512 bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 24
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-    }
-    a += MR;
-  }
+  accumulate<MR, NV>(
+      kc, [&](int64_t k, int i) LAMINA_AVX512_LAMBDA { return a[k * MR + i]; },
+      [&](int64_t k, int v) LAMINA_AVX512_LAMBDA { return _mm512_loadu_ps(b_rows[k] + 16 * v); }, acc);
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
     const __mmask16 keep = out.keep[v];
@@ -224,46 +219,20 @@ LAMINA_AVX512_INLINE void tile_rows(int64_t kc, const float* a, const float* con
   }
 }
 
-// C[MR, 16 NV] with A read in place: element (i, k) is a[i * lda + k]; b packed.
+// C[MR, 16 NV] with A read in place: element (i, k) is a[i * lda + k]; b packed. Rows past mr
+// repeat the last real row: read, never stored.
 template <int MR, int NV, bool Edge>
 LAMINA_AVX512_INLINE void tile_a_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                                       const StoreArgs<float>& s, int mr, int nr) {
-  for (int i = 0; i < (Edge ? mr : MR); ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
-  }
-  // Rows past mr repeat the last real row: read, never stored.
+  prefetch_tile<NV>(c, ldc, Edge ? mr : MR);
   const float* row[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) row[i] = a + (Edge && i >= mr ? mr - 1 : i) * lda;
   __m512 acc[MR][NV];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
-    __m512 bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(row[i][k]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-    }
-    b += 16 * NV;
-  }
-  __mmask16 mask[NV];
-#pragma GCC unroll 2
-  for (int v = 0; v < NV; ++v) mask[v] = Edge ? lane_mask(nr - 16 * v) : __mmask16(0xFFFF);
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (Edge && i >= mr) break;
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v)
-      if (!Edge || nr > 16 * v) store16(c + i * ldc + 16 * v, s.bias ? s.bias + 16 * v : nullptr, acc[i][v], s, mask[v]);
-  }
+  accumulate<MR, NV>(
+      kc, [&](int64_t k, int i) LAMINA_AVX512_LAMBDA { return row[i][k]; },
+      [&](int64_t k, int v) LAMINA_AVX512_LAMBDA { return _mm512_load_ps(b + k * 16 * NV + 16 * v); }, acc);
+  store_tile<MR, NV, Edge>(acc, c, ldc, s, mr, nr);
 }
 
 // C[MR, 16 NV] with unpacked A rows: element (i, k) is a_rows[i][a_offsets[k]]; b packed.
@@ -275,34 +244,10 @@ LAMINA_AVX512_INLINE void tile_offsets(int64_t kc, const float* const* a_rows, c
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) row[i] = a_rows[i];
   __m512 acc[MR][NV];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
-    const int64_t at = a_offsets[k];
-    __m512 bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(row[i][at]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-    }
-    b += 16 * NV;
-  }
-  __mmask16 mask[NV];
-#pragma GCC unroll 2
-  for (int v = 0; v < NV; ++v) mask[v] = Edge ? lane_mask(nr - 16 * v) : __mmask16(0xFFFF);
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (Edge && i >= mr) break;
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v)
-      if (!Edge || nr > 16 * v) store16(c + i * ldc + 16 * v, s.bias ? s.bias + 16 * v : nullptr, acc[i][v], s, mask[v]);
-  }
+  accumulate<MR, NV>(
+      kc, [&](int64_t k, int i) LAMINA_AVX512_LAMBDA { return row[i][a_offsets[k]]; },
+      [&](int64_t k, int v) LAMINA_AVX512_LAMBDA { return _mm512_load_ps(b + k * 16 * NV + 16 * v); }, acc);
+  store_tile<MR, NV, Edge>(acc, c, ldc, s, mr, nr);
 }
 
 template <int MR, int NV>
