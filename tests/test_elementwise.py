@@ -107,6 +107,33 @@ def test_gelu_approximate_forms():
     check_errors(lm.gelu, [((x, "fast"), ValueError, "gelu: approximate must be 'none' or 'tanh'")])
 
 
+def test_gelu_float32_long_runs_against_float64():
+    """Contiguous float32 runs long enough for several threads and an odd tail (the AVX-512
+    copies of gelu and its backward where the CPU has them): values and gradients against
+    float64 formulas, and bit-equal to the strided layout, which the elementwise loops take."""
+    rng = np.random.default_rng(5)
+    x64 = np.concatenate([rng.standard_normal(100_001) * 3, [0.0, -0.0, 8.0, -8.0, 40.0, -40.0]])
+    g64 = rng.standard_normal(x64.shape)
+    x32, g32 = x64.astype(np.float32), g64.astype(np.float32)
+    xr, gr = x32.astype(np.float64), g32.astype(np.float64)
+    erf = np.vectorize(math.erf)(xr / math.sqrt(2))
+    want_y = 0.5 * xr * (1 + erf)
+    want_dx = gr * (0.5 * (1 + erf) + xr * np.exp(-0.5 * xr * xr) / math.sqrt(2 * math.pi))
+    results = []
+    for stride in (1, 2):
+        base_x, base_g = np.zeros(x32.size * stride, np.float32), np.zeros(x32.size * stride, np.float32)
+        base_x[::stride], base_g[::stride] = x32, g32
+        x = lm.tensor(base_x, requires_grad=True)
+        y = lm.gelu(x[::stride])
+        y.backward(lm.tensor(base_g)[::stride])
+        results.append((y.numpy(), x.grad.numpy()[::stride]))
+    y, dx = results[0]
+    np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-5, atol=1e-6)
+    for a, b in zip(results[0], results[1]):
+        np.testing.assert_array_equal(a, b)
+
+
 # ----------------------------------------------------------------------------- binary
 def _pos(shape, kind="contiguous"):
     return make_input(shape, kind, low=0.5, high=2.0)

@@ -199,14 +199,6 @@ class PackedBlocks {
 
 // ---- launchers ---------------------------------------------------------------------------
 
-RowsLayout RowsLayout::contiguous(int64_t heads, int64_t rows, int64_t cols) {
-  RowsLayout l;
-  l.row = cols;
-  l.head.resize(size_t(heads));
-  for (int64_t h = 0; h < heads; ++h) l.head[size_t(h)] = h * rows * cols;
-  return l;
-}
-
 template <class T>
 void attention_forward(const AttentionArgs<T>& a, const T* q, const T* k, const T* v, T* out, T* lse) {
   const int64_t nqb = blocks(a.lq, kBlockQ);

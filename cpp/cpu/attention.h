@@ -15,7 +15,6 @@ struct RowsLayout {
   std::vector<int64_t> head;
   int64_t row = 0;
   int64_t at(int64_t h, int64_t i) const { return head[std::size_t(h)] + i * row; }
-  static RowsLayout contiguous(int64_t heads, int64_t rows, int64_t cols);
 };
 
 // Heads are flattened to `heads` = prod(leading dims); q (heads, Lq, D), k (heads, Lk, D),

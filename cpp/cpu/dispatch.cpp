@@ -1,7 +1,6 @@
 // One dispatcher per dual-compiled kernel (see cpu/isa.h): a table line each.
 
 #include "cpu/binary.h"
-#include "cpu/gelu_rows.h"
 #include "cpu/isa.h"
 #include "cpu/loss.h"
 #include "cpu/norm.h"
@@ -40,15 +39,8 @@ bool use_avx512_kernels() {
 #define LAMINA_DISPATCH(name, params, args) \
   void name params { use_avx2_kernels() ? kernels_avx2::name args : kernels_generic::name args; }
 
-// GELU has AVX-512 copies (cpu/gelu_rows.h) for the contiguous float32 case.
-void unary(UnaryOp op, const Tensor& out, const Tensor& a, double param) {
-  if (op == UnaryOp::GeluErf && gelu_erf_rows(out, a)) return;
-  use_avx2_kernels() ? kernels_avx2::unary(op, out, a, param) : kernels_generic::unary(op, out, a, param);
-}
-void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
-  if (op == BinaryOp::GeluErfBackward && gelu_erf_backward_rows(out, a, b)) return;
-  use_avx2_kernels() ? kernels_avx2::binary(op, out, a, b) : kernels_generic::binary(op, out, a, b);
-}
+LAMINA_DISPATCH(unary, (UnaryOp op, const Tensor& out, const Tensor& a, double param), (op, out, a, param))
+LAMINA_DISPATCH(binary, (BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b), (op, out, a, b))
 LAMINA_DISPATCH(softmax, (const Tensor& out, const Tensor& in, int64_t axis, bool log), (out, in, axis, log))
 LAMINA_DISPATCH(sum, (const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes), (out, in, axes))
 LAMINA_DISPATCH(prod, (const Tensor& out, const Tensor& in, const std::vector<int64_t>& axes), (out, in, axes))

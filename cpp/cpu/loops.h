@@ -5,6 +5,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/parallel.h"
 #include "core/tensor.h"
@@ -15,6 +16,16 @@ inline namespace LAMINA_LOOPS {
 
 // Elements per parallel chunk: below this, threads cost more than they save.
 constexpr int64_t kElementwiseGrain = 32768;
+
+// Where the CPU's kernels may use AVX-512 and every tensor is contiguous float32 of one
+// shape: the case the AVX-512 copies of compute-bound elementwise ops take (GELU in
+// cpu/unary.cpp and cpu/binary.cpp); those run over element ranges of kElementwiseGrain.
+inline bool avx512_float_run(std::initializer_list<const Tensor*> ts) {
+  if (!use_avx512_kernels()) return false;
+  for (const Tensor* t : ts)
+    if (t->dtype() != DType::Float32 || !t->is_contiguous() || t->shape() != (*ts.begin())->shape()) return false;
+  return true;
+}
 
 // `t`'s strides (in elements) as seen from `shape`, which `t` broadcasts to.
 inline Shape broadcast_strides(const Tensor& t, const Shape& shape) {

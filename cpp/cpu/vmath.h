@@ -161,7 +161,7 @@ __attribute__((always_inline)) inline T fast_erf(T x) {
   else return std::erf(x);
 }
 // GELU (erf form) and g * GELU'(x), written once for the unary and binary kernels and their
-// AVX-512 row copies (cpu/gelu_rows.cpp), so all round alike.
+// AVX-512 copies (same files), so all round alike.
 template <class T>
 __attribute__((always_inline)) inline T gelu_erf(T x) {
   return T(0.5) * x * (T(1) + fast_erf(x * T(0.7071067811865476)));
