@@ -432,14 +432,19 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
 //   forward     for each 16-position column panel of one image: im2col of the panel into a
 //               packed B panel (Kg x 16, in L1), then every 6-row tile of [W | bias] (packed
 //               once per call); bias is one more K row (B row of ones), so C is written once.
-//   input grad  at unit stride with >= 64 channels a group: the forward above, run on
-//               grad_out with the flipped kernel (see input_grad_as_forward). Otherwise per
+//               With AVX-512 at unit stride (and >= 4 images a thread), the B rows are read
+//               in place from a zero-padded copy of the image instead (PaddedImage below).
+//   input grad  at unit stride with >= 64 channels a group (>= 32 on the padded path): the
+//               forward above, run on grad_out with the flipped kernel (see
+//               input_grad_as_forward). Otherwise per
 //               (image, channel block), output rows in chunks whose dcol (rows x chunk)
 //               stays in L2: dcol = W^T (packed once) @ grad_out chunk (packed per chunk),
 //               then col2im of the chunk sums the kw taps of an input row in registers.
 //   weight grad dW^T (Kg x Cog) = col @ grad_out^T, so the im2col rows become the A operand:
 //               6 rows x 8 positions are loaded from the image and transposed in registers;
 //               grad_out^T is packed with 8x8 transposes. Partials per fixed image chunk.
+//               With AVX-512 the A rows are read in place from the padded copy instead. A
+//               row of ones gives the bias gradient in the same product.
 // Every C element is one microkernel dot product in a fixed order; tile and task boundaries
 // do not change the rounding, so results do not depend on the thread count.
 // One thread, 64->64 3x3 @32, batch 32 (2.42 GFLOP a pass), medians of alternating runs:
