@@ -304,6 +304,10 @@ FLOAT32_CASES = [
     ((8, 16, 5, 7), (24, 16, 1, 1), {}),  # pointwise
     ((1, 5, 9, 19), (6, 5, 3, 3), dict(padding=1)),  # one image: channel blocks, GEMM weight grad
     ((3, 7, 33, 33), (4, 7, 3, 3), dict(padding=1, stride=(2, 1))),
+    # stride 2 over rows of 16+ floats: the phase split's vector copy and the two-phase col2im
+    ((8, 3, 9, 37), (5, 3, 3, 3), dict(stride=2, dilation=(1, 2), padding=(1, 3))),
+    ((8, 4, 6, 34), (6, 4, 2, 4), dict(stride=2)),
+    ((8, 2, 5, 40), (3, 2, 3, 5), dict(stride=2, padding=(0, 4))),  # padding beyond the kernel's reach
     ((8, 1, 5, 5), (2, 1, 5, 5), {}),  # kernel fills the input: one output position
     # >= 64 channels a group at unit stride: the input gradient runs as a flipped-kernel conv
     ((8, 128, 5, 6), (12, 64, 3, 3), dict(groups=2, dilation=(2, 1), padding="same")),
