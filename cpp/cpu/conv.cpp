@@ -1,6 +1,7 @@
 // Convolution kernels, version 3: an implicit-GEMM path for float32 on AVX2 CPUs (below),
-// which with AVX-512 reads a zero-padded copy of each image in place instead of packing
-// (PaddedImage: the forward at unit stride, the weight gradient at any stride); im2col +
+// which reads a zero-padded copy of each image in place instead of packing (PaddedImage: the
+// weight gradient at any stride, and with AVX-512 the forward at unit stride; the strided
+// forward packs its panels from that copy); im2col +
 // packed GEMM otherwise (float64, CPUs without AVX2, and the weight gradient of batches under
 // kWeightGradChunks images); and a direct path for depthwise.
 //
@@ -433,7 +434,8 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
 //               packed B panel (Kg x 16, in L1), then every 6-row tile of [W | bias] (packed
 //               once per call); bias is one more K row (B row of ones), so C is written once.
 //               With AVX-512 at unit stride (and >= 4 images a thread), the B rows are read
-//               in place from a zero-padded copy of the image instead (PaddedImage below).
+//               in place from a zero-padded copy of the image instead (PaddedImage below);
+//               at stride > 1 the panels are packed from that copy (no masks or gathers).
 //   input grad  at unit stride with >= 64 channels a group (>= 32 on the padded path): the
 //               forward above, run on grad_out with the flipped kernel (see
 //               input_grad_as_forward). Otherwise per
@@ -443,8 +445,9 @@ void backward_depthwise(const ConvGeometry& g, T* dx, T* dw, const T* x, const T
 //   weight grad dW^T (Kg x Cog) = col @ grad_out^T, so the im2col rows become the A operand:
 //               6 rows x 8 positions are loaded from the image and transposed in registers;
 //               grad_out^T is packed with 8x8 transposes. Partials per fixed image chunk.
-//               With AVX-512 the A rows are read in place from the padded copy instead. A
-//               row of ones gives the bias gradient in the same product.
+//               When the padded copy wastes at most 25% of its columns, the A rows are read
+//               in place from it instead. A row of ones gives the bias gradient in the same
+//               product.
 // Every C element is one microkernel dot product in a fixed order; tile and task boundaries
 // do not change the rounding, so results do not depend on the thread count.
 // One thread, 64->64 3x3 @32, batch 32 (2.42 GFLOP a pass), medians of alternating runs:
@@ -659,8 +662,8 @@ class PaddedImage {
         slack(Wq + 64),
         g_(g) {}
 
-  // With AVX-512, when the dropped columns cost at most 25%.
-  static bool fits(const ConvGeometry& g) { return avx512() && PaddedImage(g).Wq * 4 <= g.OW * 5; }
+  // When the dropped columns cost at most 25%.
+  static bool fits(const ConvGeometry& g) { return PaddedImage(g).Wq * 4 <= g.OW * 5; }
 
   int64_t floats() const { return g_.C * channel + slack; }
   int64_t span() const { return (g_.OH - 1) * Wq + g_.OW; }  // flat positions up to the last output
@@ -721,7 +724,7 @@ class PaddedImage {
 // Images are split over the threads, so each needs a few. At stride 2 the packed path was
 // as fast or faster (64->128 @32: 4.17-4.33 ms packed, 4.43-4.89 padded), so unit stride only.
 bool padded_forward_pays(const ConvGeometry& g) {
-  return PaddedImage::fits(g) && g.stride_h == 1 && g.stride_w == 1 && g.N >= 4 * get_num_threads();
+  return avx512() && PaddedImage::fits(g) && g.stride_h == 1 && g.stride_w == 1 && g.N >= 4 * get_num_threads();
 }
 
 void forward_padded(const ConvGeometry& g, float* out, const float* x, const float* w, const float* bias) {
@@ -1117,11 +1120,14 @@ void weight_grad(const ConvGeometry& g, float* dw, float* db, const float* x, co
   const int64_t Cg = g.C / g.groups, Cog = g.Co / g.groups, Kg = Cg * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t Kr = Kg + (db ? 1 : 0);  // rows of each group's dW^T partial
   const int64_t wsize = g.groups * Kr * Cog, kc = k_block(P), chunks = kWeightGradChunks;
-  // With AVX-512 the A rows are read in place from the PaddedImage of each image
-  // (microkernel_f32_avx512_offsets_8x32) instead of packed by pack_col_rows: output
-  // position p reads the copy at position[p] = oh * Wq + ow plus the tap's offset. The sums
-  // and their K blocks are the packed path's, so the bits are too.
+  // The A rows are read in place from the PaddedImage of each image (8 x 32 tiles with
+  // AVX-512, 6 x 16 with AVX2) instead of packed by pack_col_rows: output position p reads
+  // the copy at position[p] = oh * Wq + ow plus the tap's offset. The sums and their K
+  // blocks are the packed path's, so the bits are too.
   const bool padded = PaddedImage::fits(g);
+  const int64_t offset_rows = avx512() ? 8 : MR;
+  const auto offsets_kernel = avx512() ? gemm_detail::microkernel_f32_avx512_offsets_8x32
+                                       : gemm_detail::microkernel_f32_avx2_offsets_6x16;
   const PaddedImage pad(g);
   const std::vector<int64_t> tap = padded ? pad.tap_offsets() : std::vector<int64_t>();
   std::vector<int32_t> position(padded ? size_t(P) : 0);
@@ -1147,21 +1153,20 @@ void weight_grad(const ConvGeometry& g, float* dw, float* db, const float* x, co
           const bool accumulate = n > lo || p0 > 0;
           rt.pack_b(true, gout + (n * g.Co + gi * Cog) * P + p0, P, kcb, Cog, packed_b);
           if (padded) {
-            // Row r of the 8-row A panel is kernel tap i + r read across the padded image, or
-            // the row of ones.
+            // Row r of the A panel is kernel tap i + r read across the padded image, or the
+            // row of ones.
             const float* xpg = xp + gi * Cg * pad.channel;
             const StoreArgs<float> st{1.0f, accumulate ? 1.0f : 0.0f, Epilogue::None, nullptr};
-            for (int64_t i = 0; i < Kr; i += 8) {
-              const int64_t mr = std::min<int64_t>(8, Kr - i);
+            for (int64_t i = 0; i < Kr; i += offset_rows) {
+              const int64_t mr = std::min(offset_rows, Kr - i);
               const float* rows[8];
-              for (int64_t r = 0; r < 8; ++r) {
+              for (int64_t r = 0; r < offset_rows; ++r) {
                 const int64_t k = i + std::min(r, mr - 1);
                 rows[r] = k < Kg ? xpg + tap[size_t(k)] : ones.data();
               }
-              for (int64_t j = 0; j < Cog; j += 32)
-                gemm_detail::microkernel_f32_avx512_offsets_8x32(kcb, rows, position.data() + p0, packed_b + j * kcb,
-                                                                 dwg + i * Cog + j, Cog, st, int(mr),
-                                                                 int(std::min<int64_t>(32, Cog - j)));
+              for (int64_t j = 0; j < Cog; j += rt.nr)
+                offsets_kernel(kcb, rows, position.data() + p0, packed_b + j * kcb, dwg + i * Cog + j, Cog, st,
+                               int(mr), int(std::min(rt.nr, Cog - j)));
             }
             continue;
           }

@@ -11,6 +11,9 @@
 //   Store: alpha, beta (C not read when beta == 0), bias, ReLU or tanh-GELU, fused in
 //   registers before the single write of C; tiles cut by the matrix edge use masked
 //   loads/stores on the same registers.
+// microkernel_f32_avx2_offsets_6x16: the same tile with A rows read in place, element (i, k)
+//   at a_rows[i][a_offsets[k]] (the convolution's weight gradient from a zero-padded image,
+//   like microkernel_f32_avx512_offsets_8x32): per k one more load, the offset.
 // microkernel_f64_avx2: the same scheme as a 6x8 tile of doubles (96 FLOP per k).
 // Also here: the unpacked small/matrix-vector path and the B^T packing (8x8 transposes).
 #include <immintrin.h>
@@ -23,6 +26,9 @@
 
 #define LAMINA_AVX2 __attribute__((target("avx2,fma")))
 #define LAMINA_AVX2_INLINE inline __attribute__((always_inline, target("avx2,fma")))
+// For the element accessors passed to tile_f32: a lambda does not inherit its enclosing
+// function's target.
+#define LAMINA_AVX2_LAMBDA __attribute__((always_inline, target("avx2,fma")))
 
 namespace lamina::cpu::gemm_detail {
 
@@ -93,9 +99,9 @@ LAMINA_AVX2_INLINE void store8(float* c, const float* bias, __m256 acc, const St
 namespace {
 
 // The tile body; Edge stores only rows [0, mr) and columns [0, nr) (masked stores), so a
-// tile cut by the matrix edge needs no staging copy.
-template <bool Edge>
-LAMINA_AVX2_INLINE void tile_f32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+// tile cut by the matrix edge needs no staging copy. a_at(k, i) points at A(i, k).
+template <bool Edge, class AAt>
+LAMINA_AVX2_INLINE void tile_f32(int64_t kc, AAt a_at, const float* b, float* c, int64_t ldc,
                                  const StoreArgs<float>& s, int mr, int nr) {
   for (int i = 0; i < (Edge ? mr : 6); ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
@@ -107,17 +113,16 @@ LAMINA_AVX2_INLINE void tile_f32(int64_t kc, const float* a, const float* b, flo
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-#define LAMINA_ROW(i)                              \
-  {                                                \
-    __m256 ai = _mm256_broadcast_ss(a + i);        \
-    c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);    \
-    c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);    \
+#define LAMINA_ROW(i)                                  \
+  {                                                    \
+    __m256 ai = _mm256_broadcast_ss(a_at(k, i));       \
+    c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);        \
+    c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);        \
   }
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
     LAMINA_ROW(0) LAMINA_ROW(1) LAMINA_ROW(2) LAMINA_ROW(3) LAMINA_ROW(4) LAMINA_ROW(5)
-    a += 6;
     b += 16;
   }
 #undef LAMINA_ROW
@@ -191,10 +196,22 @@ LAMINA_AVX2_INLINE void tile_f64(int64_t kc, const double* a, const double* b, d
 
 LAMINA_AVX2 void microkernel_f32_avx2(int64_t kc, const float* a, const float* b, float* c,
                                       int64_t ldc, const StoreArgs<float>& s, int mr, int nr) {
+  const auto a_at = [a](int64_t k, int i) LAMINA_AVX2_LAMBDA { return a + k * 6 + i; };
   if (mr == 6 && nr == 16)
-    tile_f32<false>(kc, a, b, c, ldc, s, mr, nr);
+    tile_f32<false>(kc, a_at, b, c, ldc, s, mr, nr);
   else
-    tile_f32<true>(kc, a, b, c, ldc, s, mr, nr);
+    tile_f32<true>(kc, a_at, b, c, ldc, s, mr, nr);
+}
+
+LAMINA_AVX2 void microkernel_f32_avx2_offsets_6x16(int64_t kc, const float* const* a_rows, const int32_t* a_offsets,
+                                                   const float* b, float* c, int64_t ldc, const StoreArgs<float>& s,
+                                                   int mr, int nr) {
+  const float* const row[6] = {a_rows[0], a_rows[1], a_rows[2], a_rows[3], a_rows[4], a_rows[5]};
+  const auto a_at = [&row, a_offsets](int64_t k, int i) LAMINA_AVX2_LAMBDA { return row[i] + a_offsets[k]; };
+  if (mr == 6 && nr == 16)
+    tile_f32<false>(kc, a_at, b, c, ldc, s, mr, nr);
+  else
+    tile_f32<true>(kc, a_at, b, c, ldc, s, mr, nr);
 }
 
 // gemm_f64 has no epilogue, so this kernel implements alpha and beta only.

@@ -110,7 +110,10 @@ void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* c
                                       const StoreArgs<float>& s, int mr, const RowPanelStore& out);
 void microkernel_f32_avx512_a_rows_8x32(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                                         int64_t ldc, const StoreArgs<float>& s, int mr, int nr);
-// A rows unpacked: element (i, k) of the 8-row panel is a_rows[i][a_offsets[k]].
+// A rows unpacked: element (i, k) of the 8-row (AVX2: 6-row) panel is a_rows[i][a_offsets[k]].
+void microkernel_f32_avx2_offsets_6x16(int64_t kc, const float* const* a_rows, const int32_t* a_offsets,
+                                       const float* b, float* c, int64_t ldc, const StoreArgs<float>& s, int mr,
+                                       int nr);
 void microkernel_f32_avx512_offsets_8x32(int64_t kc, const float* const* a_rows, const int32_t* a_offsets,
                                          const float* b, float* c, int64_t ldc, const StoreArgs<float>& s, int mr,
                                          int nr);
