@@ -196,6 +196,26 @@ def test_integer_inputs():
     np.testing.assert_array_equal(to_np(lm.cumsum(lm.tensor([True, False, True]))), [1, 1, 2])
 
 
+@pytest.mark.parametrize("n", [2 ** 15, 100_003, 1_000_000])
+def test_whole_tensor_sums_in_chunks(n):
+    """A whole contiguous tensor of 32K elements or more is summed in fixed chunks (every
+    thread takes some), whose partial sums are added pairwise: float32 against float64 to a
+    few units of rounding of the sum of |x|, integers exactly (with the chunk tail), and views
+    and partial reductions take the other paths to the same values."""
+    x = (RNG.standard_normal(n) + 0.5).astype(np.float32)
+    lx = lm.tensor(x)
+    got = float(lm.sum(lx).numpy())
+    assert abs(got - x.astype(np.float64).sum()) <= 1e-7 * np.abs(x.astype(np.float64)).sum()
+    assert float(lm.mean(lx).numpy()) == pytest.approx(x.astype(np.float64).mean(), rel=1e-6, abs=1e-7)
+    m = lm.reshape(lx, (1, n))
+    assert float(lm.sum(m, axis=1).numpy()[0]) == pytest.approx(got, rel=1e-6)
+    assert float(lm.sum(lx[::2]).numpy()) == pytest.approx(x[::2].astype(np.float64).sum(), rel=1e-5, abs=1e-3)
+    ints = RNG.integers(-2 ** 40, 2 ** 40, n)
+    assert lm.sum(lm.tensor(ints)).item() == int(ints.sum())
+    small = RNG.integers(-1000, 1000, n).astype(np.int32)
+    assert lm.sum(lm.tensor(small)).item() == int(small.astype(np.int64).sum())
+
+
 def test_float16_inputs():
     a = RNG.standard_normal((3, 4)).astype(np.float16)
     t = lm.tensor(a)
