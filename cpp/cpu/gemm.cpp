@@ -103,8 +103,8 @@ const Kernels<float> kF32Generic{"generic", Tile<float>::MR, Tile<float>::NR, mi
                                  direct_f32_generic, pack_a<float, 6>, pack_b<float, 16>, kParallelWork, kDirectWork};
 const Kernels<float> kF32Avx2{"avx2", Tile<float>::MR, Tile<float>::NR, microkernel_f32_avx2, direct_f32_avx2,
                               pack_a_f32_avx2<6>, pack_b_f32_avx2<16>, kParallelWork, kDirectWorkAvx2};
-const Kernels<float> kF32Avx512{"avx512", 12, 32, microkernel_f32_avx512, direct_f32_avx512, pack_a_f32_avx2<12>,
-                                pack_b_f32_avx2<32>, kParallelWorkAvx512, kDirectWorkAvx512,
+const Kernels<float> kF32Avx512{"avx512", 12, 32, microkernel_f32_avx512, direct_f32_avx512, pack_a_f32_avx512,
+                                pack_b_f32_avx512, kParallelWorkAvx512, kDirectWorkAvx512,
                                 ARowsKernel(microkernel_f32_avx512_a_rows_8x32), 8};
 const Kernels<double> kF64Generic{"generic", Tile<double>::MR, Tile<double>::NR, microkernel_f64_generic,
                                   direct_f64_generic, pack_a<double, 6>, pack_b<double, 8>, kParallelWork, kDirectWork};

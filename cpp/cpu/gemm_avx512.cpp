@@ -280,6 +280,42 @@ LAMINA_AVX512 void direct_f32_avx512(const Direct<float>& d) {
   }
 }
 
+namespace {
+
+// Rows of a matrix dealt to W-wide panels ([k][W] each), 8 rows a sweep as pack_b does for
+// op(B) = B, with zmm moves (masked for a 12-wide row piece); a last panel narrower than W
+// goes to pack_b, which zero-pads it.
+template <int W>
+LAMINA_AVX512_INLINE void pack_rows(const float* B, int64_t ldb, int64_t kc, int64_t nc, float* out) {
+  const int64_t full = nc / W;
+  const __mmask16 last = lane_mask(W % 16 == 0 ? 16 : W % 16);
+  constexpr int kVectors = (W + 15) / 16;
+  for (int64_t k0 = 0; k0 < kc; k0 += 8) {
+    const int64_t k1 = std::min(kc, k0 + 8);
+    for (int64_t p = 0; p < full; ++p)
+      for (int64_t k = k0; k < k1; ++k) {
+        const float* src = B + k * ldb + p * W;
+        float* dst = out + p * W * kc + k * W;
+#pragma GCC unroll 2
+        for (int v = 0; v + 1 < kVectors; ++v) _mm512_storeu_ps(dst + 16 * v, _mm512_loadu_ps(src + 16 * v));
+        _mm512_mask_storeu_ps(dst + 16 * (kVectors - 1), last, _mm512_maskz_loadu_ps(last, src + 16 * (kVectors - 1)));
+      }
+  }
+  if (full * W < nc) pack_b<float, W>(false, B + full * W, ldb, kc, nc - full * W, out + full * W * kc);
+}
+
+}  // namespace
+
+LAMINA_AVX512 void pack_a_f32_avx512(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* out) {
+  if (trans) return pack_rows<12>(A, lda, kc, mc, out);
+  pack_a_f32_avx2<12>(false, A, lda, mc, kc, out);
+}
+
+LAMINA_AVX512 void pack_b_f32_avx512(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* out) {
+  if (!trans) return pack_rows<32>(B, ldb, kc, nc, out);
+  pack_b_f32_avx2<32>(true, B, ldb, kc, nc, out);
+}
+
 LAMINA_AVX512 void microkernel_f32_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                           const StoreArgs<float>& s, int mr, int nr) {
   microkernel<12, 2>(kc, a, b, c, ldc, s, mr, nr);

@@ -143,6 +143,11 @@ template <int NR>
 __attribute__((target("avx2,fma"))) void pack_b_f32_avx2(bool trans, const float* B, int64_t ldb, int64_t kc,
                                                          int64_t nc, float* out);
 
+// The AVX-512 set's packs: row copies with zmm moves where pack_a / pack_b copy rows
+// (op(A) = A^T, op(B) = B), the AVX2 transposing packs otherwise.
+void pack_a_f32_avx512(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* out);
+void pack_b_f32_avx512(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* out);
+
 // Scalar epilogue shared by the portable kernels and the tests' expectations.
 float gelu_tanh(float x);
 double gelu_tanh(double x);
