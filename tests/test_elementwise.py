@@ -107,6 +107,29 @@ def test_gelu_approximate_forms():
     check_errors(lm.gelu, [((x, "fast"), ValueError, "gelu: approximate must be 'none' or 'tanh'")])
 
 
+def test_tanh_and_sigmoid_float32_over_the_whole_range():
+    """float32 tanh and sigmoid (the recurrent gates' math too) against float64 from the
+    smallest normals to saturation: a few ulp wherever the result is a normal float, exact
+    +-1 / 0 / 1 where they saturate, signed zeros kept, NaN propagated."""
+    mags = np.geomspace(1e-37, 200, 400_001)
+    x = np.concatenate([mags, -mags, np.linspace(-100, 100, 400_001)]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    for fn, ref in ((lm.tanh, np.tanh), (lm.sigmoid, lambda v: 1 / (1 + np.exp(-v)))):
+        got = fn(lm.tensor(x)).numpy().astype(np.float64)
+        want = ref(x64)
+        normal = np.abs(want) >= np.finfo(np.float32).tiny
+        ulp = np.spacing(np.abs(want[normal]).astype(np.float32)).astype(np.float64)
+        assert np.max(np.abs(got[normal] - want[normal]) / ulp) <= 8, fn.__name__
+        assert np.max(np.abs(got[~normal] - want[~normal])) <= np.finfo(np.float32).tiny
+    special = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 50.0, -50.0, 100.0, -100.0], np.float32)
+    t = lm.tanh(lm.tensor(special)).numpy()
+    np.testing.assert_array_equal(t, [1, -1, np.nan, 0, 0, 1, -1, 1, -1])
+    assert np.signbit(t[4]) and not np.signbit(t[3])
+    np.testing.assert_allclose(lm.sigmoid(lm.tensor(special)).numpy(),
+                               [1, 0, np.nan, 0.5, 0.5, 1, 1 / (1 + math.exp(50)), 1, 0],  # e^-100: a denormal, flushed
+                               rtol=1e-6, atol=0)
+
+
 def test_gelu_float32_long_runs_against_float64():
     """Contiguous float32 runs long enough for several threads and an odd tail (the AVX-512
     copies of gelu and its backward where the CPU has them): values and gradients against
