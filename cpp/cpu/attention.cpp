@@ -93,7 +93,7 @@ LAMINA_ALWAYS_INLINE T row_max(const T* __restrict s, int64_t n) {
 template <class T>
 LAMINA_ALWAYS_INLINE T exp_shift_sum(T* __restrict s, int64_t n, T shift) {
   using R = Row<T>;
-  for (int64_t j = 0; j < n; ++j) s[j] = fast_exp(s[j] - shift);
+  for (int64_t j = 0; j < n; ++j) s[j] = fast_exp_nonpositive(s[j] - shift);
   typename R::Vec acc = {}, x;
   int64_t j = 0;
   for (; j + R::W <= n; j += R::W) {
@@ -124,7 +124,7 @@ LAMINA_ALWAYS_INLINE T dot(const T* __restrict a, const T* __restrict b, int64_t
 template <class T>
 LAMINA_ALWAYS_INLINE void softmax_grad_row(T* __restrict s, T* __restrict dp, int64_t n, T lse, T di) {
   for (int64_t j = 0; j < n; ++j) {
-    const T p = fast_exp(s[j] - lse);
+    const T p = fast_exp_nonpositive(s[j] - lse);
     s[j] = p;
     dp[j] = p * (dp[j] - di);
   }

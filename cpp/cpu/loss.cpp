@@ -41,7 +41,7 @@ void sce_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, co
       // A NaN logit is skipped here and makes the sum of exp below NaN, so lse is NaN.
       T m = lane_max_skipping_nan(C, p);
       if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf (or NaN): no NaN from inf - inf
-      const double s = lane_sum_of<T>(C, [p, m](int64_t c) { return fast_exp(T(p[c] - m)); });
+      const double s = lane_sum_of<T>(C, [p, m](int64_t c) { return fast_exp_nonpositive(T(p[c] - m)); });
       const double l = double(m) + std::log(s);
       lsep[r] = T(l);
       if (lp) {
@@ -79,16 +79,16 @@ void sce_backward(const Tensor& dlogits, const Tensor& g, const Tensor& logits, 
       if (lp) {
         const int64_t y = lp[r];
         const T w = wp ? wp[y] : T(1), scale = gr * w;
-        for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp(T(p[c] - l));
+        for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp_nonpositive(T(p[c] - l));
         q[y] -= scale;
       } else {
         const T* t = tp + r * C;
         if (wp) {
           const T scale = gr * T(lane_sum<T>(C, [](auto tv, auto wv) { return wv * tv; }, t, wp));
-          for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp(T(p[c] - l)) - gr * wp[c] * t[c];
+          for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp_nonpositive(T(p[c] - l)) - gr * wp[c] * t[c];
         } else {
           const T scale = gr * T(lane_sum<T>(C, [](auto tv) { return tv; }, t));
-          for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp(T(p[c] - l)) - gr * t[c];
+          for (int64_t c = 0; c < C; ++c) q[c] = scale * fast_exp_nonpositive(T(p[c] - l)) - gr * t[c];
         }
       }
     }

@@ -26,7 +26,7 @@ void softmax_rows(const Tensor& out, const Tensor& in, int64_t axis, bool log) {
     }
     double s = 0;
     for (int64_t k = 0; k < len; ++k) {
-      T e = fast_exp(p[k * is] - m);
+      T e = fast_exp_nonpositive(p[k * is] - m);
       if (!log) q[k * os] = e;
       s += double(e);
     }
