@@ -637,6 +637,17 @@ std::vector<PackedA> forward_weights(const ConvGeometry& g, const float* w, cons
 // strided conv becomes a unit-stride one over s_h s_w times the channels). Positions with
 // ow >= OW are computed and dropped where a whole window is read (Wq / OW - 1 extra work: 2/14
 // at 14 x 14, 2/32 at 32 x 32, 1/16 for 3 x 3 stride 2 on 32 x 32).
+// dst[0, n) = src[0, n) in 8-float moves, the last one masked (rows of 14 floats took a
+// 4-float loop and a scalar tail).
+LAMINA_CONV_AVX2 void copy_floats(float* dst, const float* src, int64_t n) {
+  int64_t m = 0;
+  for (; m + 8 <= n; m += 8) _mm256_storeu_ps(dst + m, _mm256_loadu_ps(src + m));
+  if (m < n) {
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n - m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(dst + m, tail, _mm256_maskload_ps(src + m, tail));
+  }
+}
+
 // dst[m] = src[2 m] for m < n, reading no further than src[2 n - 2]: the stride-2 phase
 // split of a row as 16-float loads and a deinterleave instead of one scalar copy per float
 // (6.5% of the 64->128 s2 training step; 3.7% after, most of it the image's first reads).
@@ -705,7 +716,7 @@ class PaddedImage {
             const float* src = x + (c * g.H + ih) * g.W;
             const int64_t shift = b - g.pad_left;
             if (g.stride_w == 1)
-              for (int64_t m = lo; m < hi; ++m) dst[m] = src[m + shift];
+              copy_floats(dst + lo, src + lo + shift, hi - lo);
             else if (g.stride_w == 2)
               copy_every_second(dst + lo, src + 2 * lo + shift, hi - lo);
             else
@@ -736,10 +747,12 @@ void forward_padded(const ConvGeometry& g, float* out, const float* x, const flo
   const PaddedImage pad(g);
   const int64_t Wq = pad.Wq;
   const std::vector<PackedA> a = forward_weights(g, w, bias, kMr, gemm_detail::pack_a<float, kMr>);
-  const std::vector<int64_t> offset = pad.tap_offsets();
-  alignas(64) static const float ones[kLanes] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                                                 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
   const int64_t span = pad.span(), kc = a[0].kc();
+  // B row k of the panel at q0 is the window at xg + q0 + offset[k]; the bias row reads a run
+  // of ones kept after the image copy (its offset depends on the group).
+  std::vector<int64_t> offset = pad.tap_offsets();
+  offset.resize(size_t(Kb));
+  const int64_t ones_at = pad.floats(), ones = span + kLanes;
   // Where each panel's vectors store: their real output positions (ow < OW, q < span) follow
   // each other in the output, from that of the first one.
   std::vector<gemm_detail::RowPanelStore> stores(size_t(ceil_div(span, kLanes)));
@@ -751,21 +764,22 @@ void forward_padded(const ConvGeometry& g, float* out, const float* x, const flo
     st.keep[v] = uint16_t(st.keep[v] | (1u << lane));
   }
   parallel_for(0, g.N, 1, [&](int64_t lo, int64_t hi) {
-    float* xp = scratch_of<float>(ScratchSlot::ConvColumns, pad.floats());
+    float* xp = scratch_of<float>(ScratchSlot::ConvColumns, ones_at + ones);
     pad.clear(xp);
-    std::vector<const float*> rows(size_t(Kb), ones);
+    std::fill(xp + ones_at, xp + ones_at + ones, 1.0f);
+    std::vector<int64_t> rows = offset;
     for (int64_t n = lo; n < hi; ++n) {
       pad.fill(x + n * g.C * g.H * g.W, xp);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
         const float* xg = xp + gi * Cg * pad.channel;
+        if (bias) rows[size_t(Kg)] = ones_at - gi * Cg * pad.channel;
         float* o = out + (n * g.Co + gi * Cog) * P;
         for (int64_t q0 = 0; q0 < span; q0 += kLanes) {
-          for (int64_t k = 0; k < Kg; ++k) rows[size_t(k)] = xg + q0 + offset[size_t(k)];
           const gemm_detail::RowPanelStore& store = stores[size_t(q0 / kLanes)];
           for (int64_t k0 = 0; k0 < Kb; k0 += kc) {
             const StoreArgs<float> st{1.0f, k0 > 0 ? 1.0f : 0.0f, Epilogue::None, nullptr};
             for (int64_t i = 0; i < Cog; i += kMr)
-              gemm_detail::microkernel_f32_avx512_rows_8x32(std::min(kc, Kb - k0), a[size_t(gi)].panel(k0, i),
+              gemm_detail::microkernel_f32_avx512_rows_8x32(std::min(kc, Kb - k0), a[size_t(gi)].panel(k0, i), xg + q0,
                                                             rows.data() + k0, o + i * P, P, st,
                                                             int(std::min(kMr, Cog - i)), store);
           }

@@ -15,8 +15,8 @@
 //   25 loads per 12 FMA cycles keep the two load ports just behind (~95% of the FMA peak at
 //   best); the 16-row tile fits channel counts that are multiples of 16 but not of 24.
 // microkernel_f32_avx512_rows_8x32: C[8,32] whose B rows are read in place through a table of
-//   row pointers (the convolution's forward on a zero-padded image, where each B row is a
-//   shifted window of one channel): per k 1 pointer load, 2 loads of b, 8 broadcasts, 16
+//   row offsets from one base (the convolution's forward on a zero-padded image, where each B
+//   row is a shifted window of one channel): per k 1 offset load, 2 loads of b, 8 broadcasts, 16
 //   FMAs; 64- and 128-channel layers fill whole 8-row tiles. Its 32 columns may straddle
 //   output rows, so the store compresses each vector's kept lanes (vcompressps) onto
 //   consecutive outputs; no epilogue (StoreArgs' alpha and beta only).
@@ -195,16 +195,16 @@ LAMINA_AVX512_INLINE void direct_rows(const Direct<float>& d, int64_t i) {
   else if (j < d.N) direct_block<R, 1, true>(d, i, j, int(d.N - j));
 }
 
-// C[MR, 16 NV] with unpacked B rows (row k: the 16 NV floats at b_rows[k], unaligned, all
-// readable), stored through a RowPanelStore: vector v of row i keeps the lanes in keep[v],
-// packed together from c + i * ldc + offset[v].
+// C[MR, 16 NV] with unpacked B rows (row k: the 16 NV floats at b + b_offsets[k], unaligned,
+// all readable), stored through a RowPanelStore: vector v of row i keeps the lanes in
+// keep[v], packed together from c + i * ldc + offset[v].
 template <int MR, int NV, bool Edge>
-LAMINA_AVX512_INLINE void tile_rows(int64_t kc, const float* a, const float* const* b_rows, float* c, int64_t ldc,
-                                    const StoreArgs<float>& s, int mr, const RowPanelStore& out) {
+LAMINA_AVX512_INLINE void tile_rows(int64_t kc, const float* a, const float* b, const int64_t* b_offsets, float* c,
+                                    int64_t ldc, const StoreArgs<float>& s, int mr, const RowPanelStore& out) {
   __m512 acc[MR][NV];
   accumulate<MR, NV>(
       kc, [&](int64_t k, int i) LAMINA_AVX512_LAMBDA { return a[k * MR + i]; },
-      [&](int64_t k, int v) LAMINA_AVX512_LAMBDA { return _mm512_loadu_ps(b_rows[k] + 16 * v); }, acc);
+      [&](int64_t k, int v) LAMINA_AVX512_LAMBDA { return _mm512_loadu_ps(b + b_offsets[k] + 16 * v); }, acc);
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
     const __mmask16 keep = out.keep[v];
@@ -331,13 +331,13 @@ LAMINA_AVX512 void microkernel_f32_avx512_16x16(int64_t kc, const float* a, cons
   microkernel<16, 1>(kc, a, b, c, ldc, s, mr, nr);
 }
 
-LAMINA_AVX512 void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* const* b_rows, float* c,
-                                                    int64_t ldc, const StoreArgs<float>& s, int mr,
+LAMINA_AVX512 void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* b, const int64_t* b_offsets,
+                                                    float* c, int64_t ldc, const StoreArgs<float>& s, int mr,
                                                     const RowPanelStore& out) {
   if (mr == 8)
-    tile_rows<8, 2, false>(kc, a, b_rows, c, ldc, s, mr, out);
+    tile_rows<8, 2, false>(kc, a, b, b_offsets, c, ldc, s, mr, out);
   else
-    tile_rows<8, 2, true>(kc, a, b_rows, c, ldc, s, mr, out);
+    tile_rows<8, 2, true>(kc, a, b, b_offsets, c, ldc, s, mr, out);
 }
 
 LAMINA_AVX512 void microkernel_f32_avx512_a_rows_8x32(int64_t kc, const float* a, int64_t lda, const float* b,

@@ -99,15 +99,15 @@ void microkernel_f32_avx512_24x16(int64_t kc, const float* a, const float* b, fl
                                   const StoreArgs<float>& s, int mr, int nr);
 void microkernel_f32_avx512_16x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                   const StoreArgs<float>& s, int mr, int nr);
-// B rows unpacked: row k of the panel is the 32 floats at b_rows[k]. Of column vector v
+// B rows unpacked: row k of the panel is the 32 floats at b + b_offsets[k]. Of column vector v
 // (columns 16v .. 16v + 15) the lanes in keep[v] are stored, packed together, from
 // c + i * ldc + offset[v] for tile row i (so one panel may feed several output rows).
 struct RowPanelStore {
   int64_t offset[2];
   uint16_t keep[2];
 };
-void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* const* b_rows, float* c, int64_t ldc,
-                                      const StoreArgs<float>& s, int mr, const RowPanelStore& out);
+void microkernel_f32_avx512_rows_8x32(int64_t kc, const float* a, const float* b, const int64_t* b_offsets, float* c,
+                                      int64_t ldc, const StoreArgs<float>& s, int mr, const RowPanelStore& out);
 void microkernel_f32_avx512_a_rows_8x32(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                                         int64_t ldc, const StoreArgs<float>& s, int mr, int nr);
 // A rows unpacked: element (i, k) of the 8-row (AVX2: 6-row) panel is a_rows[i][a_offsets[k]].
