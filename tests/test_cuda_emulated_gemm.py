@@ -1,7 +1,8 @@
 """The device GEMM paths against independent references: exact fp32/fp64 (SIMT), bf16 and
 fp16 (mma.sync m16n8k16), TF32 (mma.sync m16n8k8, opt-in), the bias/relu/gelu epilogue of
-lamina.linear (and Dense), batched and broadcast-batched products, both tile shapes (128x128 when M and N
-are at least 128, else 64x64), ragged sizes, and a few thread-order seeds.
+lamina.linear (and Dense), batched and broadcast-batched products, every tile shape (128x256 for 16-bit
+operands when M >= 128 and N >= 256, 128x128 when M and N are at least 128, else 64x64), ragged
+sizes, and a few thread-order seeds.
 
 Tolerances (relative to the largest reference magnitude unless stated):
 - float32 exact: 1e-5 against the CPU (summation order differs).
@@ -57,8 +58,10 @@ def tf32():
     lm.cuda.set_float32_matmul_precision(before)
 
 
-# (M, K, N): small tile, ragged; large tile (M, N >= 128), ragged; K not a multiple of 8.
-SHAPES = [(37, 29, 41), (130, 40, 136), (5, 3, 9), (128, 64, 128)]
+# (M, K, N): small tile, ragged; large tile (M, N >= 128), ragged; K not a multiple of 8;
+# the 16-bit wide tile (M >= 128, N >= 256), ragged; ten row tiles, so the blocks' grouped
+# order (8 row tiles a group) ends on a partial group.
+SHAPES = [(37, 29, 41), (130, 40, 136), (5, 3, 9), (128, 64, 128), (136, 72, 264), (581, 16, 70)]
 
 
 @needs_cuda
@@ -197,10 +200,10 @@ def test_dense_layer_on_device_matches_cpu(activation):
 
 
 def seed_workload():
-    """Both tile shapes on every tensor-core path, plus the epilogue; prints the worst error."""
+    """Every tile shape on the tensor-core paths, plus the epilogue; prints the worst error."""
     worst = 0.0
     lm.cuda.set_float32_matmul_precision("high")
-    for (m, k, n), dtype in [((130, 40, 136), "float16"), ((37, 29, 41), "float32"), ((129, 24, 130), "bfloat16")]:
+    for (m, k, n), dtype in [((130, 40, 136), "float16"), ((37, 29, 41), "float32"), ((129, 24, 260), "bfloat16")]:
         x, w, b = _data((m, k), 17), _data((k, n), 18), _data(n, 19)
         ts = [lm.tensor(v).astype(dtype) for v in (x, w, b)]
         got = lm.linear(*(t.cuda() for t in ts), "gelu_tanh").cpu().astype("float64").numpy()

@@ -13,8 +13,10 @@
 //       E = bfloat16 / half: mma.sync m16n8k16, fragments by ldmatrix (A: x4; B: x4.trans);
 //       E = float (TF32): mma.sync m16n8k8 .tf32, fragments by 32-bit shared loads rounded with
 //       cvt.rna.tf32.f32 (10-bit mantissa, so ~1e-3 relative error per product).
-//       Tiles: 128x128 (8 warps of 64x32, 16 mma per warp per k-step) when M and N are both at
-//       least 128, else 64x64 (4 warps of 32x32). A stage holds 64 bytes of K per row (BK = 32
+//       Tiles: 128x256 (8 warps of 64x64, 4 stages; 16-bit operands with N >= 256), 128x128
+//       (8 warps of 64x32, 16 mma per warp per k-step) when M and N are both at least 128,
+//       else 64x64 (4 warps of 32x32); blocks take their tiles in groups of 8 row tiles (L2
+//       reuse). A stage holds 64 bytes of K per row (BK = 32
 //       16-bit or 16 fp32 elements); 3 stages: cp.async (16-byte chunks, scalar fallback on
 //       ragged edges or unaligned rows) fills stage t+2 while stage t is consumed, with one
 //       barrier per K step. Shared memory is XOR-swizzled per 16-byte chunk instead of padded
@@ -130,6 +132,23 @@ struct MmaTile {
 };
 using LargeMmaTile = MmaTile<128, 128, 2, 4, 3>;
 using SmallMmaTile = MmaTile<64, 64, 2, 2, 3>;
+// 16-bit operands with M >= 128 and N >= 256: 8 warps of 64x64, whose ldmatrix reads carry
+// twice the FLOPs per shared byte of the 128x128 tile's 64x32 warps (cuda/kernels/README.md);
+// 4 stages of 24 KiB, 96 KiB in all (the launch opts in above 48 KiB), one block per SM.
+using WideMmaTile = MmaTile<128, 256, 2, 4, 4>;
+
+// The output tile of this block: consecutive blocks walk down a group of 8 row tiles before
+// moving right, so the 8 A row tiles and the B column tiles they read are reused from L2
+// (blocks start x fastest, which alone would stream all of B for every row tile).
+__device__ __forceinline__ void grouped_tile(int& tile_m, int& tile_n) {
+  constexpr int kGroup = 8;
+  const int tiles_n = int(gridDim.x), tiles_m = int(gridDim.y);
+  const int linear = int(blockIdx.y) * tiles_n + int(blockIdx.x);
+  const int first_m = linear / (kGroup * tiles_n) * kGroup;
+  const int rows = min(tiles_m - first_m, kGroup), local = linear - first_m * tiles_n;
+  tile_m = first_m + local % rows;
+  tile_n = local / rows;
+}
 
 // Element layout of one pipeline stage. Rows of A hold 64 bytes of K (4 chunks of 16
 // bytes); rows of B hold BN elements. Chunks are XOR-swizzled within a row so that the 8
@@ -265,7 +284,9 @@ __global__ void __launch_bounds__(Tile::kThreads) mma_gemm_kernel(GemmProblem<E,
   const E* __restrict__ B = p.B + z * p.batch_stride_b;
   E* __restrict__ C = p.C + z * size_t(p.M) * p.N;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int row0 = blockIdx.y * Tile::BM, col0 = blockIdx.x * Tile::BN;
+  int tile_m, tile_n;
+  grouped_tile(tile_m, tile_n);
+  const int row0 = tile_m * Tile::BM, col0 = tile_n * Tile::BN;
   const int wm = (warp / Tile::WARPS_N) * Tile::WM, wn = (warp % Tile::WARPS_N) * Tile::WN;
   float acc[Tile::FM][Tile::FN][4];
 #pragma unroll
@@ -334,13 +355,21 @@ cudaError_t launch_mma(const device::GemmProblem<E, E, float>& p, unsigned batch
                      device::MmaLayout<E, Tile>::kSharedBytes, current_stream(), p);
 }
 
-// The 128x128 tile when neither M nor N would leave most of it empty.
+// The largest tile that M and N do not leave mostly empty: 128x256 (16-bit operands only:
+// TF32's fragments would not fit its registers), 128x128, else 64x64.
+template <class E>
+cudaError_t launch_mma_tile(const device::GemmProblem<E, E, float>& p, unsigned batch) {
+  if constexpr (sizeof(E) == 2) {
+    if (p.M >= device::WideMmaTile::BM && p.N >= device::WideMmaTile::BN)
+      return launch_mma<E, device::WideMmaTile>(p, batch);
+  }
+  if (p.M >= device::LargeMmaTile::BM && p.N >= device::LargeMmaTile::BN) return launch_mma<E, device::LargeMmaTile>(p, batch);
+  return launch_mma<E, device::SmallMmaTile>(p, batch);
+}
+
 template <class E>
 void run_mma(const char* name, const device::GemmProblem<E, E, float>& p, unsigned batch) {
-  const bool large = p.M >= device::LargeMmaTile::BM && p.N >= device::LargeMmaTile::BN;
-  const cudaError_t status = large ? launch_mma<E, device::LargeMmaTile>(p, batch)
-                                   : launch_mma<E, device::SmallMmaTile>(p, batch);
-  check_launch(status, name, "mma_gemm_kernel launch");
+  check_launch(launch_mma_tile(p, batch), name, "mma_gemm_kernel launch");
 }
 
 template <class In, class Out, class Acc>

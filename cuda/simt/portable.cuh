@@ -35,6 +35,12 @@ template <class... KArgs, class... Args>
 inline cudaError_t simt_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
                                cudaStream_t stream, Args... args) {
   lamina::simt::launch_count.fetch_add(1, std::memory_order_relaxed);
+  // Above 48 KiB of dynamic shared memory a kernel must opt in (the emulator takes up to the
+  // sm_90 limit, 227 KiB, as the device then does).
+  if (smem > 48 * 1024) {
+    const cudaError_t opt_in = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (opt_in != cudaSuccess) return opt_in;
+  }
   kernel<<<grid, block, smem, stream>>>(args...);
   return cudaGetLastError();
 }
