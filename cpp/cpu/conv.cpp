@@ -629,14 +629,6 @@ std::vector<PackedA> forward_weights(const ConvGeometry& g, const float* w, cons
   return a;
 }
 
-// A zero-padded copy of one image, split by stride phase, that a conv reads in place: phase
-// plane (c, a, b) holds the padded input at rows s_h * r + a, columns s_w * m + b (r < Hq,
-// m < Wq). Output position (oh, ow) becomes flat position q = oh * Wq + ow, and kernel tap
-// (c, ki, kj) reads plane (c, ki dil_h % s_h, kj dil_w % s_w) at q + (ki dil_h / s_h) Wq +
-// kj dil_w / s_w: for every tap, consecutive output positions read consecutive floats (a
-// strided conv becomes a unit-stride one over s_h s_w times the channels). Positions with
-// ow >= OW are computed and dropped where a whole window is read (Wq / OW - 1 extra work: 2/14
-// at 14 x 14, 2/32 at 32 x 32, 1/16 for 3 x 3 stride 2 on 32 x 32).
 // dst[0, n) = src[0, n) in 8-float moves, the last one masked (rows of 14 floats took a
 // 4-float loop and a scalar tail).
 LAMINA_CONV_AVX2 void copy_floats(float* dst, const float* src, int64_t n) {
@@ -663,6 +655,14 @@ LAMINA_CONV_AVX2 void copy_every_second(float* dst, const float* src, int64_t n)
   for (; m < n; ++m) dst[m] = src[2 * m];
 }
 
+// A zero-padded copy of one image, split by stride phase, that a conv reads in place: phase
+// plane (c, a, b) holds the padded input at rows s_h * r + a, columns s_w * m + b (r < Hq,
+// m < Wq). Output position (oh, ow) becomes flat position q = oh * Wq + ow, and kernel tap
+// (c, ki, kj) reads plane (c, ki dil_h % s_h, kj dil_w % s_w) at q + (ki dil_h / s_h) Wq +
+// kj dil_w / s_w: for every tap, consecutive output positions read consecutive floats (a
+// strided conv becomes a unit-stride one over s_h s_w times the channels). Positions with
+// ow >= OW are computed and dropped where a whole window is read (Wq / OW - 1 extra work: 2/14
+// at 14 x 14, 2/32 at 32 x 32, 1/16 for 3 x 3 stride 2 on 32 x 32).
 class PaddedImage {
  public:
   int64_t Hq, Wq, channel;  // rows and columns of a phase plane, floats per channel

@@ -28,8 +28,8 @@ void run(const Tensor& out, const Tensor& a, F f) {
 
 // The transcendental maps (GELU, tanh, sigmoid, exp, ...) are compute-bound on this file's
 // AVX2 vectors: where the CPU has AVX-512, contiguous float32 runs take this copy of the same
-// formula (same bits; f is inlined into the AVX-512 function). tanh over 4M floats: 1.71 ->
-// 0.8 ms.
+// formula (same bits; f is inlined into the AVX-512 function). 4M floats, 2 threads: tanh
+// 1.76 -> 1.18 ms, exp 1.26 -> 0.94 ms.
 template <class F>
 LAMINA_TARGET_AVX512 void map_avx512(const float* __restrict x, float* __restrict y, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
