@@ -27,6 +27,10 @@ SQUARE = [64, 128, 256, 512, 1024, 2048]
 MLP = [("fwd 128x784x512", 128, 784, 512), ("fwd 128x512x256", 128, 512, 256), ("fwd 128x256x10", 128, 256, 10),
        ("dW 784x128x512", 784, 128, 512), ("dX 128x512x784", 128, 512, 784),
        ("fwd 8x256x2048", 8, 256, 2048)]
+# Weight gradients with op(A) = A^T (x^T @ grad, read as a transposed view): the transformer's
+# QKV layer (384 x 4096 x 128) and the LSTM's joined input and recurrent weights
+# (1024 x 8192 x 384), where packing op(A) is a large share of the time.
+TRANSPOSED_A = [("dW^T 384x4096x128", 384, 4096, 128), ("dW^T 1024x8192x384", 1024, 8192, 384)]
 
 
 def fma_peak(threads: int) -> tuple[float | None, float | None]:
@@ -58,21 +62,25 @@ def main():
     print(f"threads={threads}  FMA peak: {peak1} GFLOP/s (1 thread), {peak_n} GFLOP/s ({threads} threads); "
           f"%peak uses {peak}")
     rng = np.random.default_rng(0)
-    cases = [(f"square {n}", n, n, n) for n in (SQUARE[:-1] if quick else SQUARE)] + MLP
+    cases = [(f"square {n}", n, n, n, False) for n in (SQUARE[:-1] if quick else SQUARE)]
+    cases += [(*case, False) for case in MLP] + [(*case, True) for case in TRANSPOSED_A]
     cols = ["lamina", "numpy", "torch"]
     head = f"{'case':<20}" + "".join(f"{c + ' GF/s':>14}" for c in cols) + f"{'lamina %peak':>14}"
     head += "".join(f"{c + ' / lamina':>16}" for c in cols[1:])
     print(head)
-    for name, m, k, n in cases:
-        a = rng.standard_normal((m, k)).astype(np.float32)
+    for name, m, k, n, trans_a in cases:
+        stored = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+        a = stored.T if trans_a else stored
         b = rng.standard_normal((k, n)).astype(np.float32)
-        la, lb = lm.tensor(a), lm.tensor(b)
+        ls, lb = lm.tensor(stored), lm.tensor(b)
+        la = lm.transpose(ls) if trans_a else ls
         flop = 2.0 * m * n * k
         min_time = 0.05 if flop < 1e8 else 0.3
         times = {"lamina": time_call(lambda: lm.matmul(la, lb), min_time=min_time, repeats=5),
                  "numpy": time_call(lambda: a @ b, min_time=min_time, repeats=5)}
         if torch is not None:
-            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            ts, tb = torch.from_numpy(stored), torch.from_numpy(b)
+            ta = ts.t() if trans_a else ts
             times["torch"] = time_call(lambda: torch.mm(ta, tb), min_time=min_time, repeats=5)
         line = f"{name:<20}"
         for c in cols:

@@ -324,6 +324,37 @@ def test_softmax_values(layout, axis):
     np.testing.assert_allclose(to_np(lm.softmax(t32, axis)), np_softmax(nv(a), axis), rtol=1e-5, atol=1e-7)
 
 
+def test_float32_softmax_and_cross_entropy_over_wide_score_spreads():
+    """float32 softmax, softmax cross-entropy and attention take exp(x - max) on a path for
+    x - max <= 0 that flushes results under 2^-126 to 0. Against float64: probabilities that
+    are normal floats are within a few ulp plus the float32 rounding of x - max (relative
+    |x - max| 2^-24, the conditioning of exp), the flushed ones are below 2^-126, -inf scores
+    give exactly 0, and rows spread over [-120, 0] still sum to 1."""
+    tiny = np.finfo(np.float32).tiny
+    a = np.concatenate([np.linspace(-120, 0, 97).reshape(1, -1),
+                        RNG.uniform(-95, 5, (7, 97))]).astype(np.float32)
+    a[3, ::5] = -np.inf
+    a64 = a.astype(np.float64)
+    want = np_softmax(a64)
+    got = to_np(lm.softmax(lm.tensor(a), -1)).astype(np.float64)
+    normal = want >= tiny
+    shift = np.abs(a64 - a64.max(-1, keepdims=True))
+    bound = (4e-7 + shift * 2.0**-24) * want
+    assert np.all(np.abs(got - want)[normal] <= bound[normal])
+    assert np.all(got[~normal] <= tiny) and np.all(got[3, ::5] == 0)
+    np.testing.assert_allclose(got.sum(-1), 1, rtol=1e-6)
+    labels = np.arange(8) * 11
+    logits = lm.tensor(a, requires_grad=True)
+    loss = lm.softmax_cross_entropy(logits, lm.tensor(labels), reduction="sum")
+    want_loss = -np_log_softmax(a.astype(np.float64))[np.arange(8), labels].sum()
+    assert float(loss.numpy()) == pytest.approx(want_loss, rel=1e-6)
+    loss.backward()
+    onehot = np.eye(97)[labels]
+    grad = to_np(logits.grad).astype(np.float64)
+    assert np.all(np.abs(grad - (want - onehot))[normal] <= bound[normal] + 1e-7)
+    assert np.all(np.abs(grad - (want - onehot))[~normal] <= tiny)
+
+
 def test_softmax_stable_and_3d():
     a = np.array([[1000.0, 1001.0, 999.0], [-1000.0, -1001.0, -1e4]])
     np.testing.assert_allclose(to_np(lm.softmax(lm.tensor(a))), np_softmax(a), rtol=1e-12)

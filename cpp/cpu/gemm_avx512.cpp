@@ -1,7 +1,8 @@
 // AVX-512 float32 GEMM microkernel, chosen at run time when the CPU has AVX-512F (see
 // gemm.cpp); every function carries a target attribute, so the file builds without -mavx512f
-// and nothing from it runs on an older CPU. The packs (AVX2 transposes, gemm_avx2.cpp) and
-// the unpacked small-size path are shared with the AVX2 set.
+// and nothing from it runs on an older CPU. Also here: the unpacked small-size path (8 x 32
+// blocks; other layouts fall back to the AVX2 set's loops) and the row-copying packs (op(A) =
+// A^T, op(B) = B, with zmm moves); the transposing packs are the AVX2 set's (gemm_avx2.cpp).
 //
 // microkernel_f32_avx512, version 1: C[12,32] tile (the GEMM's).
 //   a: 12-row panel packed [kc][12]; b: 32-column panel packed [kc][32], 64-byte aligned.

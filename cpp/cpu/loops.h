@@ -18,8 +18,9 @@ inline namespace LAMINA_LOOPS {
 constexpr int64_t kElementwiseGrain = 32768;
 
 // Where the CPU's kernels may use AVX-512 and every tensor is contiguous float32 of one
-// shape: the case the AVX-512 copies of compute-bound elementwise ops take (GELU in
-// cpu/unary.cpp and cpu/binary.cpp); those run over element ranges of kElementwiseGrain.
+// shape: the case the AVX-512 copies of compute-bound elementwise ops take (the
+// transcendental maps in cpu/unary.cpp, GELU's backward in cpu/binary.cpp); those run over
+// element ranges of kElementwiseGrain.
 inline bool avx512_float_run(std::initializer_list<const Tensor*> ts) {
   if (!use_avx512_kernels()) return false;
   for (const Tensor* t : ts)

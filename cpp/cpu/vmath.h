@@ -1,7 +1,9 @@
 // Branch-free float32 exp/tanh/sigmoid/erf/log/log1p made only of arithmetic and bit operations, so
 // that the compiler vectorizes the loops that call them (libm's expf/tanhf are scalar
 // calls). Accuracy: a few ulp over the whole float range; NaN and +-inf propagate as in
-// libm. float64 kernels keep using libm: they serve references and gradient checks.
+// libm. Two helpers for callers that never need denormal results, exp_normal (sigmoid, tanh)
+// and exp_nonpositive (shifted softmax scores), flush them to 0 instead. float64 kernels keep
+// using libm: they serve references and gradient checks.
 #pragma once
 #include <cmath>
 #include <cstdint>
