@@ -112,8 +112,10 @@ def test_gru_matches_composite(shape, masked):
 # the time loop to be split over a team of threads. Each member owns a slice of the hidden
 # units cut at multiples of 8 (with 3 threads, 32, 32 and 36 of 100 units) and, in the
 # LSTM's backward, a slice of the inputs: the second shape gives the members empty and
-# non-empty input slices (0, 8 and 12 of 20) and the GRU one member.
-TEAM_SHAPES = [(9, 4, 3, 100), (16, 3, 20, 56)]
+# non-empty input slices (0, 8 and 12 of 20) and the GRU one member. The LSTM's backward
+# adds up its weight gradients over windows of ceil(256 / batch) steps: the third shape's
+# 7 steps make windows of 1, 3 and 3.
+TEAM_SHAPES = [(9, 4, 3, 100), (16, 3, 20, 56), (100, 7, 3, 40)]
 
 
 @pytest.mark.parametrize("shape", TEAM_SHAPES)
@@ -138,6 +140,31 @@ def test_time_loop_split_over_threads(kind, threads, shape):
     for i, (g, w) in enumerate(zip(got_v + got_g, want_v + want_g)):
         scale = np.max(np.abs(w))
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale, err_msg=f"float32 result {i}")
+
+
+@pytest.mark.parametrize("forward_threads,backward_threads", [(3, 1), (1, 2), (2, 3)])
+def test_lstm_backward_on_a_team_of_another_size(forward_threads, backward_threads):
+    # The forward saves gates and cells cut into its members' unit slices; a backward run by
+    # a different number of threads (here 100 units in slices of 32/32/36, 48/52 or one)
+    # reads them across those cuts.
+    arrays = [a * 0.3 for a in lstm_params(*TEAM_SHAPES[0])]
+    mask = random_mask(*TEAM_SHAPES[0][:2])
+    leaves = [lm.tensor(a, dtype="float64", requires_grad=True) for a in arrays]
+    previous = lm.get_num_threads()
+    try:
+        lm.set_num_threads(forward_threads)
+        outs = fused_lstm(*leaves, mask=mask)
+        weights = [RNG.standard_normal(o.shape) for o in outs]
+        loss = sum(lm.sum(o * lm.tensor(w, dtype="float64")) for o, w in zip(outs, weights))
+        lm.set_num_threads(backward_threads)
+        loss.backward()
+    finally:
+        lm.set_num_threads(previous)
+    want_v, want_g = values_and_grads(lstm_reference, arrays, weights, mask)
+    for i, (g, w) in enumerate(zip([o.numpy() for o in outs], want_v)):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, err_msg=f"output {i}")
+    for i, (leaf, w) in enumerate(zip(leaves, want_g)):
+        np.testing.assert_allclose(leaf.grad.numpy(), w, rtol=1e-9, atol=1e-11, err_msg=f"gradient of input {i}")
 
 
 @pytest.mark.parametrize("fn,params", [(fused_lstm, lstm_params), (fused_gru, gru_params)])

@@ -387,6 +387,20 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
 const char* gemm_isa() { return f32_kernels().name; }
 
 template <class T>
+void reserve_gemm(int64_t M, int64_t N, int64_t K) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  const auto& kern = [&]() -> const Kernels<T>& {
+    if constexpr (std::is_same_v<T, float>) return f32_kernels_for(M, N);
+    else return f64_kernels();
+  }();
+  // What run() takes: one slab's workspace per thread it may use.
+  scratch(size_t(Blocks<T>::slab_workspace(kern, K, M, N) * get_num_threads()) * sizeof(T));
+}
+
+template void reserve_gemm<float>(int64_t, int64_t, int64_t);
+template void reserve_gemm<double>(int64_t, int64_t, int64_t);
+
+template <class T>
 ReusedMatrix<T>::ReusedMatrix(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb)
     : trans_(trans_b), K_(K), N_(N), B_(B), ldb_(ldb) {
   check_args("ReusedMatrix", 1, N, K, K, ldb, N, false, trans_b);

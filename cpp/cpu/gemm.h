@@ -57,6 +57,13 @@ class ReusedMatrix {
 extern template class ReusedMatrix<float>;
 extern template class ReusedMatrix<double>;
 
+// Grows the calling thread's packing workspace to what gemm_f32 (T = float) or gemm_f64
+// needs for an M x N x K product, so that such a product made on this thread later (nested
+// in a team member, where it runs inline) allocates nothing and cannot throw. Throws
+// MemoryError.
+template <class T>
+void reserve_gemm(int64_t M, int64_t N, int64_t K);
+
 // The instruction set of the float32 kernels in use: "avx512", "avx2" or "generic" (the
 // CPU's widest, capped by LAMINA_CPU_ISA=avx2|generic in the environment).
 const char* gemm_isa();

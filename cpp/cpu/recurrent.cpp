@@ -15,10 +15,11 @@
 // inputs into a (T*B, G) array that the step loop then read back: 32 MB written and re-read
 // from memory for the benchmark LSTM instead of 128 KB per step that stays in cache.
 // Backward walks the steps in reverse: the fused loop turns dh, dc into pre-activation
-// gradients dG (T, B, G) for the member's units and sums its units of db; after a barrier one
+// gradients dG_t (B, G) for the member's units and sums its units of db; after a barrier one
 // product per member sends all of dG_t back through the columns of w_hh for its units
-// (dh_{t-1}) and of w_ih for its slice of the inputs (dx_t, written batch-first). One GEMM
-// after the loop gives dw = dG^T @ xh, split into dw_ih and dw_hh.
+// (dh_{t-1}) and of w_ih for its slice of the inputs (dx_t, written batch-first). dG is kept
+// for a window of steps only: at each window's first step every member adds dG^T @ xh over
+// the window to its gate rows of dw (split into dw_ih and dw_hh at the end).
 //
 // GRU (G = 3H): its candidate gate needs the input and recurrent terms apart, so one GEMM
 // projects every step's input (gates[T*B, G] = x[T*B, I] @ w_ih^T + b_ih) and the step
@@ -33,6 +34,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -81,12 +83,12 @@ void column_sums(const T* a, int64_t rows, int64_t cols, T* out) {
 // Each works on `n` hidden units of one batch row. Gate q of unit j sits at q * H + j in the
 // (B,T,G) arrays (g, dg) and at q * ghs + j in a member's private product buffer (gh).
 
-// pre: pre-activations (i, f, g, o), gate q at q * ps; their activations go to g. c, h: the
-// new state.
+// pre: pre-activations (i, f, g, o), gate q at q * ps; their activations go to g, gate q at
+// q * gs. c, h: the new state.
 template <class T>
-LAMINA_ALWAYS_INLINE void lstm_forward_row(const T* __restrict pre, int64_t ps, T* __restrict g,
+LAMINA_ALWAYS_INLINE void lstm_forward_row(const T* __restrict pre, int64_t ps, T* __restrict g, int64_t gs,
                                            const T* __restrict cprev, T* __restrict c, T* __restrict h,
-                                           int64_t n, int64_t H) {
+                                           int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     const T i = fast_sigmoid(pre[j]), f = fast_sigmoid(pre[ps + j]);
     const T gg = fast_tanh(pre[2 * ps + j]), o = fast_sigmoid(pre[3 * ps + j]);
@@ -94,28 +96,29 @@ LAMINA_ALWAYS_INLINE void lstm_forward_row(const T* __restrict pre, int64_t ps, 
     c[j] = cn;
     h[j] = o * fast_tanh(cn);
     g[j] = i;
-    g[H + j] = f;
-    g[2 * H + j] = gg;
-    g[3 * H + j] = o;
+    g[gs + j] = f;
+    g[2 * gs + j] = gg;
+    g[3 * gs + j] = o;
   }
 }
 
-// dh + dout: gradient reaching h_t; dc: in, gradient reaching c_t from later steps; out,
-// gradient reaching c_{t-1}. dg: pre-activation gradients.
+// g: the activated gates, gate q at q * gs. dh + dout: gradient reaching h_t; dc: in,
+// gradient reaching c_t from later steps; out, gradient reaching c_{t-1}. dg: pre-activation
+// gradients, gate q at q * dgs.
 template <class T>
-LAMINA_ALWAYS_INLINE void lstm_backward_row(const T* __restrict g, const T* __restrict cprev,
+LAMINA_ALWAYS_INLINE void lstm_backward_row(const T* __restrict g, int64_t gs, const T* __restrict cprev,
                                             const T* __restrict c, const T* __restrict dh,
                                             const T* __restrict dout, T* __restrict dc, T* __restrict dg,
-                                            int64_t n, int64_t H) {
+                                            int64_t dgs, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
-    const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+    const T i = g[j], f = g[gs + j], gg = g[2 * gs + j], o = g[3 * gs + j];
     const T dht = dh[j] + dout[j];
     const T tc = fast_tanh(c[j]);
     const T dct = dc[j] + dht * o * (T(1) - tc * tc);
     dg[j] = dct * gg * i * (T(1) - i);
-    dg[H + j] = dct * cprev[j] * f * (T(1) - f);
-    dg[2 * H + j] = dct * i * (T(1) - gg * gg);
-    dg[3 * H + j] = dht * tc * o * (T(1) - o);
+    dg[dgs + j] = dct * cprev[j] * f * (T(1) - f);
+    dg[2 * dgs + j] = dct * i * (T(1) - gg * gg);
+    dg[3 * dgs + j] = dht * tc * o * (T(1) - o);
     dc[j] = dct * f;
   }
 }
@@ -124,15 +127,6 @@ LAMINA_ALWAYS_INLINE void lstm_backward_row(const T* __restrict g, const T* __re
 template <class T>
 LAMINA_ALWAYS_INLINE void add_row(const T* __restrict a, T* __restrict sum, int64_t n) {
   for (int64_t j = 0; j < n; ++j) sum[j] += a[j];
-}
-
-// sum += dg for `gates` gates of n units (q * H apart in dg, q * n in sum). A separate loop:
-// folded into the row loop above, the extra streams stopped GCC vectorizing it.
-template <class T>
-LAMINA_ALWAYS_INLINE void add_gate_rows(const T* __restrict dg, T* __restrict sum, int64_t gates, int64_t n,
-                                        int64_t H) {
-  for (int64_t q = 0; q < gates; ++q)
-    for (int64_t j = 0; j < n; ++j) sum[q * n + j] += dg[q * H + j];
 }
 
 // g: (input part of r, z, n) -> (r, z, n); gh: W_hh h + b_hh for this row.
@@ -178,7 +172,6 @@ LAMINA_ALWAYS_INLINE void gru_backward_row(const T* __restrict g, const T* __res
 // Each row kernel in AVX-512, AVX2+FMA and baseline builds of the float version.
 LAMINA_PER_ISA_KERNEL(lstm_forward_row)
 LAMINA_PER_ISA_KERNEL(lstm_backward_row)
-LAMINA_PER_ISA_KERNEL(add_gate_rows)
 LAMINA_PER_ISA_KERNEL(add_row)
 LAMINA_PER_ISA_KERNEL(gru_forward_row)
 LAMINA_PER_ISA_KERNEL(gru_backward_row)
@@ -265,16 +258,18 @@ struct Member {
   Units units;
 };
 
-// Runs body(member, state, barrier) on every member of a team. prepare(member) builds a
-// member's state and may throw (it allocates); the body must not. When any member's
-// prepare fails, every member skips its body (they all decide after the same barrier, so
-// none is left waiting) and the first error is rethrown here.
+// Runs body(member, state, barrier) on every member of a team and returns the team's size.
+// prepare(member) builds a member's state and may throw (it allocates); the body must not.
+// When any member's prepare fails, every member skips its body (they all decide after the
+// same barrier, so none is left waiting) and the first error is rethrown here.
 template <class Prepare, class Body>
-void run_time_loop(int max_members, int64_t H, const Prepare& prepare, const Body& body) {
+int run_time_loop(int max_members, int64_t H, const Prepare& prepare, const Body& body) {
   std::atomic<bool> failed{false};
   std::exception_ptr error;
   std::mutex error_mutex;
+  int team_size = 1;
   parallel_team(max_members, [&](int rank, int size, TeamBarrier& barrier) {
+    if (rank == 0) team_size = size;
     const Member member{rank, size, unit_slice(H, rank, size)};
     std::optional<decltype(prepare(member))> state;
     try {
@@ -288,51 +283,65 @@ void run_time_loop(int max_members, int64_t H, const Prepare& prepare, const Bod
     if (!failed.load()) body(member, *state, barrier);
   });
   if (error) std::rethrow_exception(error);
+  return team_size;
 }
 
-// A member's backward state. Its step product sends dG_t back through the columns of w_hh
-// for its units (dh_{t-1}) and of w_ih for its slice of the inputs (dx_t): one (G, units +
-// inputs) matrix, so dG_t is packed once per step.
+// The LSTM's saved gates and cells keep each step's values slice by slice over the forward
+// team's unit slices: slice [lo, hi) holds (B, per_unit, hi - lo) values from per_unit * B *
+// lo on (per_unit: 4 for the gates, gate by gate, 1 for the cells). A member thus writes,
+// and later reads, one contiguous run per step, which the hardware prefetcher follows. With
+// whole rows (4H values per batch row, the members' runs interleaved 512 bytes at a time)
+// the row loops waited on memory: ~20% of the benchmark LSTM's training step.
+template <class T>
+T* in_slice(T* step, int64_t B, int64_t per_unit, Units slice, int64_t bi) {
+  return step + per_unit * (B * slice.lo + bi * slice.count());
+}
+
+// A member's LSTM backward state. Its step product sends dG_t back through the columns of
+// w_hh for its units (dh_{t-1}) and of w_ih for its slice of the inputs (dx_t): one (G, units
+// + inputs) matrix, so dG_t is packed once per step.
 template <class T>
 struct LstmBackwardState {
   Units inputs;
   StepWeight<T> columns;
   std::vector<T> product;  // (B, units + inputs)
   std::vector<T> db;       // the member's units of db, gate by gate
+  std::vector<T> dw;       // (4 * units, I + H): the member's gate rows of [dw_ih | dw_hh]
 };
 
-// For the backward products: columns [lo, hi) of w_hh (G x H) beside columns [lo, hi) of w_ih
-// (G x I; the GRU passes none), as one (G, units + inputs) matrix.
-template <class T>
-std::vector<T> joined_columns(const T* w_hh, int64_t H, Units units, const T* w_ih, int64_t I, Units inputs,
-                              int64_t G) {
-  const int64_t n = units.count(), nx = inputs.count(), width = n + nx;
-  std::vector<T> out(size_t(G * width));
-  for (int64_t k = 0; k < G; ++k) {
-    copy_row(w_hh + k * H + units.lo, out.data() + k * width, n);
-    if (nx > 0) copy_row(w_ih + k * I + inputs.lo, out.data() + k * width + n, nx);
+// Gate rows (q * H + j) in the order the LSTM backward keeps its gate gradients: member by
+// member, and within a member gate by gate over its units, so that each member's columns of
+// dG form one block, which its weight-gradient product reads as one matrix.
+std::vector<int64_t> member_major_gates(int64_t H, int members) {
+  std::vector<int64_t> rows;
+  rows.reserve(size_t(4 * H));
+  for (int r = 0; r < members; ++r) {
+    const Units u = unit_slice(H, r, members);
+    for (int64_t q = 0; q < 4; ++q)
+      for (int64_t j = u.lo; j < u.hi; ++j) rows.push_back(q * H + j);
   }
-  return out;
+  return rows;
 }
 
-// dw_ih and dw_hh from the gate gradients dg (rows, G) and the saved [x | h] rows, in one
-// pass over dg when both are wanted.
+std::vector<int64_t> identity_rows(int64_t count) {
+  std::vector<int64_t> rows(static_cast<size_t>(count));
+  std::iota(rows.begin(), rows.end(), int64_t(0));
+  return rows;
+}
+
+// For the backward products: columns [lo, hi) of w_hh (G x H) beside columns [lo, hi) of w_ih
+// (G x I; the GRU passes none), as one (G, units + inputs) matrix whose row k is gate row
+// rows[k] of the weights.
 template <class T>
-void lstm_weight_grads(int64_t rows, int64_t G, int64_t I, int64_t H, const T* dg, const T* xh, T* dw_ih,
-                       T* dw_hh) {
-  const int64_t K = I + H;
-  if (dw_ih && dw_hh) {
-    HostArray<T> dw(size_t(G * K));
-    gemm<T>(true, false, G, K, rows, T(1), dg, G, xh, K, T(0), dw.data(), K);
-    for (int64_t k = 0; k < G; ++k) {
-      copy_row(dw.data() + k * K, dw_ih + k * I, I);
-      copy_row(dw.data() + k * K + I, dw_hh + k * H, H);
-    }
-  } else if (dw_ih) {
-    gemm<T>(true, false, G, I, rows, T(1), dg, G, xh, K, T(0), dw_ih, I);
-  } else if (dw_hh) {
-    gemm<T>(true, false, G, H, rows, T(1), dg, G, xh + I, K, T(0), dw_hh, H);
+std::vector<T> joined_columns(const T* w_hh, int64_t H, Units units, const T* w_ih, int64_t I, Units inputs,
+                              const std::vector<int64_t>& rows) {
+  const int64_t n = units.count(), nx = inputs.count(), width = n + nx;
+  std::vector<T> out(rows.size() * size_t(width));
+  for (size_t k = 0; k < rows.size(); ++k) {
+    copy_row(w_hh + rows[k] * H + units.lo, out.data() + int64_t(k) * width, n);
+    if (nx > 0) copy_row(w_ih + rows[k] * I + inputs.lo, out.data() + int64_t(k) * width + n, nx);
   }
+  return out;
 }
 
 // A member's forward product: rows of [w_ih | w_hh] (LSTM; I = 0 and w_hh alone for the
@@ -353,7 +362,7 @@ ForwardState<T> forward_state(const T* w_ih, int64_t I, const T* w_hh, const T* 
 
 template <class T>
 StepWeight<T> backward_weight(const T* w_hh, int64_t gates, int64_t B, int64_t H, Units u) {
-  return StepWeight<T>(joined_columns<T>(w_hh, H, u, nullptr, 0, Units{0, 0}, gates * H), false, gates * H,
+  return StepWeight<T>(joined_columns<T>(w_hh, H, u, nullptr, 0, Units{0, 0}, identity_rows(gates * H)), false, gates * H,
                        u.count(), B);
 }
 
@@ -362,27 +371,28 @@ StepWeight<T> backward_weight(const T* w_hh, int64_t gates, int64_t B, int64_t H
 // ---- launchers ---------------------------------------------------------------------------
 
 template <class T>
-void lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                  const T* b, const uint8_t* mask, T* gates, T* xh, T* cells, T* out) {
+int lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
+                 const T* b, const uint8_t* mask, T* gates, T* xh, T* cells, T* out) {
   const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 4 * H, K = I + H;
   parallel_for(0, S * B, 256, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) copy_row(x + ((r % B) * S + r / B) * I, xh + r * K, I);
   });
   for (int64_t bi = 0; bi < B; ++bi) copy_row(h0 + bi * H, xh + bi * K + I, H);
   auto prepare = [&](const Member& m) { return forward_state<T>(w_ih, I, w_hh, b, 4, B, H, m.units); };
-  run_time_loop(team_members(B * K * G, H), H, prepare, [&](const Member& m, ForwardState<T>& s, TeamBarrier& barrier) {
+  return run_time_loop(team_members(B * K * G, H), H, prepare, [&](const Member& m, ForwardState<T>& s, TeamBarrier& barrier) {
     const Units u = m.units;
     const int64_t n = u.count(), row = 4 * n;
     for (int64_t t = 0; t < S; ++t) {
       s.weight.multiply(B, xh + t * B * K, K, T(0), s.product.data(), row, s.bias.data());
       for (int64_t bi = 0; bi < B; ++bi) {
         const int64_t r = t * B + bi;
-        const T* cp = (t > 0 ? cells + (r - B) * H : c0 + bi * H) + u.lo;
-        T* c = cells + r * H + u.lo;
+        const T* cp = t > 0 ? in_slice(cells + (t - 1) * B * H, B, 1, u, bi) : c0 + bi * H + u.lo;
+        T* c = in_slice(cells + t * B * H, B, 1, u, bi);
         T* o = out + (bi * (S + 2) + t) * H + u.lo;
         T* next = (t + 1 < S ? xh + (r + B) * K + I : out + (bi * (S + 2) + S) * H) + u.lo;
         if (!mask || mask[r]) {
-          lstm_forward_row_run<T>(s.product.data() + bi * row, n, gates + r * G + u.lo, cp, c, o, n, H);
+          lstm_forward_row_run<T>(s.product.data() + bi * row, n, in_slice(gates + t * B * G, B, 4, u, bi), n, cp, c,
+                                  o, n);
           copy_row(o, next, n);
         } else {
           copy_row(cp, c, n);
@@ -398,10 +408,17 @@ void lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const 
 
 template <class T>
 void lstm_backward(const RnnDims& d, const T* dout, const T* xh, const T* c0, const T* w_ih, const T* w_hh,
-                   const uint8_t* mask, const T* gates, const T* cells, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
-                   T* db) {
-  const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 4 * H;
-  HostArray<T> dg(size_t(S * B * G));
+                   const uint8_t* mask, const T* gates, const T* cells, int saved_slices, T* dx, T* dh0, T* dc0,
+                   T* dw_ih, T* dw_hh, T* db) {
+  const int64_t B = d.batch, S = d.steps, I = d.input, H = d.hidden, G = 4 * H, K = I + H;
+  // dG of the last `window` steps (step t in slot t % window, columns member-major): each
+  // member adds its rows of dw from a window's steps while they are still in cache, instead
+  // of one product over all steps' dG afterwards (32 MB written and read back for the
+  // benchmark LSTM). Two slots at least: a member may write step t - 1 while the other still
+  // reads step t.
+  const int64_t window = std::clamp<int64_t>((256 + B - 1) / B, 2, std::max<int64_t>(S, 2));
+  const bool want_dw = dw_ih || dw_hh;
+  HostArray<T> dg(size_t(window * B * G));
   std::vector<T> dh_a(size_t(B * H)), dc(size_t(B * H)), dh_b(size_t(B * H));
   for (int64_t bi = 0; bi < B; ++bi) {
     copy_row(dout + (bi * (S + 2) + S) * H, dh_a.data() + bi * H, H);
@@ -409,49 +426,73 @@ void lstm_backward(const RnnDims& d, const T* dout, const T* xh, const T* c0, co
   }
   auto prepare = [&](const Member& m) {
     const Units inputs = dx ? unit_slice(I, m.rank, m.size) : Units{0, 0};
-    const int64_t width = m.units.count() + inputs.count();
-    return LstmBackwardState<T>{inputs,
-                                StepWeight<T>(joined_columns(w_hh, H, m.units, w_ih, I, inputs, G), false, G, width, B),
-                                std::vector<T>(size_t(B * width)), std::vector<T>(size_t(4 * m.units.count()))};
+    const int64_t n = m.units.count(), width = n + inputs.count();
+    LstmBackwardState<T> s{
+        inputs,
+        StepWeight<T>(joined_columns(w_hh, H, m.units, w_ih, I, inputs, member_major_gates(H, m.size)), false, G,
+                      width, B),
+        std::vector<T>(size_t(B * width)), std::vector<T>(size_t(4 * n)), std::vector<T>(want_dw ? size_t(4 * n * K) : 0)};
+    if (want_dw) reserve_gemm<T>(4 * n, K, window * B);
+    return s;
   };
-  run_time_loop(team_members(B * (I + H) * G, H), H, prepare,
+  run_time_loop(team_members(B * K * G, H), H, prepare,
                 [&](const Member& m, LstmBackwardState<T>& s, TeamBarrier& barrier) {
     const Units u = m.units;
-    const int64_t n = u.count();
+    const int64_t n = u.count(), own = 4 * u.lo;  // the member's first column of dG
     T* dh = dh_a.data();
     T* dh_next = dh_b.data();
     for (int64_t t = S - 1; t >= 0; --t) {
+      T* dg_t = dg.data() + (t % window) * B * G;
       for (int64_t bi = 0; bi < B; ++bi) {
         const int64_t r = t * B + bi, at = bi * H + u.lo;
+        T* dg_row = dg_t + bi * G + own;
         if (!mask || mask[r]) {
-          const T* cp = t > 0 ? cells + (r - B) * H : c0 + bi * H;
-          lstm_backward_row_run<T>(gates + r * G + u.lo, cp + u.lo, cells + r * H + u.lo, dh + at,
-                                   dout + (bi * (S + 2) + t) * H + u.lo, dc.data() + at, dg.data() + r * G + u.lo,
-                                   n, H);
-          add_gate_rows_run<T>(dg.data() + r * G + u.lo, s.db.data(), int64_t(4), n, H);
+          // The forward's slices (one, unless this team is smaller or larger) that meet ours.
+          for (int slice = 0; slice < saved_slices; ++slice) {
+            const Units f = unit_slice(H, slice, saved_slices);
+            const int64_t lo = std::max(f.lo, u.lo), hi = std::min(f.hi, u.hi);
+            if (lo >= hi) continue;
+            const T* cp = t > 0 ? in_slice(cells + (t - 1) * B * H, B, 1, f, bi) + (lo - f.lo) : c0 + bi * H + lo;
+            lstm_backward_row_run<T>(in_slice(gates + t * B * G, B, 4, f, bi) + (lo - f.lo), f.count(), cp,
+                                     in_slice(cells + t * B * H, B, 1, f, bi) + (lo - f.lo), dh + bi * H + lo,
+                                     dout + (bi * (S + 2) + t) * H + lo, dc.data() + bi * H + lo,
+                                     dg_row + (lo - u.lo), n, hi - lo);
+          }
+          add_row_run<T>(dg_row, s.db.data(), 4 * n);
           zero_row(dh_next + at, n);
         } else {
-          zero_gates(dg.data() + r * G + u.lo, 4, n, H);
+          zero_row(dg_row, 4 * n);
           copy_row(dh + at, dh_next + at, n);
         }
       }
       barrier.wait();
       const int64_t nx = s.inputs.count(), width = n + nx;
-      s.columns.multiply(B, dg.data() + t * B * G, G, T(0), s.product.data(), width);
+      s.columns.multiply(B, dg_t, G, T(0), s.product.data(), width);
       for (int64_t bi = 0; bi < B; ++bi) {
         const T* p = s.product.data() + bi * width;
         add_row_run<T>(p, dh_next + bi * H + u.lo, n);
         if (nx > 0) copy_row(p + n, dx + (bi * S + t) * I + s.inputs.lo, nx);
       }
+      if (want_dw && t % window == 0) {  // the window's first step: slots [0, steps) hold [t, t + steps)
+        const int64_t steps = std::min(window, S - t);
+        gemm<T>(true, false, 4 * n, K, steps * B, T(1), dg.data() + own, G, xh + t * B * K, K,
+                t + steps == S ? T(0) : T(1), s.dw.data(), K);
+      }
       std::swap(dh, dh_next);
     }
-    if (db)
-      for (int64_t q = 0; q < 4; ++q) copy_row(s.db.data() + q * n, db + q * H + u.lo, n);
+    for (int64_t q = 0; q < 4; ++q) {
+      if (db) copy_row(s.db.data() + q * n, db + q * H + u.lo, n);
+      for (int64_t j = 0; j < n && want_dw; ++j) {
+        const T* row = s.dw.data() + (q * n + j) * K;
+        const int64_t gate = q * H + u.lo + j;
+        if (dw_ih) copy_row(row, dw_ih + gate * I, I);
+        if (dw_hh) copy_row(row + I, dw_hh + gate * H, H);
+      }
+    }
   });
   const T* dh_first = S % 2 ? dh_b.data() : dh_a.data();
   if (dh0) copy_row(dh_first, dh0, B * H);
   if (dc0) copy_row(dc.data(), dc0, B * H);
-  lstm_weight_grads<T>(S * B, G, I, H, dg.data(), xh, dw_ih, dw_hh);
 }
 
 template <class T>
@@ -526,10 +567,10 @@ void gru_backward(const RnnDims& d, const T* dout, const T* x, const T* w_ih, co
 }
 
 #define LAMINA_INSTANTIATE(T)                                                                                    \
-  template void lstm_forward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const T*, const T*,      \
-                                const uint8_t*, T*, T*, T*, T*);                                                 \
+  template int lstm_forward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const T*, const T*,       \
+                               const uint8_t*, T*, T*, T*, T*);                                                  \
   template void lstm_backward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const T*,               \
-                                 const uint8_t*, const T*, const T*, T*, T*, T*, T*, T*, T*);                    \
+                                 const uint8_t*, const T*, const T*, int, T*, T*, T*, T*, T*, T*);               \
   template void gru_forward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const T*, const T*,       \
                                const uint8_t*, T*, T*, T*, T*);                                                  \
   template void gru_backward<T>(const RnnDims&, const T*, const T*, const T*, const T*, const uint8_t*,          \

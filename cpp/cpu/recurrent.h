@@ -12,17 +12,20 @@ struct RnnDims {
 // LSTM, gates ordered (i, f, g, o). x (B,T,I), h0/c0 (B,H), w_ih (4H,I), w_hh (4H,H), b (4H),
 // mask (T,B) bytes or null. Saved for backward, time-major (a step's rows contiguous;
 // batch-first rows of one step lie T*4H floats apart, 512 KB at T=128, H=256, all in the same
-// cache sets): gates (T,B,4H) activated, xh (T,B,I+H) each step's input and the state it
-// starts from, cells (T,B,H) c_t. out (B,T+2,H): outputs, then h_T, c_T.
+// cache sets): xh (T,B,I+H) each step's input and the state it starts from; gates (T*B*4H)
+// activated and cells (T*B*H) c_t, each step's values cut into the hidden-unit slices of the
+// threads that computed them (see recurrent.cpp). Returns how many slices, for backward.
+// out (B,T+2,H): outputs, then h_T, c_T.
 template <class T>
-void lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                  const T* b, const uint8_t* mask, T* gates, T* xh, T* cells, T* out);
+int lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
+                 const T* b, const uint8_t* mask, T* gates, T* xh, T* cells, T* out);
 
-// dout (B,T+2,H) is the gradient of `out`; dx is (B,T,I). Null gradient pointers are skipped.
+// dout (B,T+2,H) is the gradient of `out`; saved_slices is what lstm_forward returned; dx is
+// (B,T,I). Null gradient pointers are skipped.
 template <class T>
 void lstm_backward(const RnnDims& d, const T* dout, const T* xh, const T* c0, const T* w_ih, const T* w_hh,
-                   const uint8_t* mask, const T* gates, const T* cells, T* dx, T* dh0, T* dc0, T* dw_ih,
-                   T* dw_hh, T* db);
+                   const uint8_t* mask, const T* gates, const T* cells, int saved_slices, T* dx, T* dh0, T* dc0,
+                   T* dw_ih, T* dw_hh, T* db);
 
 // GRU, gates ordered (r, z, n), PyTorch's formulation:
 //   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h.

@@ -314,9 +314,10 @@ std::vector<Tensor> lstm(const Tensor& x_in, const Tensor& h0_in, const Tensor& 
 
   Tensor gates = Tensor::empty({S, B, 4 * H}, kd), xh = Tensor::empty({S, B, d.input + H}, kd);
   Tensor cells = Tensor::empty({S, B, H}, kd), packed = Tensor::empty({B, S + 2, H}, kd);
+  int saved_slices = 1;
   auto run_forward = [&](auto tag) {
     using T = decltype(tag);
-    cpu::lstm_forward<T>(d, x.data<T>(), h0.data<T>(), c0.data<T>(), w_ih.data<T>(), w_hh.data<T>(), b.data<T>(),
+    saved_slices = cpu::lstm_forward<T>(d, x.data<T>(), h0.data<T>(), c0.data<T>(), w_ih.data<T>(), w_hh.data<T>(), b.data<T>(),
                          bytes(mask), gates.data<T>(), xh.data<T>(), cells.data<T>(), packed.data<T>());
   };
   if (kd == DType::Float32) run_forward(float{});
@@ -344,7 +345,7 @@ std::vector<Tensor> lstm(const Tensor& x_in, const Tensor& h0_in, const Tensor& 
                using T = decltype(tag);
                cpu::lstm_backward<T>(d, dout.data<T>(), xh.data<T>(), sc0.get().data<T>(),
                                      sw_ih.get().data<T>(), sw_hh.get().data<T>(), bytes(mask),
-                                     gates.data<T>(), cells.data<T>(), ptr_if<T>(dx),
+                                     gates.data<T>(), cells.data<T>(), saved_slices, ptr_if<T>(dx),
                                      ptr_if<T>(dh0), ptr_if<T>(dc0), ptr_if<T>(dw_ih), ptr_if<T>(dw_hh),
                                      ptr_if<T>(db));
              };
