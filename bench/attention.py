@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 import lamina
-from harness import optional_torch, print_table, time_call
+from harness import optional_torch, print_table, time_calls
 
 B, H, L, D = 8, 8, 512, 64
 
@@ -92,12 +92,11 @@ def main() -> None:
     arrays = inputs()
     rows = []
     for backward in (False, True):
-        row = {"case": f"{B}x{H}x{L}x{D} {'fwd+bwd' if backward else 'fwd'}"}
-        row["lamina"] = time_call(lamina_step(lamina.scaled_dot_product_attention, arrays, backward))
-        row["composite"] = time_call(lamina_step(lamina.scaled_dot_product_attention_reference, arrays, backward))
+        fns = {"lamina": lamina_step(lamina.scaled_dot_product_attention, arrays, backward),
+               "composite": lamina_step(lamina.scaled_dot_product_attention_reference, arrays, backward)}
         if torch is not None:
-            row["torch"] = time_call(torch_step(torch, arrays, backward))
-        rows.append(row)
+            fns["torch"] = torch_step(torch, arrays, backward)
+        rows.append({"case": f"{B}x{H}x{L}x{D} {'fwd+bwd' if backward else 'fwd'}", **time_calls(fns)})
     cols = ["lamina", "composite"] + (["torch"] if torch is not None else [])
     print_table(f"attention, float32, {lamina.get_num_threads()} threads", rows, cols, anchor="lamina",
                 unit="ms", scale=1e3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import lamina as lm
-from harness import optional_torch, print_table, time_call
+from harness import optional_torch, print_table, time_calls
 
 # (name, input shape, weight shape, kwargs)
 CASES = [
@@ -48,8 +48,7 @@ def main():
             lm.sum(y).backward()
             lxg.grad = lw.grad = lb.grad = None
 
-        fwd = {"case": name, "lamina": time_call(lm_fwd)}
-        train = {"case": name, "lamina": time_call(lm_train)}
+        fwd_fns, train_fns = {"lamina": lm_fwd}, {"lamina": lm_train}
         if torch is not None:
             tx, tw, tb = torch.tensor(x), torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
             txg = torch.tensor(x, requires_grad=True)
@@ -63,8 +62,9 @@ def main():
                 F.conv2d(txg, tw, tb, **kw).sum().backward()
                 txg.grad = tw.grad = tb.grad = None
 
-            fwd["torch"] = time_call(t_fwd)
-            train["torch"] = time_call(t_train)
+            fwd_fns["torch"], train_fns["torch"] = t_fwd, t_train
+        fwd = {"case": name, **time_calls(fwd_fns)}
+        train = {"case": name, **time_calls(train_fns)}
         flops = gflops(xs, ws, kw)
         fwd["case"] += f" ({flops / fwd['lamina']:.0f} GF/s)"
         train["case"] += f" ({3 * flops / train['lamina']:.0f} GF/s)"
@@ -85,15 +85,14 @@ def pooling_rows(torch):
     for shape in [(64, 32, 28, 28), (64, 64, 14, 14)]:
         x = rng.standard_normal(shape).astype(np.float32)
         lx = lm.tensor(x, requires_grad=True)
-        fwd = {"case": f"fwd {shape}", "lamina": time_call(lambda: lm.max_pool2d(lx, 2))}
-        train = {"case": f"fwd+bwd {shape}",
-                 "lamina": time_call(lambda: lm.grad(lm.sum(lm.max_pool2d(lx, 2)), [lx]))}
+        fwd = {"lamina": lambda: lm.max_pool2d(lx, 2)}
+        train = {"lamina": lambda: lm.grad(lm.sum(lm.max_pool2d(lx, 2)), [lx])}
         if torch is not None:
             tx = torch.tensor(x, requires_grad=True)
             F = torch.nn.functional
-            fwd["torch"] = time_call(lambda: F.max_pool2d(tx.detach(), 2))
-            train["torch"] = time_call(lambda: torch.autograd.grad(F.max_pool2d(tx, 2).sum(), [tx]))
-        rows += [fwd, train]
+            fwd["torch"] = lambda: F.max_pool2d(tx.detach(), 2)
+            train["torch"] = lambda: torch.autograd.grad(F.max_pool2d(tx, 2).sum(), [tx])
+        rows += [{"case": f"fwd {shape}", **time_calls(fwd)}, {"case": f"fwd+bwd {shape}", **time_calls(train)}]
     return rows
 
 

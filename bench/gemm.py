@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 
 import lamina as lm
-from harness import optional_torch, time_call
+from harness import optional_torch, time_calls
 
 SQUARE = [64, 128, 256, 512, 1024, 2048]
 # (name, M, K, N): MLP 784-512-256-10 at batch 128, forward and the weight-gradient GEMMs,
@@ -76,12 +76,12 @@ def main():
         la = lm.transpose(ls) if trans_a else ls
         flop = 2.0 * m * n * k
         min_time = 0.05 if flop < 1e8 else 0.3
-        times = {"lamina": time_call(lambda: lm.matmul(la, lb), min_time=min_time, repeats=5),
-                 "numpy": time_call(lambda: a @ b, min_time=min_time, repeats=5)}
+        fns = {"lamina": lambda: lm.matmul(la, lb), "numpy": lambda: a @ b}
         if torch is not None:
             ts, tb = torch.from_numpy(stored), torch.from_numpy(b)
             ta = ts.t() if trans_a else ts
-            times["torch"] = time_call(lambda: torch.mm(ta, tb), min_time=min_time, repeats=5)
+            fns["torch"] = lambda: torch.mm(ta, tb)
+        times = time_calls(fns, min_time=min_time, repeats=5)
         line = f"{name:<20}"
         for c in cols:
             t = times.get(c)

@@ -43,23 +43,35 @@ def time_call(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int =
     clock=time.process_time counts the CPU time of the whole process instead of wall time:
     on a machine shared with other jobs it is much steadier, and it is a fair comparison only
     with one thread per framework (spinning workers would count against it)."""
-    fn()
-    number = 1
-    while True:
-        start = clock()
-        for _ in range(number):
-            fn()
-        elapsed = clock() - start
-        if elapsed >= min_time / repeats or number >= 1 << 20:
-            break
-        number *= 2
-    samples = []
+    return time_calls({"fn": fn}, min_time=min_time, repeats=repeats, clock=clock)["fn"]
+
+
+def time_calls(fns: dict[str, Callable[[], object]], *, min_time: float = 0.2, repeats: int = 7,
+               clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """time_call for several functions at once, their batches of calls interleaved (a batch of
+    each, then the next round), so that every framework is timed through the same spells of
+    a shared machine's speed: timed one after the other, a drift of 20% within a minute (seen
+    on the development machines) moved a ratio by as much. Returns name -> median seconds."""
+    numbers = {}
+    for name, fn in fns.items():
+        fn()
+        number = 1
+        while True:
+            start = clock()
+            for _ in range(number):
+                fn()
+            if clock() - start >= min_time / repeats or number >= 1 << 20:
+                break
+            number *= 2
+        numbers[name] = number
+    samples = {name: [] for name in fns}
     for _ in range(repeats):
-        start = clock()
-        for _ in range(number):
-            fn()
-        samples.append((clock() - start) / number)
-    return statistics.median(samples)
+        for name, fn in fns.items():
+            start = clock()
+            for _ in range(numbers[name]):
+                fn()
+            samples[name].append((clock() - start) / numbers[name])
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def optional_torch():

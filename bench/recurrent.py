@@ -8,7 +8,7 @@ Run: python bench/recurrent.py
 import numpy as np
 
 import lamina
-from harness import optional_torch, print_table, time_call
+from harness import optional_torch, print_table, time_calls
 
 CASES = [("lstm", 64, 128, 128, 256), ("lstm", 16, 32, 64, 128), ("gru", 64, 128, 128, 256)]
 
@@ -59,11 +59,10 @@ def main() -> None:
                   [(B, T, I), (B, H), (g * H, I), (g * H, H)]]
         arrays += [np.zeros(g * H, np.float32)] * (1 if kind == "lstm" else 2)
         for backward in (False, True):
-            row = {"case": f"{kind} {B}x{T}x{I}->{H} {'fwd+bwd' if backward else 'fwd'}"}
-            row["lamina"] = time_call(lamina_step(kind, arrays, backward))
+            fns = {"lamina": lamina_step(kind, arrays, backward)}
             if torch is not None:
-                row["torch"] = time_call(torch_step(torch, kind, arrays, backward))
-            rows.append(row)
+                fns["torch"] = torch_step(torch, kind, arrays, backward)
+            rows.append({"case": f"{kind} {B}x{T}x{I}->{H} {'fwd+bwd' if backward else 'fwd'}", **time_calls(fns)})
     print_table(f"recurrent, float32, {lamina.get_num_threads()} threads", rows, ["lamina", "torch"],
                 anchor="lamina", unit="ms", scale=1e3)
 

@@ -5,7 +5,8 @@ Models: MLP 784-512-256-10 (batch 128); CNN conv32-pool-conv64-pool-dense128-den
 1x28x28 (batch 64); LSTM classifier (embedding 10k x 128, LSTM 256, seq 128, batch 64);
 2-layer post-norm transformer encoder (d 128, 4 heads, ff 512, seq 128, batch 32).
 Each step: forward, cross-entropy, backward, Adam update. A few warm-up steps, then the
-median of timed steps. Column `lamina / torch` above 1: lamina is faster.
+median of timed steps, the frameworks' steps alternating. Column `lamina / torch` above 1:
+lamina is faster.
 Run: PYTHONPATH=python python bench/train.py [--steps N] [--only transformer,mlp]
 """
 
@@ -138,15 +139,19 @@ CASES = [
 ]
 
 
-def median_step(step, warmup, steps):
-    for _ in range(warmup):
-        step()
-    times = []
+def median_steps(steps_by_name, warmup, steps):
+    """Median seconds per training step of each framework. Their steps alternate, so a drift
+    in the shared machine's speed (20% within a minute at times) weighs on both alike."""
+    for step in steps_by_name.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps_by_name}
     for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, step in steps_by_name.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main():
@@ -176,8 +181,7 @@ def main():
             loss.backward()
             opt.step()
 
-        lm_rate = batch / median_step(lm_step, warmup, steps)
-        t_rate = None
+        step_fns = {"lamina": lm_step}
         if torch is not None:
             model = tmodels[name]()
             topt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -189,7 +193,10 @@ def main():
                 loss.backward()
                 topt.step()
 
-            t_rate = batch / median_step(t_step, warmup, steps)
+            step_fns["torch"] = t_step
+        seconds = median_steps(step_fns, warmup, steps)
+        lm_rate = batch / seconds["lamina"]
+        t_rate = batch / seconds["torch"] if "torch" in seconds else None
         ratio = "-" if t_rate is None else f"{lm_rate / t_rate:.2f}x"
         print(f"{name:<14}{batch:>6}{lm_rate:>14.0f}{'-' if t_rate is None else f'{t_rate:.0f}':>14}{ratio:>16}",
               flush=True)
