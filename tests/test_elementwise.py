@@ -107,6 +107,46 @@ def test_gelu_approximate_forms():
     check_errors(lm.gelu, [((x, "fast"), ValueError, "gelu: approximate must be 'none' or 'tanh'")])
 
 
+def test_relu_gradient_in_one_pass():
+    """relu's backward (its own, and Dense's relu epilogue) passes the gradient where the input
+    is positive and gives exactly 0 elsewhere: at 0 and -0, at NaN inputs and where the
+    incoming gradient is inf or NaN (a product with the 0/1 mask would give NaN there), like
+    PyTorch's threshold_backward; broadcast and strided gradients; float64 and float32; and the
+    composite when differentiating again."""
+    x = np.array([-2.0, -0.0, 0.0, 1e-30, 3.0, np.nan, -np.inf, np.inf, -1.0, 2.0])
+    g = np.array([1.5, 2.0, -3.0, 4.0, -5.0, 6.0, 7.0, 8.0, np.inf, np.nan])
+    want = np.where(x > 0, g, 0.0)
+    for dtype in ("float64", "float32"):
+        xt = lm.tensor(x, dtype=dtype, requires_grad=True)
+        (got,) = lm.grad(lm.relu(xt), [xt], grad_outputs=[lm.tensor(g, dtype=dtype)])
+        np.testing.assert_array_equal(got.numpy(), want.astype(dtype))
+    rng = np.random.default_rng(3)
+    x2 = rng.standard_normal((7, 33))
+    xt = lm.tensor(x2, requires_grad=True)
+    g_row = rng.standard_normal(33)
+    (got,) = lm.grad(lm.sum(lm.relu(xt) * lm.tensor(g_row)), [xt])
+    np.testing.assert_array_equal(got.numpy(), np.where(x2 > 0, g_row, 0.0))
+    xs = lm.tensor(rng.standard_normal((8, 40)), requires_grad=True)
+    gs = rng.standard_normal((40, 8))
+    (got,) = lm.grad(lm.relu(xs[:, ::2]), [xs], grad_outputs=[lm.tensor(gs)[::2].T])
+    want_s = np.zeros((8, 40))
+    want_s[:, ::2] = np.where(xs.numpy()[:, ::2] > 0, gs[::2].T, 0.0)
+    np.testing.assert_array_equal(got.numpy(), want_s)
+    w, b = rng.standard_normal((33, 5)), rng.standard_normal(5)
+    wt, bt = lm.tensor(w, requires_grad=True), lm.tensor(b, requires_grad=True)
+    gd = rng.standard_normal((7, 5))
+    dx, dw, db = lm.grad(lm.linear(xt, wt, bt, "relu"), [xt, wt, bt], grad_outputs=[lm.tensor(gd)])
+    dz = np.where(x2 @ w + b > 0, gd, 0.0)
+    np.testing.assert_allclose(dx.numpy(), dz @ w.T, rtol=1e-12)
+    np.testing.assert_allclose(dw.numpy(), x2.T @ dz, rtol=1e-12)
+    np.testing.assert_allclose(db.numpy(), dz.sum(0), rtol=1e-12)
+    # Second order: d/dx sum(relu'(x) * x) = relu'(x) (the mask's own derivative is 0).
+    xt = lm.tensor(x2, requires_grad=True)
+    (first,) = lm.grad(lm.sum(lm.relu(xt) * xt), [xt], create_graph=True)
+    (second,) = lm.grad(lm.sum(first), [xt])
+    np.testing.assert_array_equal(second.numpy(), (x2 > 0) * 2.0)
+
+
 def test_tanh_and_sigmoid_float32_over_the_whole_range():
     """float32 tanh and sigmoid (the recurrent gates' math too) against float64 from the
     smallest normals to saturation: a few ulp wherever the result is a normal float, exact

@@ -83,6 +83,7 @@ void dispatch(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
       if constexpr (std::is_floating_point_v<T>)
         return run<T, T>(out, a, b, [](T g, T x) -> T { return gelu_erf_grad(g, x); });
       else throw TypeError("gelu backward: floating-point operands only");
+    case BinaryOp::ReluBackward: return run<T, T>(out, a, b, [](T g, T x) { return x > T(0) ? g : T(0); });
     case BinaryOp::Eq: return run<T, bool>(out, a, b, [](T x, T y) { return x == y; });
     case BinaryOp::Ne: return run<T, bool>(out, a, b, [](T x, T y) { return x != y; });
     case BinaryOp::Lt: return run<T, bool>(out, a, b, [](T x, T y) { return x < y; });

@@ -8,6 +8,7 @@ namespace lamina::cpu {
 enum class BinaryOp {
   Add, Sub, Mul, Div, FloorDiv, Mod, Pow, Maximum, Minimum, Atan2,
   GeluErfBackward,  // a * gelu'(b), floating types only: gelu's backward in one pass
+  ReluBackward,     // b > 0 ? a : 0: relu's backward in one pass (value ops stay before Eq)
   Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd, LogicalOr, LogicalXor,
 };
 

@@ -5,9 +5,7 @@
 #include "core/errors.h"
 #include "cpu/matmul.h"
 #include "ops/arith.h"
-#include "ops/compare.h"
 #include "ops/copy.h"
-#include "ops/creation.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
@@ -97,7 +95,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const std::stri
     const bool gx = x.requires_grad(), gw = w.requires_grad(), gb = b.requires_grad();
     record("linear", {x, w, b}, out, [sx, sw, sy, gx, gw, gb, relu_after, rows, in, out_features](const Tensor& g) {
       // Through relu: the gradient passes where the output is positive (relu's own rule).
-      const Tensor dz = relu_after ? mul(g, astype(gt(sy.get(), zeros({}, g.dtype(), g.device())), g.dtype())) : g;
+      const Tensor dz = relu_after ? relu_grad(g, sy.get()) : g;
       const Tensor dz2 = reshape(dz, {rows, out_features});
       Tensor dx, dw, db;
       if (gx) dx = matmul(dz, matrix_transpose(sw.get()));

@@ -134,8 +134,15 @@ Tensor sigmoid(const Tensor& a) {
 
 Tensor relu(const Tensor& a) {
   Tensor out = apply(UnaryOp::Relu, "relu", a, a.dtype());
-  record_pointwise("relu", a, out, [](const Tensor& x) { return mask_of(gt(x, zeros({}, x.dtype())), x.dtype()); });
+  if (!needs_grad({&a})) return out;
+  SavedTensor sa(a);
+  record("relu", {a}, out, [sa](const Tensor& g) -> std::vector<Tensor> { return {relu_grad(g, sa.get())}; });
   return out;
+}
+
+Tensor relu_grad(const Tensor& g, const Tensor& x) {
+  if (GradMode::is_enabled()) return mul(g, mask_of(gt(x, zeros({}, x.dtype(), x.device())), g.dtype()));
+  return run_binary(cpu::BinaryOp::ReluBackward, "relu", g, x, g.dtype());
 }
 
 Tensor leaky_relu(const Tensor& a, double slope) {

@@ -20,6 +20,9 @@ Tensor cos(const Tensor& a);
 Tensor tanh(const Tensor& a);
 Tensor sigmoid(const Tensor& a);
 Tensor relu(const Tensor& a);
+// relu's gradient: g where x > 0, else 0 (x: relu's input or output). One pass; when
+// differentiating again, the composite g * (x > 0), so that the graph continues.
+Tensor relu_grad(const Tensor& g, const Tensor& x);
 Tensor leaky_relu(const Tensor& a, double negative_slope = 0.01);
 Tensor elu(const Tensor& a, double alpha = 1.0);
 Tensor selu(const Tensor& a);

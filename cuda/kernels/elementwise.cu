@@ -138,6 +138,7 @@ __device__ __forceinline__ T binary_value(BinaryOp op, T x, T y) {
       if constexpr (std::is_floating_point_v<T>)
         return x * (T(0.5) * (T(1) + erf(y * T(0.7071067811865476))) + y * T(0.3989422804014327) * exp(T(-0.5) * y * y));
       else return T(0);
+    case BinaryOp::ReluBackward: return y > T(0) ? x : T(0);
     default: return T(atan2(double(x), double(y)));  // Atan2
   }
 }
