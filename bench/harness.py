@@ -46,12 +46,25 @@ def time_call(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int =
     return time_calls({"fn": fn}, min_time=min_time, repeats=repeats, clock=clock)["fn"]
 
 
+# How long a framework's idle workers keep spinning after its last call: numpy's OpenBLAS
+# about 2^28 cycles (~0.1 s), PyTorch's OpenMP workers a few ms, Lamina's pool tens of us.
+SPIN_TAIL_SECONDS = {"numpy": 0.15, "torch": 0.05}
+DEFAULT_SPIN_TAIL_SECONDS = 0.02
+
+
+def spin_tail_seconds(framework: str) -> float:
+    return SPIN_TAIL_SECONDS.get(framework, DEFAULT_SPIN_TAIL_SECONDS)
+
+
 def time_calls(fns: dict[str, Callable[[], object]], *, min_time: float = 0.2, repeats: int = 7,
                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """time_call for several functions at once, their batches of calls interleaved (a batch of
-    each, then the next round), so that every framework is timed through the same spells of
-    a shared machine's speed: timed one after the other, a drift of 20% within a minute (seen
-    on the development machines) moved a ratio by as much. Returns name -> median seconds."""
+    """time_call for several functions at once, in rounds (a batch of each, then the next
+    round), so that every framework is timed through the same spells of a shared machine's
+    speed: timed one after the other, a drift of 20% within a minute (seen on the development
+    machines) moved a ratio by as much. Before each batch the function runs untimed for as
+    long as the previous one's workers keep spinning, so that it is not timed while they
+    share the cores (PyTorch's 128^3 product fell from ~250 to 1-20 GFLOP/s right after
+    numpy's; Lamina's by 10% right after PyTorch's). Returns name -> median seconds."""
     numbers = {}
     for name, fn in fns.items():
         fn()
@@ -65,12 +78,18 @@ def time_calls(fns: dict[str, Callable[[], object]], *, min_time: float = 0.2, r
             number *= 2
         numbers[name] = number
     samples = {name: [] for name in fns}
+    previous = None
     for _ in range(repeats):
         for name, fn in fns.items():
+            if previous is not None and previous != name:
+                until = time.perf_counter() + spin_tail_seconds(previous)
+                while time.perf_counter() < until:
+                    fn()
             start = clock()
             for _ in range(numbers[name]):
                 fn()
             samples[name].append((clock() - start) / numbers[name])
+            previous = name
     return {name: statistics.median(s) for name, s in samples.items()}
 
 

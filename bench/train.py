@@ -5,7 +5,7 @@ Models: MLP 784-512-256-10 (batch 128); CNN conv32-pool-conv64-pool-dense128-den
 1x28x28 (batch 64); LSTM classifier (embedding 10k x 128, LSTM 256, seq 128, batch 64);
 2-layer post-norm transformer encoder (d 128, 4 heads, ff 512, seq 128, batch 32).
 Each step: forward, cross-entropy, backward, Adam update. A few warm-up steps, then the
-median of timed steps, the frameworks' steps alternating. Column `lamina / torch` above 1:
+median of timed steps, the frameworks timed in alternating rounds. Column `lamina / torch` above 1:
 lamina is faster.
 Run: PYTHONPATH=python python bench/train.py [--steps N] [--only transformer,mlp]
 """
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import lamina as lm
-from harness import optional_torch
+from harness import optional_torch, spin_tail_seconds
 
 RNG = np.random.default_rng(0)
 
@@ -139,18 +139,28 @@ CASES = [
 ]
 
 
-def median_steps(steps_by_name, warmup, steps):
-    """Median seconds per training step of each framework. Their steps alternate, so a drift
-    in the shared machine's speed (20% within a minute at times) weighs on both alike."""
+def median_steps(steps_by_name, warmup, steps, rounds=4):
+    """Median seconds per training step of each framework, timed in rounds (some steps of each,
+    then the next round), so that a drift in the shared machine's speed (20% within a minute
+    at times) weighs on both alike; each framework's share of a round starts with untimed
+    steps while the previous one's idle workers may still spin (harness.SPIN_TAIL_SECONDS)."""
     for step in steps_by_name.values():
         for _ in range(warmup):
             step()
     times = {name: [] for name in steps_by_name}
-    for _ in range(steps):
+    previous = None
+    for _ in range(rounds):
         for name, step in steps_by_name.items():
-            t0 = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - t0)
+            if previous is not None:
+                until = time.perf_counter() + spin_tail_seconds(previous)
+                step()
+                while time.perf_counter() < until:
+                    step()
+            for _ in range(-(-steps // rounds)):
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
+            previous = name
     return {name: statistics.median(t) for name, t in times.items()}
 
 
