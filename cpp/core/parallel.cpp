@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -18,6 +19,12 @@ namespace lamina {
 namespace {
 
 thread_local bool inside_pool_task = false;
+
+// How long an idle worker watches for the next job before it sleeps. A training step's ops
+// come 5-50 us apart (Python and autograd between them); a worker that slept meanwhile took a
+// futex wake-up per op, which on a virtual machine can cost as much as a small op (the MLP
+// step: 1.74 -> 1.56 ms against 20000 spins, about 15 us).
+constexpr std::chrono::microseconds kWorkerSpin{200};
 
 int default_threads() {
   if (const char* env = std::getenv("LAMINA_NUM_THREADS")) {
@@ -109,8 +116,11 @@ class Pool {
     uint64_t seen = 0;
     for (;;) {
       bool have_work = false;
-      for (int spin = 0; spin < 20000 && !have_work; ++spin)
+      const auto spin_until = std::chrono::steady_clock::now() + kWorkerSpin;
+      for (int spin = 0; !have_work; ++spin) {
         have_work = generation_.load(std::memory_order_acquire) != seen || stopping_.load();
+        if (spin % 256 == 255 && std::chrono::steady_clock::now() > spin_until) break;
+      }
       std::unique_lock<std::mutex> lock(mutex_);
       cv_.wait(lock, [&] { return stopping_ || generation_ != seen; });
       if (stopping_) return;

@@ -1,6 +1,6 @@
 // A small thread pool. Work below `grain` items, nested calls and calls made while the
-// pool is busy with another thread's work run inline on the caller. Idle workers spin
-// briefly and then sleep, so a busy neighbour on a shared machine is not starved.
+// pool is busy with another thread's work run inline on the caller. Idle workers spin for
+// 200 us and then sleep, so a busy neighbour on a shared machine is not starved.
 #pragma once
 #include <atomic>
 #include <cstdint>
