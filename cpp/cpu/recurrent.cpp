@@ -81,7 +81,8 @@ void column_sums(const T* a, int64_t rows, int64_t cols, T* out) {
 
 // ---- fused row kernels -------------------------------------------------------------------
 // Each works on `n` hidden units of one batch row. Gate q of unit j sits at q * H + j in the
-// (B,T,G) arrays (g, dg) and at q * ghs + j in a member's private product buffer (gh).
+// GRU's (T,B,G) arrays (g, dg), a slice's width apart in the LSTM's (see in_slice and the
+// backward's dG window), and at q * ghs + j in a member's private product buffer (gh).
 
 // pre: pre-activations (i, f, g, o), gate q at q * ps; their activations go to g, gate q at
 // q * gs. c, h: the new state.
