@@ -363,8 +363,8 @@ ForwardState<T> forward_state(const T* w_ih, int64_t I, const T* w_hh, const T* 
 
 template <class T>
 StepWeight<T> backward_weight(const T* w_hh, int64_t gates, int64_t B, int64_t H, Units u) {
-  return StepWeight<T>(joined_columns<T>(w_hh, H, u, nullptr, 0, Units{0, 0}, identity_rows(gates * H)), false, gates * H,
-                       u.count(), B);
+  return StepWeight<T>(joined_columns<T>(w_hh, H, u, nullptr, 0, Units{0, 0}, identity_rows(gates * H)), false,
+                       gates * H, u.count(), B);
 }
 
 }  // namespace
@@ -380,7 +380,7 @@ int lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
   });
   for (int64_t bi = 0; bi < B; ++bi) copy_row(h0 + bi * H, xh + bi * K + I, H);
   auto prepare = [&](const Member& m) { return forward_state<T>(w_ih, I, w_hh, b, 4, B, H, m.units); };
-  return run_time_loop(team_members(B * K * G, H), H, prepare, [&](const Member& m, ForwardState<T>& s, TeamBarrier& barrier) {
+  const auto body = [&](const Member& m, ForwardState<T>& s, TeamBarrier& barrier) {
     const Units u = m.units;
     const int64_t n = u.count(), row = 4 * n;
     for (int64_t t = 0; t < S; ++t) {
@@ -404,7 +404,8 @@ int lstm_forward(const RnnDims& d, const T* x, const T* h0, const T* c0, const T
       }
       barrier.wait();
     }
-  });
+  };
+  return run_time_loop(team_members(B * K * G, H), H, prepare, body);
 }
 
 template <class T>
@@ -432,7 +433,8 @@ void lstm_backward(const RnnDims& d, const T* dout, const T* xh, const T* c0, co
         inputs,
         StepWeight<T>(joined_columns(w_hh, H, m.units, w_ih, I, inputs, member_major_gates(H, m.size)), false, G,
                       width, B),
-        std::vector<T>(size_t(B * width)), std::vector<T>(size_t(4 * n)), std::vector<T>(want_dw ? size_t(4 * n * K) : 0)};
+        std::vector<T>(size_t(B * width)), std::vector<T>(size_t(4 * n)),
+        std::vector<T>(want_dw ? size_t(4 * n * K) : 0)};
     if (want_dw) reserve_gemm<T>(4 * n, K, window * B);
     return s;
   };
