@@ -148,10 +148,10 @@ def median_steps(steps_by_name, warmup, steps, rounds=4):
         for _ in range(warmup):
             step()
     times = {name: [] for name in steps_by_name}
-    previous = None
+    previous = list(steps_by_name)[-1]  # its warm-up ran last
     for _ in range(rounds):
         for name, step in steps_by_name.items():
-            if previous is not None:
+            if previous != name:
                 until = time.perf_counter() + spin_tail_seconds(previous)
                 step()
                 while time.perf_counter() < until:
