@@ -1,5 +1,5 @@
 """Fused training ops vs their composite references (plain lamina ops) and PyTorch:
-forward+backward of layer_norm, batch_norm, softmax_cross_entropy, BCE-with-logits and gelu,
+forward+backward of layer_norm, batch_norm, softmax_cross_entropy, BCE-with-logits, gelu and relu,
 one Adam / SGD-momentum update over an MLP's parameters (fused: one native call), and the
 gradients of views: q, k, v taken apart from one tensor (the transformer's attention input).
 Columns `x / fused` above 1: the fused op is faster.
@@ -95,6 +95,8 @@ def main():
     xg = RNG.standard_normal((4096, 512)).astype(np.float32)
     case("gelu 4096x512", [xg], lm.gelu, lambda x: 0.5 * x * (1.0 + lm.erf(x * (1.0 / np.sqrt(2.0)))),
          F.gelu if F else None)
+    # relu's backward in one pass (g where x > 0) against the mask product it replaced.
+    case("relu 4096x512", [xg], lm.relu, lambda x: x * (x > 0), F.relu if F else None)
     if rows:
         print_table("forward + backward (time per call)", rows, ["fused", "composite", "torch"], "fused")
 

@@ -52,8 +52,13 @@ SPIN_TAIL_SECONDS = {"numpy": 0.15, "torch": 0.05}
 DEFAULT_SPIN_TAIL_SECONDS = 0.02
 
 
-def spin_tail_seconds(framework: str) -> float:
-    return SPIN_TAIL_SECONDS.get(framework, DEFAULT_SPIN_TAIL_SECONDS)
+def wait_out_workers(previous: str, fn: Callable[[], object]) -> None:
+    """Calls fn untimed, at least once, for as long as the idle workers of the framework timed
+    before (`previous`) may still spin, so that fn is not timed while they share the cores."""
+    until = time.perf_counter() + SPIN_TAIL_SECONDS.get(previous, DEFAULT_SPIN_TAIL_SECONDS)
+    fn()
+    while time.perf_counter() < until:
+        fn()
 
 
 def time_calls(fns: dict[str, Callable[[], object]], *, min_time: float = 0.2, repeats: int = 7,
@@ -82,9 +87,7 @@ def time_calls(fns: dict[str, Callable[[], object]], *, min_time: float = 0.2, r
     for _ in range(repeats):
         for name, fn in fns.items():
             if previous != name:
-                until = time.perf_counter() + spin_tail_seconds(previous)
-                while time.perf_counter() < until:
-                    fn()
+                wait_out_workers(previous, fn)
             start = clock()
             for _ in range(numbers[name]):
                 fn()

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import lamina as lm
-from harness import optional_torch, spin_tail_seconds
+from harness import optional_torch, wait_out_workers
 
 RNG = np.random.default_rng(0)
 
@@ -152,10 +152,7 @@ def median_steps(steps_by_name, warmup, steps, rounds=4):
     for _ in range(rounds):
         for name, step in steps_by_name.items():
             if previous != name:
-                until = time.perf_counter() + spin_tail_seconds(previous)
-                step()
-                while time.perf_counter() < until:
-                    step()
+                wait_out_workers(previous, step)
             for _ in range(-(-steps // rounds)):
                 t0 = time.perf_counter()
                 step()

@@ -94,6 +94,21 @@ def test_op_matches_cpu(name, fn, shapes, rng, grad):
 
 
 @needs_cuda
+def test_relu_gradient_special_values_match_cpu():
+    # relu's one-pass backward on the device: the incoming gradient where x > 0, exactly 0
+    # elsewhere (at +-0, NaN inputs, and under inf / NaN gradients), bit for bit the CPU's.
+    x = np.array([-2.0, -0.0, 0.0, 1e-30, 3.0, np.nan, -np.inf, np.inf, -1.0, 2.0], np.float32)
+    g = np.array([1.5, 2.0, -3.0, 4.0, -5.0, 6.0, 7.0, 8.0, np.inf, np.nan], np.float32)
+    grads = []
+    for dev in ("cpu", "cuda"):
+        xt = lm.tensor(x, requires_grad=True, device=dev)
+        (got,) = lm.grad(lm.relu(xt), [xt], grad_outputs=[lm.tensor(g, device=dev)])
+        grads.append(got.cpu().numpy())
+    np.testing.assert_array_equal(grads[1], grads[0])
+    np.testing.assert_array_equal(grads[0], np.where(x > 0, g, 0.0).astype(np.float32))
+
+
+@needs_cuda
 @pytest.mark.parametrize("shape", [(16, 16, 16), (37, 29, 41), (64, 64, 96), (70, 130, 33), (5, 8, 24)])
 def test_bf16_gemm_matches_cpu(shape):
     m, k, n = shape
