@@ -44,3 +44,30 @@ def test_empty_cache_and_small_buffers():
     small = lm.ones((10,))
     del small  # below the cached size: goes straight back to the system
     assert lm.cpu_memory_stats()["cached_bytes"] == 0
+
+
+def _mapping_flags(address):
+    """VmFlags of the mapping that holds `address`, from /proc/self/smaps (None elsewhere)."""
+    try:
+        lines = open("/proc/self/smaps").read().splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and ":" not in head:
+            lo, hi = (int(part, 16) for part in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and head == "VmFlags:":
+            return line.split()[1:]
+    return None
+
+
+def test_large_buffers_start_on_a_huge_page_and_ask_for_huge_pages():
+    t = lm.zeros((3, 1024, 1024))  # 12 MiB
+    address = t.numpy().ctypes.data
+    assert address % (2 << 20) == 0
+    flags = _mapping_flags(address)
+    if flags is None:
+        return  # no smaps (not Linux): the alignment is all that can be seen
+    assert "hg" in flags  # madvise(MADV_HUGEPAGE) took
