@@ -71,3 +71,8 @@ def test_large_buffers_start_on_a_huge_page_and_ask_for_huge_pages():
     if flags is None:
         return  # no smaps (not Linux): the alignment is all that can be seen
     assert "hg" in flags  # madvise(MADV_HUGEPAGE) took
+    del t
+    assert lm.cpu_memory_stats()["cached_bytes"] >= 12 << 20
+    lm.cpu_empty_cache()
+    assert lm.cpu_memory_stats()["cached_bytes"] == 0
+    assert "hg" not in (_mapping_flags(address) or [])  # its own mapping went back to the system

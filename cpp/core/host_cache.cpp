@@ -48,21 +48,43 @@ void lock_cache() { cache().mutex.lock(); }
 void unlock_cache() { cache().mutex.unlock(); }
 const int fork_handlers_installed = pthread_atfork(lock_cache, unlock_cache, unlock_cache);
 
-// Buffers of 2 MiB and more start on a 2 MiB boundary and ask for transparent huge pages: a
-// training step streams through far more activation memory than the TLB's 4 KiB entries
-// cover, and on this class of machine that cost the transformer's step a quarter of its
-// time (NOTES.md, eighth session). Where the system does not grant huge pages the advice is
+// Buffers of 2 MiB and more get mappings of their own that start on a 2 MiB boundary and ask
+// for transparent huge pages: a training step streams through far more activation memory
+// than the TLB's 4 KiB entries cover, and on this class of machine that cost the
+// transformer's step a fifth of its time (NOTES.md, eighth session). Mappings of their own,
+// not the C heap: advice given to part of the heap would outlive the buffer and apply to
+// whatever the heap puts there next. Where the system grants no huge pages the advice is
 // ignored.
 constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kPage = size_t(4) << 10;
 
-void* system_allocate(size_t nbytes) {
-  if (nbytes < kHugePage) return std::aligned_alloc(kAlign, (nbytes + kAlign - 1) / kAlign * kAlign);
-  void* p = nullptr;
-  if (posix_memalign(&p, kHugePage, nbytes) != 0) return nullptr;
+bool mapped_on_its_own(size_t nbytes) { return kCaching && nbytes >= kHugePage; }
+size_t mapped_length(size_t nbytes) { return (nbytes + kPage - 1) / kPage * kPage; }
+
+void* map_huge(size_t nbytes) {
+  const size_t length = mapped_length(nbytes), slack = kHugePage - kPage;
+  void* raw = mmap(nullptr, length + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (begin + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > begin) munmap(raw, aligned - begin);
+  if (aligned + length < begin + length + slack)
+    munmap(reinterpret_cast<void*>(aligned + length), begin + length + slack - (aligned + length));
+  void* p = reinterpret_cast<void*>(aligned);
 #if defined(MADV_HUGEPAGE)
-  madvise(p, nbytes, MADV_HUGEPAGE);
+  madvise(p, length, MADV_HUGEPAGE);
 #endif
   return p;
+}
+
+void* system_allocate(size_t nbytes) {
+  if (mapped_on_its_own(nbytes)) return map_huge(nbytes);
+  return std::aligned_alloc(kAlign, (nbytes + kAlign - 1) / kAlign * kAlign);
+}
+
+void system_release(void* ptr, size_t nbytes) noexcept {
+  if (mapped_on_its_own(nbytes)) munmap(ptr, mapped_length(nbytes));
+  else std::free(ptr);
 }
 
 }  // namespace
@@ -93,7 +115,7 @@ void* host_allocate(size_t nbytes) {
 
 void host_release(void* ptr, size_t nbytes) noexcept {
   if (!ptr) return;
-  if (!kCaching || nbytes < kMinCached) return std::free(ptr);
+  if (!kCaching || nbytes < kMinCached) return system_release(ptr, nbytes);
   const size_t size = size_class(nbytes);
   Cache& c = cache();
   {
@@ -107,14 +129,14 @@ void host_release(void* ptr, size_t nbytes) noexcept {
       }
     }
   }
-  std::free(ptr);
+  system_release(ptr, size);
 }
 
 void host_empty_cache() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   for (auto& [size, blocks] : c.free)
-    for (void* p : blocks) std::free(p);
+    for (void* p : blocks) system_release(p, size);
   c.free.clear();
   c.stats.cached_bytes = 0;
 }
