@@ -76,3 +76,16 @@ def test_large_buffers_start_on_a_huge_page_and_ask_for_huge_pages():
     lm.cpu_empty_cache()
     assert lm.cpu_memory_stats()["cached_bytes"] == 0
     assert "hg" not in (_mapping_flags(address) or [])  # its own mapping went back to the system
+
+
+def test_medium_buffers_share_huge_page_advice_and_come_back_after_emptying():
+    keep = [lm.full((128, 1024), 7.0) for _ in range(4)]  # 512 KiB each
+    flags = _mapping_flags(keep[0].numpy().ctypes.data)
+    if flags is not None:
+        assert "hg" in flags
+    del keep
+    lm.cpu_empty_cache()  # their pages go back; their addresses wait for the same size
+    assert lm.cpu_memory_stats()["cached_bytes"] == 0
+    again = [lm.full((128, 1024), 3.0) for _ in range(4)]
+    for t in again:
+        np.testing.assert_array_equal(t.numpy(), np.full((128, 1024), 3.0, np.float32))
