@@ -36,11 +36,11 @@ constexpr size_t kRegionBytes = size_t(4) << 30;
 
 // Buffers from 128 KiB up to 2 MiB are cut one after another from a region of address space
 // reserved at the first such request and advised for huge pages, so that neighbouring buffers
-// share huge pages (a mapping of their own would be too small for one). Measured: the LSTM's
-// training step 14% faster, the transformer's 6% (NOTES.md, eighth session). A buffer cut
-// from the region never goes back to the system allocator: released, it waits in its size's
-// free list; emptying the cache hands its pages back (MADV_DONTNEED) and keeps the address
-// range for a later request of that size.
+// share huge pages (a mapping of their own would be too small for one). Measured against huge
+// pages for the large buffers alone: the transformer's and the LSTM's training steps 10-11%
+// faster (NOTES.md, eighth session). A buffer cut from the region never goes back to the
+// system allocator: released, it waits in its size's free list; emptying the cache hands its
+// pages back (MADV_DONTNEED) and keeps the address range for a later request of that size.
 struct Region {
   char* base = nullptr;
   size_t used = 0;

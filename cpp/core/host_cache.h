@@ -3,8 +3,9 @@
 // zeroing), then unmapped when freed, so a training step that allocates the same activations
 // every iteration pays for every page again. Freed buffers of 128 KiB and more go to a free
 // list per size class instead and serve the next request of that class; the cache keeps at
-// most 1 GiB (a release past that frees the buffer). Buffers of 2 MiB and more are placed on
-// transparent huge pages where the system grants them (fewer TLB misses). Builds with
+// most 1 GiB (a release past that frees the buffer). These buffers lie on transparent huge
+// pages where the system grants them (fewer TLB misses): from 2 MiB each in a mapping of its
+// own, below that cut from one reserved region (see host_cache.cpp). Builds with
 // AddressSanitizer bypass the cache, so use-after-free stays detectable.
 #pragma once
 #include <cstddef>
