@@ -34,6 +34,8 @@ constexpr size_t kHugePage = size_t(2) << 20;
 constexpr size_t kPage = size_t(4) << 10;
 constexpr size_t kRegionBytes = size_t(4) << 30;
 
+constexpr uintptr_t round_up(uintptr_t n, size_t step) { return (n + step - 1) / step * step; }
+
 // Buffers from 128 KiB up to 2 MiB are cut one after another from a region of address space
 // reserved at the first such request and advised for huge pages, so that neighbouring buffers
 // share huge pages (a mapping of their own would be too small for one). Measured against huge
@@ -85,14 +87,14 @@ void advise_huge(void* p, size_t length) {
 // whatever the heap puts there next. Where the system grants no huge pages the advice is
 // ignored.
 bool mapped_on_its_own(size_t nbytes) { return kCaching && nbytes >= kHugePage; }
-size_t mapped_length(size_t nbytes) { return (nbytes + kPage - 1) / kPage * kPage; }
+size_t mapped_length(size_t nbytes) { return round_up(nbytes, kPage); }
 
 void* map_huge(size_t nbytes) {
   const size_t length = mapped_length(nbytes), slack = kHugePage - kPage;
   void* raw = mmap(nullptr, length + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
   const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (begin + kHugePage - 1) / kHugePage * kHugePage;
+  const uintptr_t aligned = round_up(begin, kHugePage);
   if (aligned > begin) munmap(raw, aligned - begin);
   if (aligned + length < begin + length + slack)
     munmap(reinterpret_cast<void*>(aligned + length), begin + length + slack - (aligned + length));
@@ -103,7 +105,7 @@ void* map_huge(size_t nbytes) {
 
 void* system_allocate(size_t nbytes) {
   if (mapped_on_its_own(nbytes)) return map_huge(nbytes);
-  return std::aligned_alloc(kAlign, (nbytes + kAlign - 1) / kAlign * kAlign);
+  return std::aligned_alloc(kAlign, round_up(nbytes, kAlign));
 }
 
 void system_release(void* ptr, size_t nbytes) noexcept {
@@ -126,8 +128,7 @@ void* cut_from_region(Cache& c, size_t size) {
     void* raw = mmap(nullptr, kRegionBytes + kHugePage, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED) return nullptr;
-    const uintptr_t aligned = (reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) / kHugePage * kHugePage;
-    r.base = reinterpret_cast<char*>(aligned);
+    r.base = reinterpret_cast<char*>(round_up(reinterpret_cast<uintptr_t>(raw), kHugePage));
     advise_huge(r.base, kRegionBytes);
   }
   if (!r.base || r.used + size > kRegionBytes) return nullptr;

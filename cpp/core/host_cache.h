@@ -27,7 +27,8 @@ struct HostCacheStats {
 void* host_allocate(size_t nbytes);
 // `nbytes` must be the size given to host_allocate.
 void host_release(void* ptr, size_t nbytes) noexcept;
-// Frees every cached buffer.
+// Returns every cached buffer's memory to the system (buffers cut from the medium-size
+// region keep their addresses for later requests of their size).
 void host_empty_cache();
 HostCacheStats host_cache_stats();
 
