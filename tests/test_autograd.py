@@ -106,6 +106,42 @@ def test_view_gradient_does_not_write_into_a_gradient_held_elsewhere():
     np.testing.assert_array_equal(x.grad.numpy(), [[11.0, 11.0], [1.0, 1.0]])
 
 
+PICKS = {  # parts of the (3, B, H, S, D) view picked by each case, as index expressions
+    "q, k and v": [0, 1, 2],
+    "two of three (the rest stays zero)": [2, 0],
+    "overlapping slices": [slice(0, 2), slice(1, 3)],
+    "one part twice": [1, 1],
+    "a strided slice and a select": [slice(None, None, 2), 1],
+    "a select and the whole view": [0, slice(None)],
+}
+
+
+@pytest.mark.parametrize("case", PICKS)
+def test_gradients_of_parts_picked_from_a_permuted_projection(case):
+    # The attention pattern: one projection reshaped to (B, S, 3, H, D), permuted to
+    # (3, B, H, S, D) and split. The engine writes each part's gradient into a buffer laid
+    # out like the projection, zeros only what no part covers, and adds where parts overlap.
+    rng = np.random.default_rng(1)
+    b, s, h, d = 2, 5, 2, 3
+    values = rng.standard_normal((b, s, 3 * h * d))
+    weights = [rng.standard_normal(np.empty((3, b, h, s, d))[pick].shape) for pick in PICKS[case]]
+
+    def loss_of(x):
+        t = lm.permute(lm.reshape(x * 1.0, (b, s, 3, h, d)), (2, 0, 3, 1, 4))
+        return sum(lm.sum(t[pick] * lm.tensor(w, dtype="float64")) for pick, w in zip(PICKS[case], weights))
+
+    x = f64(values)
+    loss = loss_of(x)
+    for _ in range(4):  # freed memory full of NaN: a buffer's unset values would show
+        lm.full(values.shape, float("nan"), dtype="float64")
+    loss.backward()
+    dt = np.zeros((3, b, h, s, d))
+    for pick, w in zip(PICKS[case], weights):
+        dt[pick] += w
+    np.testing.assert_allclose(x.grad.numpy(), dt.transpose(1, 3, 0, 2, 4).reshape(values.shape), rtol=1e-12)
+    check_grad(case, loss_of, [values])
+
+
 def test_backward_needs_gradient_for_non_scalars():
     x = f64([1.0, 2.0])
     check_errors(lambda: (x * 2).backward(), [((), RuntimeError, "only for scalar outputs, got shape (2,)")])

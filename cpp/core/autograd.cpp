@@ -1,5 +1,7 @@
 #include "core/autograd.h"
 
+#include <algorithm>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -8,6 +10,7 @@
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/elementwise.h"
+#include "ops/shape_ops.h"
 
 namespace lamina {
 
@@ -148,14 +151,48 @@ Tensor conform(const Tensor& g, const InputMeta& meta, const char* node_name) {
 
 Tensor own(const Tensor& g) { return exclusively_owned(g) ? g : clone(g); }
 
-// Adds a view's gradient g into that view of its input's gradient buffer `acc` (zeros when
-// nothing has arrived yet): one zero fill and a copy per view, where embedding each view's
-// gradient in its own zeros and summing cost a fill, a copy and a full add per view.
-void add_to_view(Tensor& acc, const InputMeta& meta, const std::function<Tensor(const Tensor&)>& view,
-                 const Tensor& g) {
-  if (!acc.defined()) acc = zeros(meta.shape, meta.dtype, g.device());
-  else if (!exclusively_owned(acc)) acc = clone(acc);
-  add_into(view(acc), g);
+// The strides that lay `shape` out densely in the axis order of `strides` (by decreasing
+// stride), when `strides` are those (sides of 1 aside): a permutation of a contiguous layout.
+std::optional<Shape> dense_permuted_strides(const Shape& shape, const Shape& strides) {
+  const size_t nd = shape.size();
+  if (strides.size() != nd) return std::nullopt;
+  std::vector<size_t> order(nd);
+  for (size_t i = 0; i < nd; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return strides[a] > strides[b]; });
+  Shape laid(nd);
+  int64_t step = 1;
+  for (size_t i = nd; i-- > 0;) {
+    const size_t axis = order[i];
+    if (shape[axis] != 1 && strides[axis] != step) return std::nullopt;
+    laid[axis] = step;
+    step *= shape[axis];
+  }
+  return laid;
+}
+
+// A gradient buffer of `meta`'s shape with unset values, laid out like `strides` when those
+// are a permutation of a contiguous layout, else contiguous.
+Tensor empty_laid_out(const InputMeta& meta, const Shape& strides, const Device& device) {
+  const int64_t n = checked_numel(meta.shape, "empty");
+  std::optional<Shape> laid = n > 0 ? dense_permuted_strides(meta.shape, strides) : std::nullopt;
+  if (!laid || *laid == contiguous_strides(meta.shape)) return Tensor::empty(meta.shape, meta.dtype, device);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Tensor::empty({n}, meta.dtype, device).storage();
+  impl->shape = meta.shape;
+  impl->strides = std::move(*laid);
+  impl->dtype = meta.dtype;
+  return Tensor(std::move(impl));
+}
+
+// Whether a gradient buffer may be written in place: nothing else holds it or its memory,
+// and no two of its elements share an address.
+bool writable_in_place(const Tensor& acc) {
+  return acc.impl_ptr().use_count() == 1 && acc.storage().use_count() == 1 &&
+         dense_permuted_strides(acc.shape(), acc.strides()).has_value();
+}
+
+void zero_fill(const Tensor& t) {
+  if (t.numel() > 0) copy_(t, zeros(t.shape(), t.dtype(), t.device()));
 }
 
 struct Engine {
@@ -189,6 +226,63 @@ struct Engine {
   // grad() mode: the nodes no captured input can be reached from. Their gradients are never
   // computed (a gradient with respect to a layer's input need not run the layers before it).
   std::unordered_set<Node*> irrelevant;
+
+  std::unordered_map<Node*, Tensor> buffer;  // the gradient gathered so far for each node's output
+  // Buffers that skipped their zero fill (see Node::PickedPart): the ranges of one axis
+  // written so far; every other value is unset until settled().
+  struct Written {
+    int64_t axis;
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+  };
+  std::unordered_map<Node*, Written> partly_written;
+
+  // buffer[n], with zeros wherever no view's gradient was written.
+  Tensor& settled(Node* n) {
+    Tensor& acc = buffer[n];
+    auto it = partly_written.find(n);
+    if (it == partly_written.end()) return acc;
+    Written w = std::move(it->second);
+    partly_written.erase(it);
+    std::sort(w.ranges.begin(), w.ranges.end());
+    int64_t from = 0;
+    for (const auto& [begin, end] : w.ranges) {
+      if (from < begin) zero_fill(slice(acc, w.axis, from, begin, 1));
+      from = std::max(from, end);
+    }
+    if (from < acc.shape()[size_t(w.axis)]) zero_fill(slice(acc, w.axis, from, std::nullopt, 1));
+    return acc;
+  }
+
+  // Writes the gradient g of a view that picks part of its input into that part of the
+  // input's gradient buffer: a copy into a buffer without a zero fill while the views
+  // arriving pick disjoint ranges of one axis (q, k and v of one projection), else an add
+  // into a settled buffer.
+  void add_to_view(const Node& view_node, const Tensor& g) {
+    Node* consumer = view_node.next[0].node.get();
+    const Node::PickedPart& pick = *view_node.picked_part;
+    Tensor& acc = buffer[consumer];
+    if (!acc.defined()) {
+      acc = empty_laid_out(view_node.inputs[0], pick.input_strides, g.device());
+      if (pick.axis >= 0) {
+        partly_written[consumer] = Written{pick.axis, {{pick.begin, pick.end}}};
+        copy_(pick.same_view(acc), g);
+        return;
+      }
+      zero_fill(acc);
+    } else if (auto it = partly_written.find(consumer); it != partly_written.end()) {
+      auto overlaps = [&](const std::pair<int64_t, int64_t>& r) { return r.first < pick.end && pick.begin < r.second; };
+      if (pick.axis == it->second.axis &&
+          std::none_of(it->second.ranges.begin(), it->second.ranges.end(), overlaps)) {
+        it->second.ranges.emplace_back(pick.begin, pick.end);
+        copy_(pick.same_view(acc), g);
+        return;
+      }
+      settled(consumer);
+    } else if (!writable_in_place(acc)) {
+      acc = clone(acc);
+    }
+    add_into(pick.same_view(buffer[consumer]), g);
+  }
   bool pruned(Node* n) const { return irrelevant.count(n) != 0; }
   // Whether n's input gradients can reach anything: always in backward(); in grad() mode only
   // through a kept node or a captured leaf.
@@ -233,7 +327,6 @@ struct Engine {
     check<ValueError>(roots.size() == grads.size(), "backward: got ", roots.size(), " tensors but ",
                       grads.size(), " gradients");
     std::unordered_map<Node*, int> deps;
-    std::unordered_map<Node*, Tensor> buffer;
     std::vector<Node*> stack;
     std::unordered_set<Node*> seen;
 
@@ -275,6 +368,7 @@ struct Engine {
       auto it = buffer.find(n);
       Tensor g;
       if (it != buffer.end()) {
+        settled(n);
         g = std::move(it->second);
         buffer.erase(it);
       }
@@ -292,8 +386,8 @@ struct Engine {
               "pass retain_graph=True the first time"));
         if (!feeds_anything(n)) {
           // grad() mode: a captured node whose inputs lead to nothing captured.
-        } else if (n->input_view && !create_graph && n->next.size() == 1 && n->next[0].node) {
-          add_to_view(buffer[n->next[0].node.get()], n->inputs[0], n->input_view, g);
+        } else if (n->picked_part && !create_graph && n->next.size() == 1 && n->next[0].node) {
+          add_to_view(*n, g);
         } else {
           try {
             input_grads = n->vjp(g);
@@ -313,7 +407,7 @@ struct Engine {
         Tensor gi = i < input_grads.size() ? std::move(input_grads[i]) : Tensor();
         if (gi.defined() && e.valid()) gi = conform(gi, n->inputs[i], n->name);
         if (e.node) {
-          if (gi.defined()) accumulate_into(buffer[e.node.get()], gi, create_graph);
+          if (gi.defined()) accumulate_into(settled(e.node.get()), gi, create_graph);
           if (--deps[e.node.get()] == 0) ready.push_back(e.node.get());
         } else if (e.leaf && gi.defined()) {
           deliver_leaf(e.leaf, gi);
@@ -338,14 +432,14 @@ std::vector<Tensor> ones_like_all(const std::vector<Tensor>& roots, const std::v
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
               bool create_graph) {
-  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}, {}};
+  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}, {}, {}, {}};
   engine.run(roots, ones_like_all(roots, grads));
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& roots, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grads, bool retain_graph, bool create_graph,
                          bool allow_unused) {
-  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}, {}};
+  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}, {}, {}, {}};
   engine.captured.resize(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];

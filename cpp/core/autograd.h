@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/tensor.h"
@@ -59,10 +60,21 @@ struct Node {
   std::vector<InputMeta> inputs;  // what each input gradient must look like
   VjpFn vjp;                      // returns one gradient per input (undefined = zero)
   std::weak_ptr<TensorImpl> retained_output;  // set by Tensor.retain_grad()
-  // Set for a view that picks part of its one input (select, slice): the same view of the
-  // input's gradient. The engine adds the view's gradient into that region of the input's
-  // gradient buffer instead of running vjp, which embeds it in a fresh zero tensor.
-  std::function<Tensor(const Tensor&)> input_view;
+  // Set for a view that picks part of its one input (select, slice). The engine writes the
+  // view's gradient into that region of the input's gradient buffer instead of running vjp,
+  // which embeds it in a fresh zero tensor.
+  struct PickedPart {
+    std::function<Tensor(const Tensor&)> same_view;  // the same view of the input's gradient
+    // The input's strides: when they order its axes densely (a permutation, as of q, k and v
+    // picked from one projection), the gradient buffer is laid out the same way, so the
+    // gradient leaves the inverse permutation contiguous and a reshape after it copies nothing.
+    Shape input_strides;
+    // The view is the indices [begin, end) of this axis (-1: not one range). Views that share
+    // an axis and do not overlap are copied into a buffer that skipped its zero fill; the
+    // engine zeros what none of them covered.
+    int64_t axis = -1, begin = 0, end = 0;
+  };
+  std::optional<PickedPart> picked_part;
   bool released = false;
   ~Node();
 };

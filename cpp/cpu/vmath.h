@@ -200,7 +200,7 @@ __attribute__((always_inline)) inline T gelu_erf(T x) {
 template <class T>
 __attribute__((always_inline)) inline T gelu_erf_grad(T g, T x) {
   const T cdf = T(0.5) * (T(1) + fast_erf(x * T(0.7071067811865476)));
-  return g * (cdf + x * T(0.3989422804014327) * fast_exp(T(-0.5) * x * x));  // pdf = e^(-x^2/2) / sqrt(2 pi)
+  return g * (cdf + x * T(0.3989422804014327) * fast_exp_nonpositive(T(-0.5) * x * x));  // pdf = e^(-x^2/2) / sqrt(2 pi)
 }
 template <class T>
 __attribute__((always_inline)) inline T fast_sigmoid(T x) {

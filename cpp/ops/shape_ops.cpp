@@ -223,14 +223,16 @@ Tensor embed_in_zeros(const Tensor& g, const Shape& in_shape, std::function<Tens
   return out;
 }
 
-// Records a view that picks part of `a`: its backward embeds the gradient in zeros, and the
-// engine may instead add it into the matching region of a's gradient (Node::input_view).
-void record_view(const char* name, const Tensor& a, Tensor& out, std::function<Tensor(const Tensor&)> same_view) {
+// Records a view that picks part of `a` (the indices [begin, end) of `axis` when it is one
+// range): its backward embeds the gradient in zeros, and the engine may instead write it into
+// the matching region of a's gradient (Node::picked_part).
+void record_view(const char* name, const Tensor& a, Tensor& out, std::function<Tensor(const Tensor&)> same_view,
+                 int64_t axis, int64_t begin, int64_t end) {
   Shape in_shape = a.shape();
   record(name, {a}, out, [in_shape, same_view](const Tensor& g) -> std::vector<Tensor> {
     return {embed_in_zeros(g, in_shape, same_view)};
   });
-  out.grad_fn()->input_view = std::move(same_view);
+  out.grad_fn()->picked_part = Node::PickedPart{std::move(same_view), a.strides(), axis, begin, end};
 }
 
 }  // namespace
@@ -261,7 +263,8 @@ Tensor slice(const Tensor& a, int64_t axis, std::optional<int64_t> start_in, std
     if (step == 1 && start == 0 && len == n)  // the whole axis (t[:]): the gradient passes through
       record("slice", {a}, out, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
     else
-      record_view("slice", a, out, [=](const Tensor& z) { return slice(z, d, start_in, stop_in, step); });
+      record_view("slice", a, out, [=](const Tensor& z) { return slice(z, d, start_in, stop_in, step); },
+                  step == 1 ? d : -1, start, start + len);
   }
   return out;
 }
@@ -277,7 +280,8 @@ Tensor select(const Tensor& a, int64_t axis, int64_t index) {
   shape.erase(shape.begin() + d);
   strides.erase(strides.begin() + d);
   Tensor out = Tensor::view_of(a, shape, strides, offset);
-  if (needs_grad({&a})) record_view("select", a, out, [=](const Tensor& z) { return select(z, d, index); });
+  if (needs_grad({&a}))
+    record_view("select", a, out, [=](const Tensor& z) { return select(z, d, index); }, d, index, index + 1);
   return out;
 }
 
