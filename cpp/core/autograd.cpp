@@ -191,10 +191,6 @@ bool writable_in_place(const Tensor& acc) {
          dense_permuted_strides(acc.shape(), acc.strides()).has_value();
 }
 
-void zero_fill(const Tensor& t) {
-  if (t.numel() > 0) copy_(t, zeros(t.shape(), t.dtype(), t.device()));
-}
-
 struct Engine {
   bool retain_graph;
   bool create_graph;
@@ -246,10 +242,10 @@ struct Engine {
     std::sort(w.ranges.begin(), w.ranges.end());
     int64_t from = 0;
     for (const auto& [begin, end] : w.ranges) {
-      if (from < begin) zero_fill(slice(acc, w.axis, from, begin, 1));
+      if (from < begin) fill_memory(slice(acc, w.axis, from, begin, 1), 0.0);
       from = std::max(from, end);
     }
-    if (from < acc.shape()[size_t(w.axis)]) zero_fill(slice(acc, w.axis, from, std::nullopt, 1));
+    if (from < acc.shape()[size_t(w.axis)]) fill_memory(slice(acc, w.axis, from, std::nullopt, 1), 0.0);
     return acc;
   }
 
@@ -268,7 +264,7 @@ struct Engine {
         copy_(pick.same_view(acc), g);
         return;
       }
-      zero_fill(acc);
+      fill_memory(acc, 0.0);
     } else if (auto it = partly_written.find(consumer); it != partly_written.end()) {
       auto overlaps = [&](const std::pair<int64_t, int64_t>& r) { return r.first < pick.end && pick.begin < r.second; };
       if (pick.axis == it->second.axis &&

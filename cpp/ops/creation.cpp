@@ -15,10 +15,14 @@
 
 namespace lamina {
 
+void fill_memory(const Tensor& dst, double value) {
+  if (is_cuda(dst.device())) LAMINA_CUDA_BRANCH("full", cuda::fill("full", dst, value));
+  else cpu::fill(dst, value);
+}
+
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor out = Tensor::empty(shape, dtype, device);
-  if (is_cuda(device)) LAMINA_CUDA_BRANCH("full", cuda::fill("full", out, value));
-  else cpu::fill(out, value);
+  fill_memory(out, value);
   return out;
 }
 Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }

@@ -8,6 +8,9 @@ Tensor full(const Shape& shape, double value, DType dtype = DType::Float32, Devi
 Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = {});
 Tensor ones(const Shape& shape, DType dtype = DType::Float32, Device device = {});
 Tensor full_like_value(const Tensor& like, double value);  // same shape, dtype and device
+// Writes `value` into every element of `dst` (any strides, any device) and records no
+// history: for buffers nothing differentiates, such as the engine's gradient sums.
+void fill_memory(const Tensor& dst, double value);
 Tensor scalar_tensor(double value, DType dtype);
 Tensor arange(double start, double stop, double step, DType dtype);
 Tensor linspace(double start, double stop, int64_t num, bool endpoint, DType dtype);
