@@ -34,6 +34,11 @@ def _run(fn, arrays, device, grad):
     return result
 
 
+def _on_parts(fn):
+    """fn of the (3, B, H, S, D) view of a (B, S, 3 H D) projection, the attention input's split."""
+    return lambda a: fn(lm.permute(lm.reshape(a * 1.0, (2, 5, 3, 2, 3)), (2, 0, 3, 1, 4)))
+
+
 # name, fn, input shapes, input range, differentiable
 UNARY = ["exp", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "square", "silu", "softplus", "erf", "floor"]
 CASES = [(f, (lambda f: lambda x: getattr(lm, f)(x))(f), [(7, 13)], (-2, 2), f != "floor") for f in UNARY]
@@ -58,6 +63,12 @@ CASES += [
     ("clip", lambda a: lm.clip(a, -0.5, 0.7), [(5, 7)], (-2, 2), True),
     ("strided_transpose", lambda a: lm.exp(a.T) * 2, [(6, 9)], (-2, 2), True),
     ("slice_view", lambda a: a[1:, ::2] * a[1:, ::2], [(7, 9)], (-2, 2), True),
+    # q, k, v picked from one projection: the engine's gradient buffer in the projection's
+    # layout, copies into the parts, zeros in place where no part lands, adds where they overlap.
+    ("picked_parts", _on_parts(lambda t: t[0] + 2 * t[1] + 3 * t[2]), [(2, 5, 18)], (-2, 2), True),
+    ("picked_parts_gap", _on_parts(lambda t: t[2] * t[0]), [(2, 5, 18)], (-2, 2), True),
+    ("picked_parts_overlap", _on_parts(lambda t: t[0:2] + t[1:3]), [(2, 5, 18)], (-2, 2), True),
+    ("picked_part_and_sum", _on_parts(lambda t: t[1] + lm.sum(t)), [(2, 5, 18)], (-2, 2), True),
     ("astype_f64", lambda a: a.astype("float64") * 3, [(5, 4)], (-2, 2), True),
     ("astype_bf16", lambda a: a.astype("bfloat16").astype("float32"), [(5, 4)], (-2, 2), True),
     ("sum_all", lambda a: lm.sum(a), [(7, 11)], (-2, 2), True),

@@ -192,6 +192,7 @@ bool writable_in_place(const Tensor& acc) {
 }
 
 struct Engine {
+  Engine(bool retain, bool create) : retain_graph(retain), create_graph(create) {}
   bool retain_graph;
   bool create_graph;
   // grad() mode: capture gradients here instead of accumulating into .grad.
@@ -428,14 +429,14 @@ std::vector<Tensor> ones_like_all(const std::vector<Tensor>& roots, const std::v
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
               bool create_graph) {
-  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}, {}, {}, {}};
+  Engine engine(retain_graph || create_graph, create_graph);
   engine.run(roots, ones_like_all(roots, grads));
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& roots, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grads, bool retain_graph, bool create_graph,
                          bool allow_unused) {
-  Engine engine{retain_graph || create_graph, create_graph, {}, {}, {}, {}, {}, {}};
+  Engine engine(retain_graph || create_graph, create_graph);
   engine.captured.resize(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
