@@ -1,7 +1,8 @@
 """Fused training ops vs their composite references (plain lamina ops) and PyTorch:
 forward+backward of layer_norm, batch_norm, softmax_cross_entropy, BCE-with-logits, gelu and relu,
 one Adam / SGD-momentum update over an MLP's parameters (fused: one native call), and the
-gradients of views: q, k, v taken apart from one tensor (the transformer's attention input).
+gradients of views: q, k, v taken apart from one tensor, directly and as the transformer does
+(a (B, S, 3 H D) projection reshaped and permuted to (3, B, H, S, D)).
 Columns `x / fused` above 1: the fused op is faster.
 Run: PYTHONPATH=python python bench/fused.py [--rounds N] [--cpu-time] [--only layer_norm,bce]
 --rounds N times each framework N times, interleaved, and reports the medians (the machine's
@@ -109,6 +110,15 @@ def main():
     case("q, k, v = y[0], y[1], y[2]", [qkv], lambda y: y[0] * 1.0 + y[1] * 2.0 + y[2] * 3.0,
          lambda y: sum(lm.sum(y * pick[i], 0) * float(i + 1) for i in range(3)),
          lambda y: y[0] * 1.0 + y[1] * 2.0 + y[2] * 3.0)
+    # The transformer's form: one (B, S, 3 H D) projection viewed as (3, B, H, S, D). Its
+    # gradient buffer takes the projection's layout, so the reshape's backward copies nothing.
+    proj = RNG.standard_normal((32, 128, 3 * 4 * 32)).astype(np.float32)
+    pick5 = [lm.tensor(np.eye(3, dtype=np.float32)[i].reshape(3, 1, 1, 1, 1)) for i in range(3)]
+    lm_split = lambda y: lm.permute(lm.reshape(y * 1.0, (32, 128, 3, 4, 32)), (2, 0, 3, 1, 4))
+    weighted = lambda t: t[0] * 1.0 + t[1] * 2.0 + t[2] * 3.0
+    case("q, k, v from a permuted projection", [proj], lambda y: weighted(lm_split(y)),
+         lambda y: (lambda t: sum(lm.sum(t * pick5[i], 0) * float(i + 1) for i in range(3)))(lm_split(y)),
+         lambda y: weighted((y * 1.0).reshape(32, 128, 3, 4, 32).permute(2, 0, 3, 1, 4)))
     if rows:
         print_table("gradients of views, forward + backward (time per call)", rows, ["fused", "composite", "torch"],
                     "fused")
